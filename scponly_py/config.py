@@ -1,0 +1,187 @@
+"""Loading /etc/scponly-py/config.toml safely and fast.
+
+The file's path is fixed: a user must not be able to choose it. It must be a
+regular file owned by root and not writable by group or others, in a directory
+with the same properties; otherwise every login is refused (fail closed).
+A missing directory or file means the built-in defaults.
+
+Parsing TOML costs ~33 ms per login (`tomllib` imports `re`), three times the
+interpreter's own start-up. So `scponly-py check-config` (run as root) writes
+a compiled form next to it, `config.compiled`: the validated, normalised
+config serialised with `marshal` (a built-in module), stamped with the
+source's device, inode, size, mtime and ctime and with this package's version.
+A login trusts the compiled form only if it passes the same ownership checks
+and its stamp matches the source exactly; otherwise it parses the TOML itself
+(slow but correct) and says so in syslog.
+"""
+
+from __future__ import annotations
+
+import marshal
+import os
+
+from scponly_py import __version__
+from scponly_py.policy import ConfigError, default_config, normalise
+
+CONFIG_DIR = "/etc/scponly-py"
+CONFIG_NAME = "config.toml"
+COMPILED_NAME = "config.compiled"
+COMPILED_FORMAT = 1
+MAX_CONFIG_SIZE = 1024 * 1024
+
+
+class LoadedConfig:
+    """A normalised config plus how it was obtained (for logs and `explain`)."""
+
+    __slots__ = ("config", "source")
+
+    def __init__(self, config: dict[str, object], source: str) -> None:
+        self.config = config
+        self.source = source  # "compiled", "toml", "defaults" or a file path
+
+
+def _check_owner(stat_result: os.stat_result, what: str) -> None:
+    if stat_result.st_uid != 0:
+        raise ConfigError(f"{what} is not owned by root")
+    if stat_result.st_mode & 0o022:
+        raise ConfigError(f"{what} is writable by group or others")
+
+
+def _open_checked(name: str, dir_fd: int, what: str) -> int | None:
+    """Open a root-owned regular file in the config directory; None if it does not exist."""
+    try:
+        fd = os.open(
+            name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd
+        )
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        raise ConfigError(f"cannot open {what}: {error.strerror}") from None
+    try:
+        info = os.fstat(fd)
+        if (info.st_mode & 0o170000) != 0o100000:
+            raise ConfigError(f"{what} is not a regular file")
+        _check_owner(info, what)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _read_all(fd: int, what: str) -> bytes:
+    chunks = []
+    total = 0
+    while True:
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            return b"".join(chunks)
+        total += len(chunk)
+        if total > MAX_CONFIG_SIZE:
+            raise ConfigError(f"{what} is larger than {MAX_CONFIG_SIZE} bytes")
+        chunks.append(chunk)
+
+
+def source_stamp(info: os.stat_result) -> tuple[int, int, int, int, int]:
+    """What must not change between compiling and trusting the compiled form."""
+    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+
+
+def parse_toml(data: bytes, what: str) -> dict[str, object]:
+    """Parse and validate TOML text (imports tomllib: only on the slow path and in admin tools)."""
+    import tomllib  # noqa: PLC0415 - deliberately lazy, see module docstring
+
+    try:
+        text = data.decode("utf-8")
+        raw = tomllib.loads(text)
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+        raise ConfigError(f"{what}: {error}") from None
+    return normalise(raw)
+
+
+def _load_compiled(dir_fd: int, stamp: tuple[int, ...] | None) -> dict[str, object] | None:
+    fd = _open_checked(COMPILED_NAME, dir_fd, f"{CONFIG_DIR}/{COMPILED_NAME}")
+    if fd is None:
+        return None
+    try:
+        data = _read_all(fd, COMPILED_NAME)
+    finally:
+        os.close(fd)
+    try:
+        envelope = marshal.loads(data)  # noqa: S302 - root-owned file, checked above
+    except (EOFError, ValueError, TypeError):
+        return None
+    if (
+        not isinstance(envelope, dict)
+        or envelope.get("format") != COMPILED_FORMAT
+        or envelope.get("version") != __version__
+        or envelope.get("stamp") != stamp
+        or stamp is None
+    ):
+        return None
+    return envelope.get("config")  # type: ignore[return-value]
+
+
+def load(config_dir: str = CONFIG_DIR) -> LoadedConfig:
+    """The system configuration, checked; raises `ConfigError` when logins must be refused."""
+    try:
+        dir_fd = os.open(config_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return LoadedConfig(default_config(), "defaults")
+    except OSError as error:
+        raise ConfigError(f"cannot open {config_dir}: {error.strerror}") from None
+    try:
+        _check_owner(os.fstat(dir_fd), config_dir)
+        source_fd = _open_checked(CONFIG_NAME, dir_fd, f"{config_dir}/{CONFIG_NAME}")
+        if source_fd is None:
+            return LoadedConfig(default_config(), "defaults")
+        try:
+            stamp = source_stamp(os.fstat(source_fd))
+            compiled = _load_compiled(dir_fd, stamp)
+            if compiled is not None:
+                return LoadedConfig(compiled, "compiled")
+            data = _read_all(source_fd, CONFIG_NAME)
+        finally:
+            os.close(source_fd)
+        return LoadedConfig(parse_toml(data, f"{config_dir}/{CONFIG_NAME}"), "toml")
+    finally:
+        os.close(dir_fd)
+
+
+def compile_system_config(config_dir: str = CONFIG_DIR) -> dict[str, object]:
+    """Validate the system config and write `config.compiled` atomically (run as root)."""
+    dir_fd = os.open(config_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        _check_owner(os.fstat(dir_fd), config_dir)
+        source_fd = _open_checked(CONFIG_NAME, dir_fd, f"{config_dir}/{CONFIG_NAME}")
+        if source_fd is None:
+            raise ConfigError(f"{config_dir}/{CONFIG_NAME} does not exist")
+        try:
+            stamp = source_stamp(os.fstat(source_fd))
+            config = parse_toml(_read_all(source_fd, CONFIG_NAME), f"{config_dir}/{CONFIG_NAME}")
+        finally:
+            os.close(source_fd)
+        envelope = {
+            "format": COMPILED_FORMAT,
+            "version": __version__,
+            "stamp": stamp,
+            "config": config,
+        }
+        temporary = f".{COMPILED_NAME}.{os.getpid()}"
+        fd = os.open(
+            temporary,
+            os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+            0o644,
+            dir_fd=dir_fd,
+        )
+        try:
+            os.fchmod(fd, 0o644)
+            data = memoryview(marshal.dumps(envelope))
+            while data:
+                data = data[os.write(fd, data) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(temporary, COMPILED_NAME, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        return config
+    finally:
+        os.close(dir_fd)

@@ -1,0 +1,71 @@
+"""The security decision: a pure function of (request, policy).
+
+`decide()` reads no files, environment or clock; it tokenises the command,
+finds the program, lets the program's grammar validate it and build the argv,
+and returns `Allow` or `Refuse`. Tests, fuzzers and `scponly-py explain` call
+it directly; the login shell calls exactly the same function.
+"""
+
+from __future__ import annotations
+
+from scponly_py import childenv, programs, words
+from scponly_py.decision import Allow, Refusal, Refuse
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from scponly_py.policy import Policy
+    from scponly_py.request import Request
+
+
+def _is_rc_file_run(command_words: list[str]) -> bool:
+    """sshd runs ~/.ssh/rc as `shell -c '/bin/sh ~/.ssh/rc'` (absolute path since OpenSSH 8.x)."""
+    return (
+        len(command_words) == 2
+        and command_words[0] == "/bin/sh"
+        and (command_words[1] == ".ssh/rc" or command_words[1].endswith("/.ssh/rc"))
+    )
+
+
+def start_directory(request: Request, policy: Policy) -> str:
+    """Where the program starts: HOME, or HOME/start_dir."""
+    if not policy.start_dir:
+        return request.home
+    return f"{request.home.rstrip('/')}/{policy.start_dir}"
+
+
+def decide(request: Request, policy: Policy) -> Allow | Refuse:
+    """Allow exactly one exec, or refuse with a reason the client may read."""
+    try:
+        return _decide(request, policy)
+    except Refusal as refusal:
+        return Refuse(program="-", reason=refusal.reason)
+
+
+def _decide(request: Request, policy: Policy) -> Allow | Refuse:
+    if request.uid == 0:
+        raise Refusal("root may not use this shell")
+    if request.command is None:
+        raise Refusal("interactive login")
+    command_words = words.split(request.command)
+    if _is_rc_file_run(command_words):
+        raise Refusal("~/.ssh/rc is not run for this account")
+    program = programs.identify(command_words[0], policy.paths)
+    if program is None:
+        raise Refusal(f"command {command_words[0][:64]!r} is not allowed")
+    if program.NAME not in policy.programs:
+        return Refuse(
+            program=program.NAME, reason=f"{program.NAME} is not enabled for this account"
+        )
+    try:
+        arguments = program.check(command_words, policy, request)
+        path = policy.path(program.NAME)
+    except Refusal as refusal:
+        return Refuse(program=program.NAME, reason=refusal.reason)
+    return Allow(
+        argv=(path, *arguments),
+        cwd=start_directory(request, policy),
+        env=childenv.build(request, request.home),
+        path=path,
+        program=program.NAME,
+        umask=policy.umask,
+    )

@@ -1,0 +1,226 @@
+"""The configuration's meaning: strict validation and the per-user effective `Policy`.
+
+Input is the raw data of `/etc/scponly-py/config.toml` (already parsed into
+dicts by `config.py`); output is a normalised, plain-data config (what the
+compiled cache stores) and, for one user, an immutable `Policy`.
+
+Every key is known or the config is invalid: a typo must not silently widen
+access. Values are checked ASCII-exactly (no `int()` on user text, which
+accepts full-width digits and `'0_22'`).
+
+Merge order for one user, later wins key by key:
+built-in defaults < [defaults] < each matching [group.NAME] in the order the
+sections appear in the file < [user.NAME].
+"""
+
+from __future__ import annotations
+
+from scponly_py.records import Record
+
+PROGRAMS = ("sftp", "scp", "rsync", "unison", "svnserve", "winscp")
+# Programs that are exec'd and therefore need a path in [paths].
+EXECUTABLE_PROGRAMS = ("sftp", "scp", "rsync", "unison", "svnserve")
+ACCESS_MODES = ("read-write", "read-only", "write-only")
+LOG_LEVELS = ("info", "debug")
+
+BUILTIN_DEFAULTS: dict[str, object] = {
+    "programs": ("scp", "sftp"),
+    "access": "read-write",
+    "links": True,
+    "umask": 0o022,
+    "start_dir": "",
+    "log_level": "info",
+}
+BUILTIN_PATHS: dict[str, str] = {
+    "sftp": "/usr/lib/openssh/sftp-server",
+    "scp": "/usr/bin/scp",
+    "rsync": "/usr/bin/rsync",
+    "unison": "/usr/bin/unison",
+    "svnserve": "/usr/bin/svnserve",
+}
+SECTIONS = ("defaults", "paths", "group", "user")
+NAME_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+PATH_CHARACTERS = NAME_CHARACTERS | frozenset("/+@:,")
+
+
+class ConfigError(Exception):
+    """The configuration is invalid or unsafe; every login is refused until it is fixed."""
+
+
+class Policy(Record):
+    """What one user may do. Built only by `effective_policy` (or tests)."""
+
+    __slots__ = ("access", "links", "log_level", "paths", "programs", "start_dir", "umask")
+    access: str
+    links: bool
+    log_level: str
+    paths: tuple[tuple[str, str], ...]
+    programs: frozenset[str]
+    start_dir: str
+    umask: int
+
+    def path(self, program: str) -> str:
+        """Absolute path of `program` (KeyError if the config names none)."""
+        for name, path in self.paths:
+            if name == program:
+                return path
+        raise KeyError(program)
+
+
+def _check_programs(value: object, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ConfigError(f"{where}: programs must be a list of names")
+    unknown = [item for item in value if item not in PROGRAMS]
+    if unknown:
+        raise ConfigError(f"{where}: unknown program {unknown[0]!r} (known: {', '.join(PROGRAMS)})")
+    return tuple(sorted(set(value)))
+
+
+def _check_choice(choices: tuple[str, ...]):
+    def check(value: object, where: str) -> str:
+        if value not in choices:
+            raise ConfigError(f"{where}: must be one of {', '.join(choices)}, got {value!r}")
+        return value  # type: ignore[return-value]
+
+    return check
+
+
+def _check_bool(value: object, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where}: must be true or false")
+    return value
+
+
+def _check_umask(value: object, where: str) -> int:
+    if (
+        not isinstance(value, str)
+        or not 3 <= len(value) <= 4
+        or not all("0" <= char <= "7" for char in value)
+    ):
+        raise ConfigError(f'{where}: must be an octal string such as "0022", got {value!r}')
+    return int(value, 8)
+
+
+def _check_start_dir(value: object, where: str) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"{where}: must be a string")
+    if value == "":
+        return value
+    parts = value.split("/")
+    if (
+        value.startswith("/")
+        or not all(char in NAME_CHARACTERS or char == "/" for char in value)
+        or any(part in ("", ".", "..") for part in parts)
+        or len(value) > 255
+    ):
+        raise ConfigError(
+            f"{where}: must be a plain relative path inside HOME (letters, digits, . _ - /, "
+            f"no '..'), got {value!r}"
+        )
+    return value
+
+
+def _check_path(value: object, where: str) -> str:
+    if (
+        not isinstance(value, str)
+        or not value.startswith("/")
+        or len(value) > 1024
+        or not all(char in PATH_CHARACTERS for char in value)
+        or any(part in (".", "..") for part in value.split("/"))
+        or "//" in value
+        or value.endswith("/")
+    ):
+        raise ConfigError(f"{where}: must be a normalised absolute path, got {value!r}")
+    return value
+
+
+SETTING_CHECKS = {
+    "programs": _check_programs,
+    "access": _check_choice(ACCESS_MODES),
+    "links": _check_bool,
+    "umask": _check_umask,
+    "start_dir": _check_start_dir,
+    "log_level": _check_choice(LOG_LEVELS),
+}
+
+
+def _check_settings(table: object, where: str) -> dict[str, object]:
+    if not isinstance(table, dict):
+        raise ConfigError(f"[{where}] must be a table")
+    settings: dict[str, object] = {}
+    for key, value in table.items():
+        check = SETTING_CHECKS.get(key)
+        if check is None:
+            raise ConfigError(
+                f"[{where}]: unknown key {key!r} (known: {', '.join(SETTING_CHECKS)})"
+            )
+        settings[key] = check(value, f"[{where}] {key}")
+    return settings
+
+
+def _check_name(name: str, kind: str) -> str:
+    if not name or len(name) > 64 or not all(char in NAME_CHARACTERS for char in name):
+        raise ConfigError(f"invalid {kind} name {name!r} in a [{kind}.NAME] section")
+    return name
+
+
+def _check_sections(raw: dict[str, object], kind: str) -> tuple[tuple[str, dict], ...]:
+    """The [kind.NAME] sections in file order, each validated."""
+    sections = raw.get(kind, {})
+    if not isinstance(sections, dict):
+        raise ConfigError(f"[{kind}] must contain [{kind}.NAME] tables")
+    return tuple(
+        (_check_name(name, kind), _check_settings(table, f"{kind}.{name}"))
+        for name, table in sections.items()
+    )
+
+
+def normalise(raw: dict[str, object]) -> dict[str, object]:
+    """Validate the parsed TOML into plain data (str, int, bool, tuple, dict).
+
+    The result contains only types `marshal` can store, for the compiled cache.
+    """
+    unknown = [key for key in raw if key not in SECTIONS]
+    if unknown:
+        raise ConfigError(f"unknown section [{unknown[0]}] (known: {', '.join(SECTIONS)})")
+    defaults = dict(BUILTIN_DEFAULTS)
+    defaults.update(_check_settings(raw.get("defaults", {}), "defaults"))
+
+    paths = dict(BUILTIN_PATHS)
+    raw_paths = raw.get("paths", {})
+    if not isinstance(raw_paths, dict):
+        raise ConfigError("[paths] must be a table")
+    for name, path in raw_paths.items():
+        if name not in EXECUTABLE_PROGRAMS:
+            raise ConfigError(f"[paths]: unknown program {name!r}")
+        paths[name] = _check_path(path, f"[paths] {name}")
+
+    groups = _check_sections(raw, "group")
+    users = dict(_check_sections(raw, "user"))
+    return {"defaults": defaults, "paths": paths, "groups": groups, "users": users}
+
+
+def effective_policy(
+    config: dict[str, object], user: str, groups: tuple[str, ...] | frozenset[str]
+) -> Policy:
+    """The policy for `user` who belongs to `groups` (names), merged in the documented order."""
+    settings = dict(config["defaults"])  # type: ignore[arg-type]
+    member_of = set(groups)
+    for name, section in config["groups"]:  # type: ignore[attr-defined]
+        if name in member_of:
+            settings.update(section)
+    settings.update(config["users"].get(user, {}))  # type: ignore[attr-defined]
+    return Policy(
+        access=settings["access"],
+        links=settings["links"],
+        log_level=settings["log_level"],
+        paths=tuple(sorted(config["paths"].items())),  # type: ignore[attr-defined]
+        programs=frozenset(settings["programs"]),  # type: ignore[arg-type]
+        start_dir=settings["start_dir"],
+        umask=settings["umask"],
+    )
+
+
+def default_config() -> dict[str, object]:
+    """The configuration used when /etc/scponly-py/config.toml does not exist."""
+    return normalise({})

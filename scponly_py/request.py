@@ -1,0 +1,148 @@
+"""Who asks for what, from where: the `Request`, built from the process without trusting the client.
+
+Identity comes from `getuid()` and the passwd entry, never from USER or HOME.
+The command comes from `-c CMD` when we are the login shell, and from
+SSH_ORIGINAL_COMMAND only in forced-command mode (no arguments, or `-c`
+naming scponly-py itself, which is how sshd runs `ForceCommand scponly-py`
+through a user whose login shell is scponly-py).
+
+Arguments and environment are taken as the bytes the kernel gave us and
+decoded as UTF-8 with surrogateescape, so undecodable file names survive
+unchanged whatever locale the client asked for.
+"""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+
+from scponly_py.decision import Refusal
+from scponly_py.records import Record
+
+# Names under which a `-c` command means "run the forced command" (ourselves).
+OWN_NAMES = frozenset({"scponly-py", "scponly-pyc"})
+# Environment variables the child may inherit, after `childenv` checks them.
+PASSED_VARIABLES = ("LANG", "LANGUAGE", "SSH_CLIENT", "SSH_CONNECTION")
+PASSED_PREFIX = "LC_"
+MAX_ENVIRONMENT_VALUE = 256
+
+
+class Request(Record):
+    """One login's request; everything `decide()` needs and nothing it could fetch itself."""
+
+    __slots__ = ("client", "command", "environment", "gid", "groups", "home", "mode", "uid", "user")
+    client: str
+    command: str | None
+    environment: tuple[tuple[str, str], ...]
+    gid: int
+    groups: tuple[str, ...]
+    home: str
+    mode: str  # "login" (-c CMD), "forced" (SSH_ORIGINAL_COMMAND), "interactive"
+    uid: int
+    user: str
+
+
+def decode(raw: bytes) -> str:
+    """Bytes from the kernel to text, losslessly (surrogateescape)."""
+    return raw.decode("utf-8", "surrogateescape")
+
+
+def encode(text: str) -> bytes:
+    """The inverse of `decode`, for execve."""
+    return text.encode("utf-8", "surrogateescape")
+
+
+def names_itself(command: str) -> bool:
+    """True if `command` is just the path or name of scponly-py (sshd's ForceCommand form)."""
+    stripped = command.strip(" \t")
+    return bool(stripped) and " " not in stripped and stripped.rsplit("/", 1)[-1] in OWN_NAMES
+
+
+def command_and_mode(args: list[bytes], environment: dict[bytes, bytes]) -> tuple[str | None, str]:
+    """Work out the command and the mode from our arguments, as sshd passes them."""
+    if len(args) == 0:
+        original = environment.get(b"SSH_ORIGINAL_COMMAND")
+        if original is None:
+            return None, "interactive"
+        return decode(original), "forced"
+    if len(args) == 2 and args[0] == b"-c":
+        command = decode(args[1])
+        if names_itself(command):
+            original = environment.get(b"SSH_ORIGINAL_COMMAND")
+            if original is None:
+                return None, "interactive"
+            return decode(original), "forced"
+        return command, "login"
+    raise Refusal("unsupported invocation (expected no arguments or -c COMMAND)")
+
+
+def client_address(environment: dict[bytes, bytes]) -> str:
+    """The client's address from SSH_CONNECTION (for logs only), or '-'."""
+    connection = decode(environment.get(b"SSH_CONNECTION", b""))
+    address = connection.split(" ", 1)[0]
+    return address if address else "-"
+
+
+def passed_environment(environment: dict[bytes, bytes]) -> tuple[tuple[str, str], ...]:
+    """The client variables the child might keep (checked again by `childenv`)."""
+    kept = []
+    for raw_name, raw_value in environment.items():
+        name = decode(raw_name)
+        if (name in PASSED_VARIABLES or name.startswith(PASSED_PREFIX)) and len(
+            raw_value
+        ) <= MAX_ENVIRONMENT_VALUE:
+            kept.append((name, decode(raw_value)))
+    return tuple(sorted(kept))
+
+
+def group_names(gid: int, gids: list[int]) -> tuple[str, ...]:
+    """Names of the primary group and of every supplementary group of this process."""
+    names = []
+    for number in dict.fromkeys([gid, *gids]):
+        try:
+            names.append(grp.getgrgid(number).gr_name)
+        except KeyError:
+            continue
+    return tuple(names)
+
+
+def from_process(args: list[bytes], environment: dict[bytes, bytes]) -> Request:
+    """Build the request of the running login (impure: reads uid, passwd, groups)."""
+    command, mode = command_and_mode(args, environment)
+    uid = os.getuid()
+    try:
+        entry = pwd.getpwuid(uid)
+    except KeyError:
+        raise Refusal(f"uid {uid} has no passwd entry") from None
+    return Request(
+        client=client_address(environment),
+        command=command,
+        environment=passed_environment(environment),
+        gid=entry.pw_gid,
+        groups=group_names(entry.pw_gid, os.getgroups()),
+        home=entry.pw_dir,
+        mode=mode,
+        uid=uid,
+        user=entry.pw_name,
+    )
+
+
+def for_user(user: str, command: str | None, mode: str = "login") -> Request:
+    """A request as `user` would make it (for `explain`, tests): groups from the user database."""
+    try:
+        entry = pwd.getpwnam(user)
+    except KeyError:
+        raise Refusal(f"unknown user {user!r}") from None
+    gids = os.getgrouplist(entry.pw_name, entry.pw_gid)
+    return Request(
+        client="-",
+        command=command,
+        environment=(),
+        gid=entry.pw_gid,
+        groups=group_names(entry.pw_gid, gids),
+        home=entry.pw_dir,
+        mode=mode if command is not None else "interactive",
+        uid=entry.pw_uid,
+        user=entry.pw_name,
+    )

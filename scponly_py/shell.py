@@ -1,0 +1,130 @@
+"""The login shell's entry point: argv/env -> Request -> decide -> audit -> exec.
+
+This is the only place that sequences the impure steps. It never writes to
+stdout (that would corrupt the SFTP stream), answers every failure with one
+line on stderr, one syslog line and exit status 1, and catches everything so
+that no traceback reaches the client (fail closed).
+"""
+
+from __future__ import annotations
+
+import _signal
+import os
+import sys
+
+from scponly_py import audit, config
+from scponly_py import request as requests
+from scponly_py.decide import decide
+from scponly_py.decision import Refusal, Refuse
+from scponly_py.policy import ConfigError, effective_policy
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from scponly_py.decision import Allow
+    from scponly_py.policy import Policy
+    from scponly_py.request import Request
+
+ADMIN_COMMANDS = frozenset({b"explain", b"check-config", b"--help", b"-h", b"--version"})
+REFUSED = 1
+NOT_ISOLATED = (
+    "scponly-py is not running isolated (python -I); use the launcher written by "
+    "'scponly-py-setup install-shell' as the login shell"
+)
+
+
+def say(text: str) -> None:
+    """One line on stderr, with anything non-printable replaced; never raises."""
+    safe = "".join(char if char.isprintable() else "?" for char in text)
+    try:
+        os.write(2, (safe + "\n").encode("utf-8", "replace"))
+    except OSError:
+        pass
+
+
+def ensure_standard_fds() -> None:
+    """Open /dev/null on any of fds 0-2 that is closed, so no file we open lands there."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            os.open("/dev/null", os.O_RDWR)
+
+
+def refuse(request: Request | None, decision: Refuse, policy: Policy | None = None) -> int:
+    """Tell the client, log, and return the exit status."""
+    if request is not None and request.command is None and request.uid != 0:
+        enabled = ", ".join(sorted(policy.programs)) if policy else "sftp, scp"
+        say(f"This account is restricted to file transfers ({enabled}).")
+    else:
+        say(f"scponly-py: refused: {decision.reason}")
+    audit.log(audit.line(request, decision, os.getuid()), audit.NOTICE)
+    return REFUSED
+
+
+def execute(request: Request, decision: Allow) -> int:
+    """Replace this process with the allowed program; return only if that fails."""
+    encode = requests.encode
+    try:
+        os.umask(decision.umask)
+        os.chdir(decision.cwd)
+    except OSError as error:
+        reason = f"cannot change to directory {decision.cwd}: {error.strerror}"
+        return refuse(request, Refuse(program=decision.program, reason=reason))
+    # Python ignores SIGPIPE and SIGXFSZ; ignored signals survive exec.
+    _signal.signal(_signal.SIGPIPE, _signal.SIG_DFL)
+    _signal.signal(_signal.SIGXFSZ, _signal.SIG_DFL)
+    try:
+        os.execve(
+            encode(decision.path),
+            [encode(argument) for argument in decision.argv],
+            {encode(name): encode(value) for name, value in decision.env},
+        )
+    except OSError as error:
+        reason = f"cannot run {decision.path}: {error.strerror}"
+        return refuse(request, Refuse(program=decision.program, reason=reason))
+    return REFUSED  # not reached: execve does not return on success
+
+
+def login(args: list[bytes]) -> int:
+    """Handle one login (`-c CMD`, forced command, or interactive)."""
+    if not sys.flags.isolated:
+        return refuse(None, Refuse(program="-", reason=NOT_ISOLATED))
+    try:
+        request = requests.from_process(args, dict(os.environb))
+    except Refusal as refusal:
+        return refuse(None, Refuse(program="-", reason=refusal.reason))
+    try:
+        loaded = config.load()
+    except ConfigError as error:
+        return refuse(request, Refuse(program="-", reason=f"configuration error: {error}"))
+    if loaded.source == "toml":
+        audit.log(
+            "config.compiled is missing or stale; run 'scponly-py check-config' as root",
+            audit.WARNING,
+        )
+    policy = effective_policy(loaded.config, request.user, request.groups)
+    decision = decide(request, policy)
+    if not decision.allowed:
+        return refuse(request, decision, policy)  # type: ignore[arg-type]
+    audit.log(audit.line(request, decision, request.uid))
+    return execute(request, decision)  # type: ignore[arg-type]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry: admin subcommands, else a login; every failure is one line and exit 1."""
+    try:
+        ensure_standard_fds()
+        args = [os.fsencode(argument) for argument in (sys.argv if argv is None else argv)[1:]]
+        if args and args[0] in ADMIN_COMMANDS:
+            from scponly_py import cli  # noqa: PLC0415 - admin code stays off the login path
+
+            return cli.run([os.fsdecode(argument) for argument in args])
+        return login(args)
+    except BaseException as error:  # noqa: BLE001 - fail closed, never a traceback
+        say("scponly-py: refused: internal error")
+        audit.log(
+            f"decision=refuse uid={os.getuid()} reason=internal-error "
+            f"error={audit.escape(type(error).__name__)}",
+            audit.WARNING,
+        )
+        return REFUSED

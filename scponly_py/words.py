@@ -1,0 +1,120 @@
+"""Split an SSH command string into words the way a POSIX shell would, expanding nothing.
+
+The client's command is meant for a shell, so quoting follows POSIX (`'…'`,
+`"…"`, backslash), but anything a shell would *expand or act on* is refused
+rather than interpreted: `$`, backquotes, globs, `~`, braces, redirections,
+pipes, command separators, comments, history `!`. Only space and tab separate
+words (ASCII-exact: `str.split()` would also split on `\\x1c` or U+2028).
+Control characters, DEL, NUL and C1 controls are refused anywhere, quoted or
+not, because nothing legitimate needs them and they corrupt logs.
+
+Limits are explicit and refuse rather than truncate.
+"""
+
+from __future__ import annotations
+
+from scponly_py.decision import Refusal
+
+MAX_COMMAND_LENGTH = 16384
+MAX_WORDS = 1024
+
+SEPARATORS = " \t"
+# Characters a shell treats specially when unquoted. `]` and `}` are literal
+# on their own in bash, but refusing them keeps the rule easy to audit.
+UNQUOTED_SPECIAL = frozenset("|&;<>()$`*?[]{}~#!\"'\\")
+# Inside double quotes bash still expands `$` and backquotes.
+DOUBLE_QUOTED_EXPANDING = frozenset("$`")
+# Inside double quotes a backslash escapes only these.
+DOUBLE_QUOTED_ESCAPABLE = frozenset('$`"\\')
+
+
+def _refuse_control_characters(command: str) -> None:
+    for position, char in enumerate(command):
+        code = ord(char)
+        if (code < 0x20 and char != "\t") or 0x7F <= code <= 0x9F:
+            raise Refusal(f"control character {code:#04x} at position {position}")
+
+
+def split(command: str) -> list[str]:
+    """Return the words of `command`, or raise `Refusal` if a shell would do more than quote."""
+    if len(command) > MAX_COMMAND_LENGTH:
+        raise Refusal(f"command longer than {MAX_COMMAND_LENGTH} characters")
+    _refuse_control_characters(command)
+
+    words: list[str] = []
+    current: list[str] = []
+    in_word = False
+    index = 0
+    length = len(command)
+    while index < length:
+        char = command[index]
+        if char in SEPARATORS:
+            if in_word:
+                words.append("".join(current))
+                if len(words) > MAX_WORDS:
+                    raise Refusal(f"more than {MAX_WORDS} words")
+                current = []
+                in_word = False
+            index += 1
+            continue
+        in_word = True
+        if char == "'":
+            end = command.find("'", index + 1)
+            if end < 0:
+                raise Refusal("unterminated single quote")
+            current.append(command[index + 1 : end])
+            index = end + 1
+        elif char == '"':
+            index = _double_quoted(command, index + 1, current)
+        elif char == "\\":
+            if index + 1 >= length:
+                raise Refusal("backslash at end of command")
+            current.append(command[index + 1])
+            index += 2
+        elif char in UNQUOTED_SPECIAL:
+            raise Refusal(f"shell metacharacter {char!r} is not allowed unquoted")
+        else:
+            current.append(char)
+            index += 1
+    if in_word:
+        words.append("".join(current))
+        if len(words) > MAX_WORDS:
+            raise Refusal(f"more than {MAX_WORDS} words")
+    if not words:
+        raise Refusal("empty command")
+    return words
+
+
+def _double_quoted(command: str, index: int, current: list[str]) -> int:
+    """Append the body of a double-quoted string starting at `index`; return the index after it."""
+    length = len(command)
+    while index < length:
+        char = command[index]
+        if char == '"':
+            return index + 1
+        if char in DOUBLE_QUOTED_EXPANDING:
+            raise Refusal(f"shell expansion {char!r} inside double quotes is not allowed")
+        if char == "\\" and index + 1 < length and command[index + 1] in DOUBLE_QUOTED_ESCAPABLE:
+            current.append(command[index + 1])
+            index += 2
+            continue
+        current.append(char)
+        index += 1
+    raise Refusal("unterminated double quote")
+
+
+SAFE_UNQUOTED = frozenset(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789@%+=:,./-_"
+)
+
+
+def quote(word: str) -> str:
+    """Quote one word so that `split()` (and a POSIX shell) gives it back unchanged."""
+    if word and all(char in SAFE_UNQUOTED for char in word):
+        return word
+    return "'" + word.replace("'", "'\"'\"'") + "'"
+
+
+def join(words: list[str] | tuple[str, ...]) -> str:
+    """Quote and join words into one command string (for logs, explain, tests)."""
+    return " ".join(quote(word) for word in words)

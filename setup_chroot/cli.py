@@ -1,0 +1,55 @@
+"""scponly-py-setup: the administrator's tool (click)."""
+
+from __future__ import annotations
+
+import click
+
+from setup_chroot import launcher
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="scponly-py")
+def main() -> None:
+    """Install the scponly-py login shell, build and audit chroot jails, check sshd."""
+
+
+@main.command("install-shell")
+@click.option(
+    "--dest",
+    default="/usr/local/bin/scponly-py",
+    show_default=True,
+    help="Where to write the isolated launcher (the path you give to usermod -s).",
+)
+@click.option("--python", "python_path", default=None, help="Interpreter (default: this one).")
+@click.option("--register/--no-register", default=True, help="Add it to /etc/shells.")
+@click.option("--dry-run", is_flag=True, help="Print the launcher, write nothing.")
+def install_shell(dest: str, python_path: str | None, register: bool, dry_run: bool) -> None:
+    """Write the login-shell launcher that runs Python isolated (-I) and without site (-S)."""
+    interpreter = python_path or launcher.interpreter()
+    parent = launcher.package_parent()
+    if dry_run:
+        click.echo(launcher.render(interpreter, parent), nl=False)
+        for reason in launcher.check_tree(interpreter, parent):
+            click.echo(f"warning: {reason}", err=True)
+        return
+    try:
+        launcher.install(dest, interpreter, parent)
+    except launcher.UnsafeInstall as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"wrote {dest} ({interpreter} -IS, package in {parent})")
+    if register:
+        _register_shell(dest)
+
+
+def _register_shell(path: str, shells: str = "/etc/shells") -> None:
+    """Add `path` to /etc/shells once (chsh, PAM's pam_shells and FTP daemons check it)."""
+    try:
+        with open(shells, encoding="utf-8") as handle:
+            present = {line.strip() for line in handle}
+    except FileNotFoundError:
+        present = set()
+    if path in present:
+        return
+    with open(shells, "a", encoding="utf-8") as handle:
+        handle.write(path + "\n")
+    click.echo(f"added {path} to {shells}")

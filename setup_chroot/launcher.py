@@ -1,0 +1,119 @@
+"""The isolated launcher that is the real login shell.
+
+pip writes console scripts as `#!/path/to/python` with no flags, so a user
+who uploads `~/.local/lib/python3.X/site-packages/x.pth` (or sets PYTHON*
+variables through sshd) would run code on the next login, before any of our
+code runs. The launcher is a script whose shebang holds an absolute
+interpreter path and `-IS`: isolated mode (no PYTHON* variables, no user
+site-packages, no script directory on sys.path) and no `site` at all (no .pth
+files, no sitecustomize, and ~3 ms less start-up). The directory that holds
+the installed `scponly_py` package is appended to sys.path explicitly.
+
+Everything the launcher runs must be root-owned and not writable by group or
+others, and readable by the users who log in; `install` checks both.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+
+import scponly_py
+
+LAUNCHER_TEMPLATE = """#!{interpreter} -IS
+# scponly-py login shell, written by 'scponly-py-setup install-shell'.
+# Isolated (-I) and without site (-S): nothing a user uploads or sets can
+# change what Python loads. Do not edit; re-run install-shell instead.
+import sys
+sys.path.append({package_parent!r})
+from scponly_py.shell import main
+sys.exit(main())
+"""
+
+
+class UnsafeInstall(Exception):
+    """The interpreter or package could be changed by, or is unreadable to, ordinary users."""
+
+
+def package_parent() -> str:
+    """The directory that contains the installed `scponly_py` package."""
+    return os.path.dirname(os.path.dirname(os.path.abspath(scponly_py.__file__)))
+
+
+def interpreter() -> str:
+    """The real interpreter behind this one (a venv's python is a symlink to it)."""
+    return os.path.realpath(sys.executable)
+
+
+def render(interpreter_path: str, parent: str) -> str:
+    """The launcher's text."""
+    if any(char in interpreter_path for char in " \t\n") or len(interpreter_path) > 100:
+        raise UnsafeInstall(f"interpreter path {interpreter_path!r} cannot be used in a #! line")
+    return LAUNCHER_TEMPLATE.format(interpreter=interpreter_path, package_parent=parent)
+
+
+def unsafe_reasons(path: str, *, need_read: bool) -> list[str]:
+    """Why `path` (and each directory above it) is unsafe for a login shell to load."""
+    reasons = []
+    current = os.path.abspath(path)
+    first = True
+    while True:
+        info = os.stat(current)
+        if info.st_uid != 0:
+            reasons.append(f"{current} is not owned by root")
+        if info.st_mode & 0o022 and not (
+            stat.S_ISDIR(info.st_mode) and info.st_mode & stat.S_ISVTX
+        ):
+            reasons.append(f"{current} is writable by group or others")
+        if stat.S_ISDIR(info.st_mode) and not info.st_mode & 0o001:
+            reasons.append(
+                f"{current} is not searchable by other users (mode {info.st_mode & 0o7777:o})"
+            )
+        if first and need_read and not info.st_mode & 0o004:
+            reasons.append(f"{current} is not readable by other users")
+        first = False
+        if current == "/":
+            return reasons
+        current = os.path.dirname(current)
+
+
+def package_files(parent: str) -> list[str]:
+    """Every file of the scponly_py package (each must be safe and readable)."""
+    found = []
+    for directory, _subdirectories, files in os.walk(os.path.join(parent, "scponly_py")):
+        found.append(directory)
+        found.extend(os.path.join(directory, name) for name in files)
+    return found
+
+
+def check_tree(interpreter_path: str, parent: str) -> list[str]:
+    """All reasons the interpreter or package are unsafe or unusable for other users."""
+    reasons = unsafe_reasons(interpreter_path, need_read=False)
+    reasons += unsafe_reasons(parent, need_read=True)
+    for path in package_files(parent):
+        info = os.lstat(path)
+        if info.st_uid != 0 or info.st_mode & 0o022:
+            reasons.append(f"{path} is not root-owned or is writable by group or others")
+        if not info.st_mode & 0o004:
+            reasons.append(f"{path} is not readable by other users")
+    return reasons
+
+
+def install(destination: str, interpreter_path: str, parent: str, *, check: bool = True) -> str:
+    """Write the launcher atomically at `destination` (mode 0755); return its text."""
+    if check:
+        reasons = check_tree(interpreter_path, parent)
+        if reasons:
+            raise UnsafeInstall("; ".join(reasons[:5]))
+    text = render(interpreter_path, parent)
+    directory, name = os.path.split(os.path.abspath(destination))
+    temporary = os.path.join(directory, f".{name}.{os.getpid()}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o755)
+    try:
+        os.write(fd, text.encode())
+        os.fchmod(fd, 0o755)
+    finally:
+        os.close(fd)
+    os.rename(temporary, destination)
+    return text
