@@ -234,7 +234,7 @@ class Sandbox:
             "AcceptEnv LANG LC_* PYTHON*\n"
             "LogLevel VERBOSE\n"
             f"Subsystem sftp {SFTP_SERVER}\n"
-            f"{extra}"
+            + extra.replace("{launcher}", str(self.launcher)).replace("{root}", str(self.root))
         )
         log = self.sshd_log.open("ab")
         self.spawn([SSHD, "-D", "-e", "-f", str(config)], stderr=log, stdout=log)
