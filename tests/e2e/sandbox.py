@@ -13,6 +13,7 @@ Used by the e2e tests and by the README's demo (scripts/demo.py).
 
 from __future__ import annotations
 
+import compileall
 import ctypes
 import os
 import shutil
@@ -179,11 +180,27 @@ class Sandbox:
     # -- set-up steps -----------------------------------------------------------------------
 
     def _install_launcher(self) -> None:
-        """Write the isolated login-shell launcher the same way an administrator does."""
+        """Install the code under test and its isolated launcher as an administrator would.
+
+        The package is copied into the sandbox (root-owned, world-readable), so the
+        test users can load it wherever the repository itself happens to live.
+        """
         from setup_chroot import launcher  # noqa: PLC0415 - tests import the tool under test
 
+        library = self.root / "lib"
+        shutil.copytree(
+            Path(launcher.package_parent()) / "scponly_py",
+            library / "scponly_py",
+            ignore=shutil.ignore_patterns("__pycache__"),
+        )
+        for directory, _, files in os.walk(library):
+            os.chmod(directory, 0o755)  # noqa: S103 - test users must read it
+            for name in files:
+                os.chmod(os.path.join(directory, name), 0o644)
+        # Byte-compile as root, as pip does on install: users cannot write __pycache__.
+        compileall.compile_dir(str(library), quiet=1)
         interpreter = os.path.realpath(self.launcher_python)
-        launcher.install(str(self.launcher), interpreter, launcher.package_parent())
+        launcher.install(str(self.launcher), interpreter, str(library))
 
     def _make_keys(self) -> None:
         subprocess.run(
@@ -233,6 +250,8 @@ class Sandbox:
             "KbdInteractiveAuthentication no\n"
             "AcceptEnv LANG LC_* PYTHON*\n"
             "LogLevel VERBOSE\n"
+            "PrintMotd no\n"
+            "PrintLastLog no\n"
             f"Subsystem sftp {SFTP_SERVER}\n"
             + extra.replace("{launcher}", str(self.launcher)).replace("{root}", str(self.root))
         )
