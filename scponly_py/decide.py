@@ -61,10 +61,12 @@ def _decide(request: Request, policy: Policy) -> Allow | Refuse:
         path = policy.path(program.NAME)
     except Refusal as refusal:
         return Refuse(program=program.NAME, reason=refusal.reason)
+    # A program may need a HOME other than the user's (rsync: popt reads ~/.popt).
+    home = program.child_home(request) if hasattr(program, "child_home") else request.home
     return Allow(
         argv=(path, *arguments),
         cwd=start_directory(request, policy),
-        env=childenv.build(request, request.home),
+        env=childenv.build(request, home),
         path=path,
         program=program.NAME,
         umask=policy.umask,

@@ -9,13 +9,13 @@ client's word.
 
 from __future__ import annotations
 
-from scponly_py.programs import scp, sftp
+from scponly_py.programs import rsync, scp, sftp
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from types import ModuleType
 
-REGISTRY: tuple[ModuleType, ...] = (sftp, scp)
+REGISTRY: tuple[ModuleType, ...] = (sftp, scp, rsync)
 
 
 def identify(first_word: str, configured_paths: tuple[tuple[str, str], ...]) -> ModuleType | None:

@@ -1,0 +1,493 @@
+"""rsync in server mode, as a client runs it over ssh: `rsync --server [--sender] OPTS . PATHS`.
+
+Reference: rsync 3.5.0 `support/rrsync` (its option table is generated from
+`server_options()` in `options.c`, i.e. from what a real client sends) and
+rsync 3.5.0 `options.c` itself (the popt table and `server_options()`).
+Everything here is an allowlist: an option, a short letter or a form that is
+not listed is refused.
+
+Grammar (checked word by word, never with a regular expression):
+
+- argv[1] is exactly `--server`. Without it rsync is a *client* that runs
+  programs (`-e`/`--rsh`, `--rsync-path`) or a daemon (`--daemon --config`).
+- argv[2] may be exactly `--sender` (the server sends: a download). rsync
+  itself honours `--sender` anywhere on the line, so anywhere else it is
+  refused: it must not flip the direction behind the access check.
+- Options follow until the `.` word. rsync's popt *permutes* (an option after
+  the operands is still an option), so nothing that starts with `-` is
+  accepted after the `.` either, and the rebuilt argv puts `--` before `.`.
+- Short clusters are read letter by letter as popt reads them. `B` and `@`
+  take a number that must be attached (`-B1024`, `-@-1`); `e` takes the rest
+  of its cluster, which must be the protocol blob `.` + capability letters
+  (`-logDtpre.iLsfxCIvu`): on a server, `-e` is never a shell. A value-taking
+  letter at the end of a cluster (popt would then take the *next* word) is
+  refused.
+- Long options are `--name` or `--name=value`; the value-taking ones also in
+  the split form `--name value` (the client sends `--temp-dir DIR` so that a
+  shell could expand `~`). Values are checked by kind: a number, a size, a
+  name from a small character set, or a path confined to the user's area.
+
+Path-valued options (`--temp-dir`, `--partial-dir`, `--backup-dir`,
+`--compare-dest`, `--copy-dest`, `--link-dest`, `--files-from`) are confined
+to the user's area: a relative path without any `..` component (rsync
+resolves these against the destination directory or the start directory), or
+an absolute path equal to or below HOME, again without `..`. `--files-from=-`
+(the list comes over the connection) is always fine. This check is purely
+textual (`decide()` touches no file system), so a symlink the user owns can
+still lead elsewhere; the boundary for what the account can reach is its uid
+(and, for scponly-pyc, the chroot), exactly as for scp and sftp. The transfer
+operands themselves are not confined, for the same reason and to match scp
+and sftp.
+
+Refused, whatever the policy:
+`-s`/`--protect-args`/`--secluded-args` (the real arguments would then come
+over the connection, unchecked); `--rsh`/`-e VALUE`, `--rsync-path`,
+`--daemon`, `--config`, `--dparam`, `--detach` (a client or a daemon, not a
+server); `--write-batch`, `--only-write-batch`, `--read-batch` (write or read
+arbitrary batch files); `--log-file`, `--log-file-format` (append to a file of
+the client's choosing); `--copy-devices`, `--write-devices` (read or write
+device contents as file data), `--devices` (never sent by a client; see
+below); `--no-munge-links` (would cancel the policy's `--munge-links`),
+`--insecure-links` and `--trust-sender` (turn off rsync's own symlink and
+file-list defences); `--debug` (as rrsync); `--old-args`; `--copy-as`; the
+filter options (`--filter`, `--exclude`, `--include-from`, …: a real client
+sends filter rules over the protocol, never in argv); every client-only option
+(`--address`, `--port`, `--password-file`, `--early-input`, `-M`, `-P`, `-a`, …).
+
+`-D` (devices and specials) is accepted because `-a` puts it in the cluster
+(`-logDtpre.…`) and removing it, or adding `--no-D`, desynchronises the file
+list. Creating a device node needs CAP_MKNOD, which the child never has (the
+shell refuses uid 0 and scponly-pyc drops every capability before exec); what
+remains is FIFOs and sockets in places the user can write anyway. rsync 3.5.0
+has `--drop-D` for exactly this, but an older rsync at the policy's path would
+refuse the option and every upload would fail, so it is not added.
+
+Access modes:
+- read-only: `--sender` is required; deletion options and
+  `--remove-source-files`/`--remove-sent-files` are refused.
+- write-only: `--sender` is refused, deletion options are refused (rsync
+  reports every deleted name: a directory listing), `--files-from` must be
+  `-` (a path would make the server read a file), and `--whole-file` is added
+  so that the receiving server never sends block checksums of existing files
+  (which would let a client confirm guesses about files it may not read).
+  What remains is what sftp's stat also gives a write-only account: whether a
+  name exists, and its size and time (through the quick check).
+- `links = false`: `--munge-links` is added (symlinks a receiving rsync
+  creates get an unusable `/rsyncd-munged/` target; a sending rsync unmunges),
+  and when receiving, hard-link creation is refused (`-H`, `--hard-links`,
+  `--link-dest`). `-l` stays allowed because `-a` contains it and the munged
+  symlinks are inert; `-L`/`-k`/`-K` only follow links, they create none.
+
+Environment: rsync calls popt's `poptReadDefaultConfig()` before it has seen
+`--server` (options.c `parse_arguments`), so `$HOME/.popt` is read on every
+start; an entry such as `rsync exec --server /home/u/x` swallows `--server`
+and makes rsync exec the user's program (verified on 3.5.0). `child_home()`
+therefore gives the child HOME=/ (root-owned, in a jail too), and decide.py
+uses it. The only other use of HOME by a server is `-C`, which then no longer
+reads the user's `~/.cvsignore`.
+"""
+
+from __future__ import annotations
+
+from scponly_py.decision import Refusal
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from scponly_py.policy import Policy
+    from scponly_py.request import Request
+
+NAME = "rsync"
+# What clients send as the program name (the bare name unless --rsync-path).
+COMMAND_NAMES = frozenset({"rsync", "/usr/bin/rsync", "/bin/rsync", "/usr/local/bin/rsync"})
+
+# The child's HOME: a root-owned directory, so that popt's `$HOME/.popt` cannot
+# be written by the user (see the module docstring).
+CHILD_HOME = "/"
+
+MAX_VALUE_LENGTH = 4096
+MAX_BLOB_LENGTH = 32
+ASCII_LETTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+DIGITS = frozenset("0123456789")
+SUFFIX_CHARACTERS = ASCII_LETTERS | DIGITS | frozenset("._+~,:@=-")
+
+# Short letters without a value: rrsync's `short_no_arg` minus `s`.
+SHORT_FLAGS = frozenset("ACDEHIJKLNORSUWXbcdgklmnopqrtuvxyz")
+# Letters whose value is attached (`-B1024`, `-@-1`, `-e.iLsfxCIvu`).
+SHORT_WITH_VALUE = frozenset("B@e")
+SHORT_REFUSED = {
+    "s": "it makes rsync take its real arguments from the connection, unchecked",
+    "M": "it passes options to the remote side",
+    "f": "a client sends filter rules over the protocol, not as options",
+    "F": "a client sends filter rules over the protocol, not as options",
+    "T": "use --temp-dir",
+    "a": "a client sends -a as its letters",
+    "P": "a client sends -P as --partial",
+    "h": "it asks for help",
+    "V": "it asks for the version",
+    "i": "a client sends --log-format instead",
+    "0": "use --from0",
+}
+
+
+def _refuse_long(option: str, raw: str) -> None:
+    # Control characters never get here (the tokenizer refuses them); names in
+    # any encoding are legal in paths, so only the length is limited.
+    if len(raw) > MAX_VALUE_LENGTH:
+        raise Refusal(f"rsync {option} is too long")
+
+
+def _charset(allowed: str, what: str, max_length: int = 256) -> Callable[[str, str], str]:
+    characters = frozenset(allowed) | ASCII_LETTERS | DIGITS
+
+    def check(option: str, raw: str) -> str:
+        if not raw or len(raw) > max_length or not all(char in characters for char in raw):
+            raise Refusal(f"rsync option {option} needs {what}, got {raw[:64]!r}")
+        return raw
+
+    return check
+
+
+def _integer(negative: bool) -> Callable[[str, str], str]:
+    def check(option: str, raw: str) -> str:
+        digits = raw[1:] if negative and raw.startswith("-") else raw
+        if not 1 <= len(digits) <= 10 or not all(char in DIGITS for char in digits):
+            raise Refusal(f"rsync option {option} needs a decimal number, got {raw[:64]!r}")
+        return raw
+
+    return check
+
+
+def _size(option: str, raw: str) -> str:
+    """A size or rate as rsync reads it (`1024`, `1.5K`, `2MiB`, `100M+1`); rsync checks more."""
+    if (
+        not 1 <= len(raw) <= 24
+        or raw[0] not in DIGITS
+        or not all(char in DIGITS or char in ".KMGTPEkmgtpeIiBb+-" for char in raw)
+    ):
+        raise Refusal(f"rsync option {option} needs a size, got {raw[:64]!r}")
+    return raw
+
+
+def _stderr_mode(option: str, raw: str) -> str:
+    if not raw or not any(mode.startswith(raw) for mode in ("errors", "all", "client")):
+        raise Refusal(f"rsync option {option} must be errors, all or client")
+    return raw
+
+
+def _suffix(option: str, raw: str) -> str:
+    # rsync refuses a "/" itself; an empty suffix is legal with --backup-dir.
+    if len(raw) > 64 or not all(char in SUFFIX_CHARACTERS for char in raw):
+        raise Refusal(f"rsync option {option} needs a plain suffix, got {raw[:64]!r}")
+    return raw
+
+
+# A path value: marker object, checked against HOME by `_area_path`.
+PATH = "path"
+
+# Long options accepted: None = no value; a checker = value checked by kind;
+# PATH = a path confined to the user's area. Derived from rrsync's table.
+LONG_OPTIONS: dict[str, Callable[[str, str], str] | str | None] = {
+    "append": None,
+    "backup-dir": PATH,
+    "block-size": _size,
+    "bwlimit": _size,
+    "checksum-choice": _charset(",", "checksum names"),
+    "checksum-seed": _integer(negative=False),
+    "compare-dest": PATH,
+    "compress-choice": _charset(",", "a compression name"),
+    "compress-level": _integer(negative=True),
+    "compress-threads": _integer(negative=False),
+    "copy-dest": PATH,
+    "copy-unsafe-links": None,
+    "delay-updates": None,
+    "delete": None,
+    "delete-after": None,
+    "delete-before": None,
+    "delete-delay": None,
+    "delete-during": None,
+    "delete-excluded": None,
+    "delete-missing-args": None,
+    "dirs": None,
+    "existing": None,
+    "fake-super": None,
+    "files-from": PATH,
+    "force": None,
+    "from0": None,
+    "fsync": None,
+    "fuzzy": None,
+    "group": None,
+    "groupmap": _charset("*?[]:,._-", "a group map", 1024),
+    "hard-links": None,
+    "iconv": _charset("._:+-,", "a character set name", 64),
+    "ignore-errors": None,
+    "ignore-existing": None,
+    "ignore-missing-args": None,
+    "ignore-times": None,
+    "info": _charset(",", "info flags"),
+    "inplace": None,
+    "link-dest": PATH,
+    "links": None,
+    "list-only": None,
+    "log-format": _charset("%", "a log format of letters and %", 64),
+    "max-alloc": _size,
+    "max-delete": _integer(negative=True),
+    "max-size": _size,
+    "min-size": _size,
+    "mkpath": None,
+    "modify-window": _integer(negative=True),
+    "msgs2stderr": None,
+    "munge-links": None,
+    "new-compress": None,
+    "no-W": None,
+    "no-implied-dirs": None,
+    "no-msgs2stderr": None,
+    "no-r": None,
+    "no-relative": None,
+    "no-specials": None,
+    "numeric-ids": None,
+    "old-compress": None,
+    "one-file-system": None,
+    "open-noatime": None,
+    "owner": None,
+    "partial": None,
+    "partial-dir": PATH,
+    "perms": None,
+    "preallocate": None,
+    "recursive": None,
+    "remove-sent-files": None,
+    "remove-source-files": None,
+    "safe-links": None,
+    "size-only": None,
+    "skip-compress": _charset("/[]._-", "a list of suffixes", 1024),
+    "specials": None,
+    "stats": None,
+    "stderr": _stderr_mode,
+    "suffix": _suffix,
+    "super": None,
+    "temp-dir": PATH,
+    "timeout": _integer(negative=False),
+    "times": None,
+    "use-qsort": None,
+    "usermap": _charset("*?[]:,._-", "a user map", 1024),
+    "whole-file": None,
+}
+LONG_REFUSED = {
+    "rsh": "it names a program for rsync to run",
+    "rsync-path": "it names a program for rsync to run",
+    "daemon": "it starts an rsync daemon",
+    "config": "it starts an rsync daemon with a configuration file",
+    "dparam": "it starts an rsync daemon",
+    "detach": "it starts an rsync daemon",
+    "no-detach": "it starts an rsync daemon",
+    "protect-args": "it makes rsync take its real arguments from the connection, unchecked",
+    "secluded-args": "it makes rsync take its real arguments from the connection, unchecked",
+    "write-batch": "it writes a batch file",
+    "only-write-batch": "it writes a batch file",
+    "read-batch": "it reads a batch file",
+    "log-file": "it appends to a file of the client's choosing",
+    "log-file-format": "it belongs to --log-file",
+    "devices": "a client sends -D; device nodes are not created",
+    "copy-devices": "it reads device contents",
+    "write-devices": "it writes into device files",
+    "no-munge-links": "it would cancel the policy's --munge-links",
+    "insecure-links": "it turns off rsync's symlink defences",
+    "trust-sender": "it turns off rsync's file-list checks",
+    "old-args": "it changes how arguments are read",
+    "copy-as": "it is for root only",
+    "debug": "debug output is not allowed (as rrsync)",
+    "server": "--server must be the first argument, once",
+    "sender": "--sender is only accepted right after --server",
+    "filter": "a client sends filter rules over the protocol, not as options",
+    "exclude": "a client sends filter rules over the protocol, not as options",
+    "include": "a client sends filter rules over the protocol, not as options",
+    "exclude-from": "it reads a file; a client sends filter rules over the protocol",
+    "include-from": "it reads a file; a client sends filter rules over the protocol",
+    "password-file": "it is a client option that reads a file",
+    "early-input": "it is a daemon option that reads a file",
+    "remote-option": "it passes options to the remote side",
+    "confine-root": "the policy decides the confinement",
+}
+# Options that delete on the server (refused for read-only and write-only).
+DELETE_OPTIONS = frozenset(
+    {
+        "delete", "delete-after", "delete-before", "delete-delay", "delete-during",
+        "delete-excluded", "delete-missing-args", "force",
+    }
+)  # fmt: skip
+REMOVE_OPTIONS = frozenset({"remove-source-files", "remove-sent-files"})
+HARD_LINK_OPTIONS = frozenset({"hard-links", "link-dest"})
+
+
+def child_home(request: Request) -> str:
+    """HOME for the rsync child: never the user's own, so `~/.popt` is never read.
+
+    rsync reads popt's default configuration (`/etc/popt`, `/etc/popt.d/*`,
+    `$HOME/.popt`) before it knows it is a server; a user-written `~/.popt`
+    with `rsync exec --server PROGRAM` makes rsync run PROGRAM instead. `/` is
+    root-owned on every sane host and in every jail scponly-pyc accepts.
+    """
+    return CHILD_HOME
+
+
+def _area_path(option: str, raw: str, home: str) -> str:
+    """A path inside the user's area (see the module docstring) or `Refusal`."""
+    if not raw:
+        raise Refusal(f"rsync option {option} needs a path")
+    if ".." in raw.split("/"):
+        raise Refusal(f"rsync option {option} must not use '..'")
+    if raw.startswith("/"):
+        root = home.rstrip("/")
+        if not home.startswith("/") or not (raw == root or raw.startswith(root + "/")):
+            raise Refusal(f"rsync option {option} must name a path inside your home directory")
+    return raw
+
+
+def _check_blob(cluster: str, blob: str) -> None:
+    """The `-e` value on a server: `.` then capability letters, nothing else."""
+    if (
+        not blob
+        or blob[0] != "."
+        or len(blob) > MAX_BLOB_LENGTH
+        or not all(char in ASCII_LETTERS for char in blob[1:])
+    ):
+        raise Refusal(
+            f"rsync option -e is only allowed as the protocol blob -e.LETTERS, not {cluster[:60]!r}"
+        )
+
+
+def _short_cluster(word: str, seen_blob: bool) -> tuple[str, str, bool]:
+    """Validate one short cluster; return (word to exec, its flag letters, has blob)."""
+    letters = []
+    position = 1
+    while position < len(word):
+        letter = word[position]
+        position += 1
+        if letter in SHORT_FLAGS:
+            letters.append(letter)
+            continue
+        if letter not in SHORT_WITH_VALUE:
+            why = SHORT_REFUSED.get(letter)
+            detail = f" ({why})" if why else ""
+            raise Refusal(f"rsync option -{letter} is not allowed{detail}")
+        value = word[position:]
+        if letter == "e":
+            if seen_blob:
+                raise Refusal("rsync option -e given twice")
+            _check_blob(word, value)
+            return word, "".join(letters), True
+        if letters:
+            raise Refusal(f"rsync option -{letter} must be a word of its own (-{letter}NUMBER)")
+        if letter == "B":
+            _size("-B", value)
+        else:
+            _integer(negative=True)("-@", value)
+        return word, "", False
+    return word, "".join(letters), False
+
+
+class _Parsed:
+    """What the client asked for, after validation (mutable only while parsing)."""
+
+    __slots__ = ("blob", "letters", "longs", "words")
+
+    def __init__(self) -> None:
+        self.words: list[str] = []
+        self.letters: set[str] = set()
+        self.longs: set[str] = set()
+        self.blob = False
+
+
+def _parse_options(args: list[str], home: str) -> tuple[_Parsed, list[str]]:
+    """Parse the option words up to `.`; return them and the operands after `.`."""
+    parsed = _Parsed()
+    index = 0
+    while index < len(args):
+        word = args[index]
+        index += 1
+        if word == ".":
+            return parsed, args[index:]
+        if word.startswith("--"):
+            name, has_value, value = word[2:].partition("=")
+            kind = LONG_OPTIONS.get(name)
+            if kind is None and name not in LONG_OPTIONS:
+                why = LONG_REFUSED.get(name)
+                detail = f" ({why})" if why else ""
+                shown = word[:64] if not has_value else f"--{name[:64]}"
+                raise Refusal(f"rsync option {shown} is not allowed{detail}")
+            option = f"--{name}"
+            if kind is None:
+                if has_value:
+                    raise Refusal(f"rsync option {option} takes no value")
+                parsed.words.append(option)
+            else:
+                if not has_value:
+                    if index >= len(args):
+                        raise Refusal(f"rsync option {option} needs a value")
+                    value = args[index]
+                    index += 1
+                _refuse_long(f"option {option} value", value)
+                if kind == PATH:
+                    if not (name == "files-from" and value == "-"):
+                        value = _area_path(option, value, home)
+                else:
+                    value = kind(option, value)  # type: ignore[operator]
+                parsed.words.append(f"{option}={value}")
+            parsed.longs.add(name)
+            continue
+        if word.startswith("-") and len(word) > 1:
+            cluster, letters, blob = _short_cluster(word, parsed.blob)
+            parsed.words.append(cluster)
+            parsed.letters.update(letters)
+            parsed.blob = parsed.blob or blob
+            continue
+        raise Refusal(f"rsync options must end with '.' before the paths, got {word[:64]!r}")
+    raise Refusal("rsync server arguments must contain the '.' placeholder")
+
+
+def check(words: list[str], policy: Policy, request: Request) -> list[str]:
+    """Validate an rsync server command; return the argv (after argv[0]) to exec."""
+    if len(words) < 2 or words[1] != "--server":
+        raise Refusal("rsync is only allowed as a server (rsync --server ...)")
+    sender = len(words) > 2 and words[2] == "--sender"
+    parsed, operands = _parse_options(words[3 if sender else 2 :], request.home)
+
+    if policy.access == "read-only" and not sender:
+        raise Refusal("uploads are not allowed for this account (read-only)")
+    if policy.access == "write-only" and sender:
+        raise Refusal("downloads are not allowed for this account (write-only)")
+    if policy.access != "read-write":
+        deleting = sorted(parsed.longs & DELETE_OPTIONS)
+        if deleting:
+            raise Refusal(f"rsync option --{deleting[0]} is not allowed ({policy.access})")
+    if policy.access == "read-only":
+        removing = sorted(parsed.longs & REMOVE_OPTIONS)
+        if removing:
+            raise Refusal(f"rsync option --{removing[0]} is not allowed (read-only)")
+    if policy.access == "write-only":
+        reading = [word for word in parsed.words if word.startswith("--files-from=")]
+        if any(word != "--files-from=-" for word in reading):
+            raise Refusal("rsync --files-from must be '-' for a write-only account")
+    hard_links = "H" in parsed.letters or parsed.longs & HARD_LINK_OPTIONS
+    if not policy.links and not sender and hard_links:
+        raise Refusal("creating hard links is not allowed for this account")
+
+    if not operands:
+        raise Refusal("rsync needs a path after '.'")
+    for operand in operands:
+        if operand == "":
+            raise Refusal("rsync paths must not be empty")
+        if operand.startswith("-"):
+            raise Refusal(f"rsync option {operand[:64]!r} after the paths is not allowed")
+        _refuse_long("path", operand)
+    if not sender and len(operands) != 1:
+        raise Refusal("an rsync upload takes exactly one destination")
+
+    forced = []
+    if not policy.links:
+        forced.append("--munge-links")
+    if policy.access == "write-only":
+        forced.append("--whole-file")
+    argv = ["--server", *(["--sender"] if sender else []), *parsed.words, *forced]
+    return [*argv, "--", ".", *operands]
