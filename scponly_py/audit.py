@@ -8,7 +8,9 @@ undecodable bytes stay visible.
 
 from __future__ import annotations
 
-import syslog
+import _socket
+import posix
+import time
 
 from scponly_py import words
 
@@ -63,15 +65,51 @@ def line(request: Request | None, decision: Allow | Refuse, uid: int) -> str:
     return " ".join(f"{key}={escape(value)}" for key, value in fields)
 
 
-INFO = syslog.LOG_INFO
-NOTICE = syslog.LOG_NOTICE
-WARNING = syslog.LOG_WARNING
+FACILITY_AUTHPRIV = 10 << 3
+INFO = 6
+NOTICE = 5
+WARNING = 4
+LOG_SOCKET = "/dev/log"
+SEND_TIMEOUT = 2.0
+
+
+class AuditError(Exception):
+    """The decision could not be logged; an allowed login must then be refused."""
+
+
+class _Channel:
+    """The one datagram socket to syslog, connected lazily (or early, before a chroot)."""
+
+    socket: _socket.socket | None = None
+
+
+def connect() -> None:
+    """Connect to /dev/log now (the chroot shell calls this before chroot, like LOG_NDELAY)."""
+    if _Channel.socket is not None:
+        return
+    channel = _socket.socket(_socket.AF_UNIX, _socket.SOCK_DGRAM | _socket.SOCK_CLOEXEC)
+    channel.settimeout(SEND_TIMEOUT)
+    try:
+        channel.connect(LOG_SOCKET)
+    except OSError as error:
+        channel.close()
+        raise AuditError(f"cannot connect to {LOG_SOCKET}: {error.strerror}") from None
+    _Channel.socket = channel
 
 
 def log(text: str, priority: int = INFO) -> None:
-    """Send one line to syslog (authpriv); never raises: logging must not block a refusal."""
+    """Deliver one line to syslog (authpriv), or raise `AuditError` within SEND_TIMEOUT seconds.
+
+    glibc's syslog() is not used: it blocks for ever when the log daemon stops
+    reading, and it silently drops lines when /dev/log is missing. A login
+    whose decision cannot be recorded is refused instead (fail closed).
+    """
+    stamp = time.strftime("%b %d %H:%M:%S", time.localtime())
+    message = f"<{FACILITY_AUTHPRIV | priority}>{stamp} {IDENT}[{posix.getpid()}]: {text}"
     try:
-        syslog.openlog(IDENT, syslog.LOG_PID, syslog.LOG_AUTHPRIV)
-        syslog.syslog(priority, text)
-    except Exception:  # noqa: BLE001, S110 - a broken syslog must not turn a refusal into a traceback
-        pass
+        connect()
+        _Channel.socket.send(message.encode("utf-8", "surrogateescape"))  # type: ignore[union-attr]
+    except TimeoutError:
+        raise AuditError(f"{LOG_SOCKET} is not accepting messages") from None
+    except OSError as error:
+        raise AuditError(f"cannot write to {LOG_SOCKET}: {error.strerror}") from None

@@ -60,7 +60,10 @@ def refuse(request: Request | None, decision: Refuse, policy: Policy | None = No
         say(f"This account is restricted to file transfers ({enabled}).")
     else:
         say(f"scponly-py: refused: {decision.reason}")
-    audit.log(audit.line(request, decision, posix.getuid()), audit.NOTICE)
+    try:
+        audit.log(audit.line(request, decision, posix.getuid()), audit.NOTICE)
+    except audit.AuditError:
+        pass  # already refusing; the client has been told why
     return REFUSED
 
 
@@ -101,15 +104,21 @@ def login(args: list[bytes]) -> int:
     except ConfigError as error:
         return refuse(request, Refuse(program="-", reason=f"configuration error: {error}"))
     if loaded.source == "toml":
-        audit.log(
-            "config.compiled is missing or stale; run 'scponly-py check-config' as root",
-            audit.WARNING,
-        )
+        try:
+            audit.log(
+                "config.compiled is missing or stale; run 'scponly-py check-config' as root",
+                audit.WARNING,
+            )
+        except audit.AuditError:
+            pass  # the decision's own line below fails closed if logging is broken
     policy = effective_policy(loaded.config, request.user, request.groups)
     decision = decide(request, policy)
     if not decision.allowed:
         return refuse(request, decision, policy)  # type: ignore[arg-type]
-    audit.log(audit.line(request, decision, request.uid))
+    try:
+        audit.log(audit.line(request, decision, request.uid))
+    except audit.AuditError as error:
+        return refuse(request, Refuse(program=decision.program, reason=f"audit log: {error}"))
     return execute(request, decision)  # type: ignore[arg-type]
 
 
@@ -131,9 +140,12 @@ def main(argv: list[str] | None = None) -> int:
         return login(args)
     except BaseException as error:  # noqa: BLE001 - fail closed, never a traceback
         say("scponly-py: refused: internal error")
-        audit.log(
-            f"decision=refuse uid={posix.getuid()} reason=internal-error "
-            f"error={audit.escape(type(error).__name__)}",
-            audit.WARNING,
-        )
+        try:
+            audit.log(
+                f"decision=refuse uid={posix.getuid()} reason=internal-error "
+                f"error={audit.escape(type(error).__name__)}",
+                audit.WARNING,
+            )
+        except BaseException:  # noqa: BLE001, S110 - nothing more can be done; still refusing
+            pass
         return REFUSED
