@@ -84,6 +84,7 @@ class Sandbox:
         self.launcher_python = launcher_python
         self.holder: subprocess.Popen[bytes] | None = None
         self.processes: list[subprocess.Popen[bytes]] = []
+        self.syslog_process: subprocess.Popen[bytes] | None = None
         self.users: dict[str, User] = {}
         self.next_uid = FIRST_UID
         self.client_key = root / "client_key"
@@ -227,13 +228,22 @@ class Sandbox:
 
     def _start_syslog(self) -> None:
         self.syslog_path.touch()
+        self.restart_syslog()
+
+    def restart_syslog(self, script: str = SYSLOG_LISTENER) -> None:
+        """(Re)start the /dev/log listener; fault tests pass a misbehaving `script`."""
+        if self.syslog_process is not None:
+            self.syslog_process.kill()
+            self.syslog_process.wait()
+            self.processes.remove(self.syslog_process)
         process = self.spawn(
-            [sys.executable, "-I", "-c", SYSLOG_LISTENER, "/dev/log", str(self.syslog_path)],
+            [sys.executable, "-I", "-c", script, "/dev/log", str(self.syslog_path)],
             stdout=subprocess.PIPE,
         )
         assert process.stdout is not None
         if process.stdout.readline().strip() != b"ready":
             raise RuntimeError("syslog listener did not start")
+        self.syslog_process = process
 
     def _start_sshd(self, extra: str) -> None:
         config = self.root / "sshd_config"
