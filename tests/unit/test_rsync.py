@@ -680,23 +680,45 @@ TOKENS = [
     "rsync", "/usr/bin/rsync", "--write-batch=x", "--list-only",
 ]  # fmt: skip
 
-token_lists = st.lists(
-    st.one_of(
-        st.sampled_from(TOKENS),
-        st.text(
-            st.characters(min_codepoint=0x20, max_codepoint=0x7E) | st.sampled_from("é\udcff"),
-            min_size=1,
-            max_size=12,
+short_text = st.text(
+    st.characters(min_codepoint=0x20, max_codepoint=0x7E) | st.sampled_from("é\udcff"),
+    min_size=1,
+    max_size=12,
+)
+# Unstructured: anything at all after `rsync --server`.
+token_lists = st.lists(st.one_of(st.sampled_from(TOKENS), short_text), max_size=14)
+VALID_OPTIONS = [
+    "-e.LsfxCIvu", "-logDtpre.iLsfxCIvu", "-vvv", "-B1024", "-@-1", "-lHogDtpre.iL", "-z",
+    "--delete", "--partial", "--inplace", "--temp-dir=tmp", "--partial-dir", ".p",
+    "--files-from=-", "--munge-links", "--iconv=utf8", "--timeout=5", "--list-only",
+    "--remove-source-files", "--link-dest=/home/alice/prev", "--no-W", "--suffix=.b",
+]  # fmt: skip
+# Structured like a real client's command, so that many examples are allowed.
+structured = st.builds(
+    lambda sender, options, dot, operands: [*sender, *options, *dot, *operands],
+    st.sampled_from([[], ["--sender"]]),
+    st.lists(
+        st.one_of(
+            st.sampled_from(VALID_OPTIONS),
+            st.sampled_from(VALID_OPTIONS),
+            st.sampled_from(VALID_OPTIONS),
+            st.sampled_from(TOKENS),
+            short_text,
         ),
+        max_size=5,
     ),
-    min_size=0,
-    max_size=14,
+    st.sampled_from([["."], ["."], ["."], ["."], [], [".."], ["--", "."]]),
+    st.lists(
+        st.one_of(st.sampled_from(["dst", "dst/", "a b", "-dash", "/etc", "é"]), short_text),
+        min_size=1,
+        max_size=3,
+    ),
 )
 
 
 @settings(max_examples=2000, suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(
-    tokens=token_lists,
+    tokens=st.one_of(structured, token_lists),
     access=st.sampled_from(["read-write", "read-only", "write-only"]),
     links=st.booleans(),
 )
