@@ -600,6 +600,46 @@ def test_non_ascii_paths_pass_through() -> None:
     assert "--backup-dir=März" in argv
 
 
+# --- against rrsync's table -------------------------------------------------------------------
+
+# rsync 3.5.0 support/rrsync: long options it accepts (value >= 0) and its short letters.
+RRSYNC_LONG_ACCEPTED = frozenset(
+    {
+        "append", "backup-dir", "block-size", "bwlimit", "checksum-choice", "checksum-seed",
+        "compare-dest", "compress-choice", "compress-level", "compress-threads", "copy-dest",
+        "copy-unsafe-links", "delay-updates", "delete", "delete-after", "delete-before",
+        "delete-delay", "delete-during", "delete-excluded", "delete-missing-args", "dirs",
+        "existing", "fake-super", "files-from", "force", "from0", "fsync", "fuzzy", "group",
+        "groupmap", "hard-links", "iconv", "ignore-errors", "ignore-existing",
+        "ignore-missing-args", "ignore-times", "info", "inplace", "link-dest", "links", "list-only",
+        "log-file", "log-format", "max-alloc", "max-delete", "max-size", "min-size", "mkpath",
+        "modify-window", "msgs2stderr", "munge-links", "new-compress", "no-W", "no-implied-dirs",
+        "no-msgs2stderr", "no-r", "no-relative", "no-specials", "numeric-ids", "old-compress",
+        "one-file-system", "only-write-batch", "open-noatime", "owner", "partial", "partial-dir",
+        "perms", "preallocate", "recursive", "remove-sent-files", "remove-source-files",
+        "safe-links", "sender", "server", "size-only", "skip-compress", "specials", "stats",
+        "stderr", "suffix", "super", "temp-dir", "timeout", "times", "use-qsort", "usermap",
+    }
+)  # fmt: skip
+RRSYNC_LONG_REFUSED = frozenset(
+    {"copy-devices", "daemon", "debug", "no-munge-links", "write-devices"}
+)
+RRSYNC_SHORT_NO_ARG = "ACDEHIJKLNORSUWXbcdgklmnopqrstuvxyz"
+
+
+def test_table_is_rrsyncs_minus_documented_refusals() -> None:
+    accepted = set(rsync.LONG_OPTIONS)
+    # Stricter than rrsync: --log-file (appends anywhere), --only-write-batch (a batch
+    # option); --server/--sender are positional here, not table entries.
+    assert RRSYNC_LONG_ACCEPTED - accepted == {"log-file", "only-write-batch", "server", "sender"}
+    # The one addition: --whole-file, the long form of -W, which write-only adds.
+    assert accepted - RRSYNC_LONG_ACCEPTED == {"whole-file"}
+    assert not accepted & RRSYNC_LONG_REFUSED
+    assert set(rsync.LONG_REFUSED) >= RRSYNC_LONG_REFUSED
+    assert set(rsync.SHORT_FLAGS) == set(RRSYNC_SHORT_NO_ARG) - {"s"}
+    assert set(rsync.SHORT_WITH_VALUE) == {"B", "@", "e"}
+
+
 # --- HOME and environment ------------------------------------------------------------------------
 
 
