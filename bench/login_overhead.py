@@ -29,7 +29,7 @@ sftp = "/bin/true"
 
 
 def hyperfine(sandbox: Sandbox, uid: int, commands: list[str], runs: int, output: Path) -> dict:
-    """Run hyperfine as `uid` inside the sandbox; return {command: (median_ms, mean_ms, stddev_ms)}."""
+    """Run hyperfine as `uid` in the sandbox; return {command: (median, mean, stddev) in ms}."""
     argv = [
         "setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
         "hyperfine", "-N", "--warmup", "20", "--runs", str(runs), "--style", "none",
@@ -49,7 +49,7 @@ def main() -> int:
     sandbox = Sandbox.create()
     try:
         user = sandbox.add_user("bench")
-        sandbox.add_user("bashuser", shell="/bin/bash")
+        sandbox.add_user("bashuser", shell="/bin/bash")  # noqa: S604 - a login shell, not a subprocess
         sandbox.write_config(CONFIG)
         out = sandbox.root / "out"
         out.mkdir(mode=0o777)
@@ -83,7 +83,7 @@ def main() -> int:
 
     floor_median = startup[floor][0]
     print("Login overhead (hyperfine -N, 300 runs, as an ordinary user, exec -> exec of /bin/true)")
-    print(f"{'command':58} {'median ms':>10} {'mean ms':>9} {'± ms':>6} {'× floor':>8}")
+    print(f"{'command':58} {'median ms':>10} {'mean ms':>9} {'± ms':>6} {'x floor':>8}")
     for command, (median, mean, stddev) in startup.items():
         label = command.replace(launcher, "scponly-py")
         ratio = median / floor_median
