@@ -49,18 +49,17 @@ def _decide(request: Request, policy: Policy) -> Allow | Refuse:
     command_words = words.split(request.command)
     if _is_rc_file_run(command_words):
         raise Refusal("~/.ssh/rc is not run for this account")
-    program = programs.identify(command_words[0], policy.paths)
-    if program is None:
+    name = programs.identify(command_words[0], policy.paths)
+    if name is None:
         raise Refusal(f"command {command_words[0][:64]!r} is not allowed")
-    if program.NAME not in policy.programs:
-        return Refuse(
-            program=program.NAME, reason=f"{program.NAME} is not enabled for this account"
-        )
+    if name not in policy.programs:
+        return Refuse(program=name, reason=f"{name} is not enabled for this account")
+    program = programs.grammar(name)
     try:
         arguments = program.check(command_words, policy, request)
-        path = policy.path(program.NAME)
+        path = policy.path(name)
     except Refusal as refusal:
-        return Refuse(program=program.NAME, reason=refusal.reason)
+        return Refuse(program=name, reason=refusal.reason)
     # A program may need a HOME other than the user's (rsync: popt reads ~/.popt).
     home = program.child_home(request) if hasattr(program, "child_home") else request.home
     return Allow(
@@ -68,6 +67,6 @@ def _decide(request: Request, policy: Policy) -> Allow | Refuse:
         cwd=start_directory(request, policy),
         env=childenv.build(request, home),
         path=path,
-        program=program.NAME,
+        program=name,
         umask=policy.umask,
     )

@@ -99,9 +99,6 @@ if TYPE_CHECKING:
     from scponly_py.request import Request
 
 NAME = "rsync"
-# What clients send as the program name (the bare name unless --rsync-path).
-COMMAND_NAMES = frozenset({"rsync", "/usr/bin/rsync", "/bin/rsync", "/usr/local/bin/rsync"})
-
 # The child's HOME: a root-owned directory, so that popt's `$HOME/.popt` cannot
 # be written by the user (see the module docstring).
 CHILD_HOME = "/"

@@ -22,9 +22,6 @@ if TYPE_CHECKING:
     from scponly_py.request import Request
 
 NAME = "scp"
-# Words a client sends as the program name (OpenSSH sends the bare name).
-COMMAND_NAMES = frozenset({"scp", "/usr/bin/scp", "/usr/local/bin/scp", "/bin/scp"})
-
 ALLOWED = {
     "t": shortopts.flag(),  # to: receive files (upload)
     "f": shortopts.flag(),  # from: send files (download)

@@ -25,19 +25,6 @@ if TYPE_CHECKING:
     from scponly_py.request import Request
 
 NAME = "sftp"
-# Where distributions install sftp-server; sshd sends the Subsystem path, which
-# the client cannot choose, but a client may also send any of these directly.
-COMMAND_NAMES = frozenset(
-    {
-        "sftp-server",
-        "/usr/lib/openssh/sftp-server",  # Debian, Ubuntu
-        "/usr/lib/ssh/sftp-server",  # Arch
-        "/usr/libexec/openssh/sftp-server",  # Fedora, RHEL
-        "/usr/libexec/sftp-server",  # OpenBSD, Alpine
-        "/usr/lib/sftp-server",
-        "/usr/local/libexec/sftp-server",
-    }
-)
 # `sftp-server -Q requests` of OpenSSH 9.2.
 REQUEST_NAMES = frozenset(
     {
