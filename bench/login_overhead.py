@@ -65,10 +65,22 @@ def main() -> int:
         payload.write_bytes(os.urandom(64 * 1024))
         payload.chmod(0o644)
         scp = " ".join(sandbox.scp_argv("-O", str(payload)))
+        # One master connection per user; each further session reuses it (still one
+        # login-shell run per channel), so the shell's start-up is most of the cost.
+        control = str(sandbox.root / "control-%r")
+        multiplex = f"-oControlMaster=auto -oControlPath={control} -oControlPersist=120"
+        for name in ("bench", "bashuser"):
+            sandbox.run([*sandbox.ssh_argv(name, *multiplex.split()), "-fN"], check=True)
+        scp_mux = " ".join(sandbox.scp_argv("-O", *multiplex.split(), str(payload)))
         sessions = hyperfine(
             sandbox,
             0,
-            [f"{scp} bench@sandbox:p.bin", f"{scp} bashuser@sandbox:p.bin"],
+            [
+                f"{scp} bench@sandbox:p.bin",
+                f"{scp} bashuser@sandbox:p.bin",
+                f"{scp_mux} bench@sandbox:p.bin",
+                f"{scp_mux} bashuser@sandbox:p.bin",
+            ],
             30,
             out / "sessions.json",
         )
@@ -90,7 +102,9 @@ def main() -> int:
         print(f"{label:58} {median:10.2f} {mean:9.2f} {stddev:6.2f} {ratio:8.2f}")
     print("\nWhole scp -O upload of 64 KiB through sshd (30 runs)")
     for command, (median, mean, stddev) in sessions.items():
-        label = "shell = scponly-py" if "bench@" in command else "shell = bash"
+        shell = "scponly-py" if "bench@" in command else "bash"
+        connection = "multiplexed (ControlMaster)" if "ControlPath" in command else "new connection"
+        label = f"{connection}, shell = {shell}"
         print(f"{label:58} {median:10.2f} {mean:9.2f} {stddev:6.2f}")
     print("\nLogin-path imports (python -X importtime, cumulative µs, top 8)")
     rows = []
