@@ -11,6 +11,22 @@ accepts full-width digits and `'0_22'`).
 Merge order for one user, later wins key by key:
 built-in defaults < [defaults] < each matching [group.NAME] in the order the
 sections appear in the file < [user.NAME].
+
+Subversion keys (used only when `programs` contains "svnserve"):
+`svn_root` is the directory svnserve serves (`svnserve -t --root DIR`): a
+plain path relative to HOME or a normalised absolute path; "" (the default)
+refuses svnserve. `svn_tunnel_user = true` adds `--tunnel-user USER` (the login
+name from the passwd entry) so commits are attributed to the account whatever
+the client claims. svnserve runs repository hooks (`REPO/hooks/*`) as this
+account: the repositories under `svn_root` must not be writable by the account
+at the file-system level except where svnserve itself needs it (`db/`,
+`locks/`); `hooks/` and `conf/` must belong to another user, or any account
+that can write them (for example through its own sftp/scp/rsync access) runs
+code of its choosing. See `scponly_py/programs/svnserve.py`.
+
+WinSCP's SCP mode (`programs` contains "winscp") runs `ls`, `chmod`, `mkdir`,
+`rm`, `mv`, `ln` and `cp` for the client; their absolute paths are in [paths]
+too (defaults `/bin/NAME`, which exists on merged-/usr and classic layouts).
 """
 
 from __future__ import annotations
@@ -20,6 +36,8 @@ from scponly_py.records import Record
 PROGRAMS = ("sftp", "scp", "rsync", "unison", "svnserve", "winscp")
 # Programs that are exec'd and therefore need a path in [paths].
 EXECUTABLE_PROGRAMS = ("sftp", "scp", "rsync", "unison", "svnserve")
+# Helper programs that only WinSCP's SCP mode runs (scponly_py/winscp.py).
+WINSCP_TOOLS = ("ls", "chmod", "mkdir", "rm", "mv", "ln", "cp")
 ACCESS_MODES = ("read-write", "read-only", "write-only")
 LOG_LEVELS = ("info", "debug")
 
@@ -30,6 +48,8 @@ BUILTIN_DEFAULTS: dict[str, object] = {
     "umask": 0o022,
     "start_dir": "",
     "log_level": "info",
+    "svn_root": "",
+    "svn_tunnel_user": False,
 }
 BUILTIN_PATHS: dict[str, str] = {
     "sftp": "/usr/lib/openssh/sftp-server",
@@ -37,6 +57,7 @@ BUILTIN_PATHS: dict[str, str] = {
     "rsync": "/usr/bin/rsync",
     "unison": "/usr/bin/unison",
     "svnserve": "/usr/bin/svnserve",
+    **{tool: f"/bin/{tool}" for tool in WINSCP_TOOLS},
 }
 SECTIONS = ("defaults", "paths", "group", "user")
 NAME_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
@@ -50,14 +71,28 @@ class ConfigError(Exception):
 class Policy(Record):
     """What one user may do. Built only by `effective_policy` (or tests)."""
 
-    __slots__ = ("access", "links", "log_level", "paths", "programs", "start_dir", "umask")
+    __slots__ = (
+        "access", "links", "log_level", "paths", "programs", "start_dir", "svn_root",
+        "svn_tunnel_user", "umask",
+    )  # fmt: skip
     access: str
     links: bool
     log_level: str
     paths: tuple[tuple[str, str], ...]
     programs: frozenset[str]
     start_dir: str
+    svn_root: str
+    svn_tunnel_user: bool
     umask: int
+
+    # Fields that may be left out when a Policy is built by hand (tests): the
+    # svnserve settings only matter to the svnserve grammar.
+    OPTIONAL: tuple[tuple[str, object], ...] = (("svn_root", ""), ("svn_tunnel_user", False))
+
+    def __init__(self, **fields: object) -> None:
+        for name, value in self.OPTIONAL:
+            fields.setdefault(name, value)
+        super().__init__(**fields)
 
     def path(self, program: str) -> str:
         """Absolute path of `program` (KeyError if the config names none)."""
@@ -120,6 +155,13 @@ def _check_start_dir(value: object, where: str) -> str:
     return value
 
 
+def _check_svn_root(value: object, where: str) -> str:
+    """Empty (svnserve refused), a normalised absolute path, or a plain path relative to HOME."""
+    if isinstance(value, str) and value.startswith("/"):
+        return _check_path(value, where)
+    return _check_start_dir(value, where)
+
+
 def _check_path(value: object, where: str) -> str:
     if (
         not isinstance(value, str)
@@ -141,6 +183,8 @@ SETTING_CHECKS = {
     "umask": _check_umask,
     "start_dir": _check_start_dir,
     "log_level": _check_choice(LOG_LEVELS),
+    "svn_root": _check_svn_root,
+    "svn_tunnel_user": _check_bool,
 }
 
 
@@ -191,7 +235,7 @@ def normalise(raw: dict[str, object]) -> dict[str, object]:
     if not isinstance(raw_paths, dict):
         raise ConfigError("[paths] must be a table")
     for name, path in raw_paths.items():
-        if name not in EXECUTABLE_PROGRAMS:
+        if name not in EXECUTABLE_PROGRAMS and name not in WINSCP_TOOLS:
             raise ConfigError(f"[paths]: unknown program {name!r}")
         paths[name] = _check_path(path, f"[paths] {name}")
 
@@ -217,6 +261,9 @@ def effective_policy(
         paths=tuple(sorted(config["paths"].items())),  # type: ignore[attr-defined]
         programs=frozenset(settings["programs"]),  # type: ignore[arg-type]
         start_dir=settings["start_dir"],
+        # .get: a config.compiled written before these keys existed lacks them.
+        svn_root=settings.get("svn_root", ""),
+        svn_tunnel_user=settings.get("svn_tunnel_user", False),
         umask=settings["umask"],
     )
 
