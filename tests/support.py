@@ -1,0 +1,58 @@
+"""Builders shared by the unit, property and attack tests: a Request and a Policy in one call.
+
+Both are plain records; building them here (instead of through the config
+loader or the passwd database) keeps `decide()` tests pure and fast.
+"""
+
+from __future__ import annotations
+
+from scponly_py.policy import BUILTIN_PATHS, Policy
+from scponly_py.request import Request
+
+HOME = "/home/alice"
+
+
+def make_policy(
+    *,
+    programs: tuple[str, ...] | frozenset[str] = ("scp", "sftp"),
+    access: str = "read-write",
+    links: bool = True,
+    umask: int = 0o022,
+    start_dir: str = "",
+    paths: dict[str, str] | None = None,
+) -> Policy:
+    merged = dict(BUILTIN_PATHS)
+    merged.update(paths or {})
+    return Policy(
+        access=access,
+        links=links,
+        log_level="info",
+        paths=tuple(sorted(merged.items())),
+        programs=frozenset(programs),
+        start_dir=start_dir,
+        umask=umask,
+    )
+
+
+def make_request(
+    command: str | None,
+    *,
+    uid: int = 1000,
+    user: str = "alice",
+    home: str = HOME,
+    groups: tuple[str, ...] = ("alice",),
+    environment: tuple[tuple[str, str], ...] = (),
+    mode: str = "login",
+    client: str = "192.0.2.1",
+) -> Request:
+    return Request(
+        client=client,
+        command=command,
+        environment=environment,
+        gid=1000,
+        groups=groups,
+        home=home,
+        mode=mode if command is not None else "interactive",
+        uid=uid,
+        user=user,
+    )
