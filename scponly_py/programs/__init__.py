@@ -43,6 +43,28 @@ PROGRAMS: dict[str, tuple[str, frozenset[str]]] = {
         "scponly_py.programs.rsync",
         frozenset({"rsync", "/usr/bin/rsync", "/bin/rsync", "/usr/local/bin/rsync"}),
     ),
+    # The bare name; `-servercmd PATH` sends PATH, `-addversionno` unison-X.Y.
+    "unison": (
+        "scponly_py.programs.unison",
+        frozenset(
+            {
+                "unison",
+                "/usr/bin/unison",
+                "/usr/local/bin/unison",
+                "/bin/unison",
+                "unison-2.51",
+                "unison-2.52",
+                "unison-2.53",
+                "/usr/bin/unison-2.52",
+                "/usr/bin/unison-2.53",
+            }
+        ),
+    ),
+    # svn+ssh:// sends the bare name (`svnserve -t`).
+    "svnserve": (
+        "scponly_py.programs.svnserve",
+        frozenset({"svnserve", "/usr/bin/svnserve", "/usr/local/bin/svnserve", "/bin/svnserve"}),
+    ),
 }
 
 
