@@ -17,6 +17,23 @@ if TYPE_CHECKING:
     from scponly_py.request import Request
 
 
+# Whole command strings that clients send to *find* sftp-server when the sftp
+# subsystem is unavailable; each one runs the configured sftp-server, exactly as
+# the plain `sftp-server` command does. They are compared as complete strings
+# before tokenising (they contain `&&` and newlines, which the tokenizer
+# refuses), so no shell syntax is ever interpreted: a probe that differs by one
+# byte is tokenised like any command and refused.
+LEGACY_SFTP_PROBES = frozenset(
+    {
+        # PuTTY psftp's fallback (psftp.c, psftp_connect); WinSCP sends the same
+        # for SFTP-only sessions (core/SecureShell.cpp), phpseclib's SFTP too.
+        "test -x /usr/lib/sftp-server && exec /usr/lib/sftp-server\n"
+        "test -x /usr/local/lib/sftp-server && exec /usr/local/lib/sftp-server\n"
+        "exec sftp-server",
+    }
+)
+
+
 def _is_rc_file_run(command_words: list[str]) -> bool:
     """sshd runs ~/.ssh/rc as `shell -c '/bin/sh ~/.ssh/rc'` (absolute path since OpenSSH 8.x)."""
     return (
@@ -46,7 +63,10 @@ def _decide(request: Request, policy: Policy) -> Allow | Refuse:
         raise Refusal("root may not use this shell")
     if request.command is None:
         raise Refusal("interactive login")
-    command_words = words.split(request.command)
+    command = request.command
+    if command in LEGACY_SFTP_PROBES:
+        command = "sftp-server"
+    command_words = words.split(command)
     if _is_rc_file_run(command_words):
         raise Refusal("~/.ssh/rc is not run for this account")
     name = programs.identify(command_words[0], policy.paths)
