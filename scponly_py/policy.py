@@ -131,8 +131,13 @@ def _check_umask(value: object, where: str) -> int:
         not isinstance(value, str)
         or not 3 <= len(value) <= 4
         or not all("0" <= char <= "7" for char in value)
+        # A 4-digit value may not set the setuid/setgid/sticky digit: sftp-server
+        # exits on `-u` above 0777, so every sftp login would fail.
+        or (len(value) == 4 and value[0] != "0")
     ):
-        raise ConfigError(f'{where}: must be an octal string such as "0022", got {value!r}')
+        raise ConfigError(
+            f'{where}: must be an octal string from "000" to "0777" such as "0022", got {value!r}'
+        )
     return int(value, 8)
 
 

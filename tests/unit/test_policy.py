@@ -89,6 +89,9 @@ def test_unknown_names_are_errors(raw: dict[str, object], message: str) -> None:
         ("umask", "\uff10\uff10\uff12\uff12"),  # full-width digits: int(x, 8) would accept them
         ("umask", "0_22"),  # int("0_22", 8) == 18
         ("umask", " 022"),
+        # sftp-server refuses `-u` above 0777 (found while testing: accepted before).
+        ("umask", "1777"),
+        ("umask", "7022"),
         ("start_dir", "/etc"),
         ("start_dir", "../x"),
         ("start_dir", "a/../b"),
@@ -163,8 +166,10 @@ def test_valid_values_are_normalised() -> None:
     assert config["paths"]["scp"] == BUILTIN_PATHS["scp"]  # type: ignore[index]
 
 
-def test_three_digit_umask_is_accepted() -> None:
+def test_umask_range() -> None:
     assert policy_for({"defaults": {"umask": "077"}}).umask == 0o077
+    assert policy_for({"defaults": {"umask": "0777"}}).umask == 0o777
+    assert policy_for({"defaults": {"umask": "000"}}).umask == 0
 
 
 @pytest.mark.parametrize("name", ["", "a b", "a/b", "ali\u00e7e", "x" * 65, "a;b", "é"])
