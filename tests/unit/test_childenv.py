@@ -1,0 +1,122 @@
+"""The child's environment is built from scratch (DESIGN.md §3 rule 5)."""
+
+from __future__ import annotations
+
+import pytest
+
+from scponly_py import childenv
+from tests.support import make_request
+
+
+def build(*pairs: tuple[str, str], home: str = "/home/alice") -> dict[str, str]:
+    return dict(childenv.build(make_request("x", environment=pairs), home))
+
+
+def test_minimal_environment() -> None:
+    assert build() == {
+        "HOME": "/home/alice",
+        "LOGNAME": "alice",
+        "PATH": "/usr/bin:/bin",
+        "USER": "alice",
+    }
+
+
+def test_home_is_what_the_caller_says() -> None:
+    assert build(home="/")["HOME"] == "/"
+
+
+def test_identity_comes_from_the_request_not_the_client() -> None:
+    env = build(("USER", "root"), ("LOGNAME", "root"), ("HOME", "/root"))
+    assert env["USER"] == env["LOGNAME"] == "alice"
+    assert env["HOME"] == "/home/alice"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "LD_PRELOAD",
+        "LD_LIBRARY_PATH",
+        "LD_AUDIT",
+        "PYTHONPATH",
+        "PYTHONSTARTUP",
+        "PYTHONHOME",
+        "BASH_ENV",
+        "ENV",
+        "IFS",
+        "TMPDIR",
+        "TEMP",
+        "TMP",
+        "PATH",
+        "SHELLOPTS",
+        "PS4",
+        "BASH_FUNC_x%%",
+        "GCONV_PATH",
+        "LOCPATH",
+        "NLSPATH",
+        "HOSTALIASES",
+        "RSYNC_RSH",
+        "RSYNC_CONNECT_PROG",
+        "POPT_CONFIG",
+        "SSH_AUTH_SOCK",
+        "SSH_ORIGINAL_COMMAND",
+        "LC_FOO",
+        "lang",
+    ],
+)
+def test_dangerous_or_unknown_variables_never_pass(name: str) -> None:
+    env = build((name, "C"))
+    assert name not in env or env[name] != "C"
+    assert set(env) == {"HOME", "LOGNAME", "PATH", "USER"}
+
+
+@pytest.mark.parametrize("name", sorted(childenv.LOCALE_NAMES))
+def test_sane_locales_pass(name: str) -> None:
+    assert build((name, "en_US.UTF-8"))[name] == "en_US.UTF-8"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        "/home/alice/locale",
+        "../../../home/alice/x",
+        "en_US..UTF-8",
+        "C UTF-8",
+        "C;id",
+        "en_US.UTF-8\n",
+        "caf\u00e9",
+        "x" * (childenv.MAX_LOCALE_LENGTH + 1),
+        "\uff23",
+    ],
+)
+def test_insane_locales_are_dropped(value: str) -> None:
+    assert "LANG" not in build(("LANG", value))
+    assert "LC_ALL" not in build(("LC_ALL", value))
+
+
+def test_locale_at_length_limit_passes() -> None:
+    value = "C" * childenv.MAX_LOCALE_LENGTH
+    assert build(("LANG", value))["LANG"] == value
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["192.0.2.1 50000 192.0.2.2 22", "fe80::1%2 1 fe80::2 22", "2001:db8::1 1 2001:db8::2 22"],
+)
+def test_sane_connection_variables_pass(value: str) -> None:
+    env = build(("SSH_CONNECTION", value), ("SSH_CLIENT", value))
+    assert env["SSH_CONNECTION"] == env["SSH_CLIENT"] == value
+
+
+@pytest.mark.parametrize(
+    "value", ["", "1.2.3.4 1 $(id) 22", "host.example 1 2 3", "1\n2", "1" * 161]
+)
+def test_insane_connection_variables_are_dropped(value: str) -> None:
+    assert "SSH_CONNECTION" not in build(("SSH_CONNECTION", value))
+
+
+def test_environment_is_sorted_and_unique() -> None:
+    pairs = childenv.build(make_request("x", environment=(("LANG", "C"), ("LC_ALL", "C"))), "/h")
+    names = [name for name, _ in pairs]
+    assert names == sorted(names)
+    assert len(names) == len(set(names))
