@@ -112,6 +112,12 @@ def login(args: list[bytes]) -> int:
         except audit.AuditError:
             pass  # the decision's own line below fails closed if logging is broken
     policy = effective_policy(loaded.config, request.user, request.groups)
+    if request.command is None and request.uid != 0 and "winscp" in policy.programs:
+        # WinSCP's SCP mode opens an interactive session: answer its line
+        # protocol with its own allowlist instead of refusing (opt-in).
+        from scponly_py import winscp  # noqa: PLC0415 - only WinSCP sessions load it
+
+        return winscp.serve(request, policy)
     decision = decide(request, policy)
     if not decision.allowed:
         return refuse(request, decision, policy)  # type: ignore[arg-type]

@@ -589,3 +589,46 @@ def test_live_overlong_line_ends_the_session(tmp_path: Path) -> None:
     client.send(b"x" * (winscp.MAX_LINE + 10) + b"\n")
     assert client.process.wait(timeout=10) == 1
     assert b"longer than" in client.process.stderr.read()  # type: ignore[union-attr]
+
+
+# ---- the login shell hands interactive sessions to WinSCP mode only when enabled ----
+
+
+class _Flags:
+    isolated = True
+
+
+class _Sys:
+    flags = _Flags()
+
+
+def _login(monkeypatch: pytest.MonkeyPatch, programs: tuple[str, ...], uid: int = 1000) -> list:
+    from scponly_py import config, shell  # noqa: PLC0415
+    from scponly_py import request as requests  # noqa: PLC0415
+    from scponly_py.policy import normalise  # noqa: PLC0415
+
+    calls: list = []
+    interactive = request().replace(uid=uid)
+    monkeypatch.setattr(shell, "sys", _Sys)
+    monkeypatch.setattr(requests, "from_process", lambda args, environment: interactive)
+    loaded = config.LoadedConfig(normalise({"defaults": {"programs": list(programs)}}), "test")
+    monkeypatch.setattr(config, "load", lambda: loaded)
+    monkeypatch.setattr(winscp, "serve", lambda req, pol: calls.append(("serve", req, pol)) or 7)
+    monkeypatch.setattr(shell, "refuse", lambda req, dec, pol=None: calls.append(("refuse",)) or 1)
+    calls.append(shell.login([]))
+    return calls
+
+
+def test_login_runs_winscp_mode_when_enabled(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = _login(monkeypatch, ("winscp", "scp"))
+    assert calls[0][0] == "serve" and calls[-1] == 7
+    assert calls[0][1].command is None
+    assert "winscp" in calls[0][2].programs
+
+
+def test_login_refuses_interactive_without_winscp(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert _login(monkeypatch, ("scp", "sftp")) == [("refuse",), 1]
+
+
+def test_login_never_gives_root_winscp_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert _login(monkeypatch, ("winscp", "scp"), uid=0) == [("refuse",), 1]
