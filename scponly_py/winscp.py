@@ -44,7 +44,13 @@ per program, checked against the account's access mode, and then run by the
 absolute path from the policy's [paths] with `--` before every operand and the
 same scrubbed environment as any login (`childenv`), minus the variables
 WinSCP `unset`. `scp` goes through `decide()` itself (the scp grammar, server
-mode, access checks). Each command produces one audit line.
+mode, access checks); the `-d` of WinSCP's download form (`scp -r -d -f`),
+which OpenSSH's scp ignores when sending and the scp grammar refuses, is
+dropped first. Each command produces one audit line (builtins included).
+Transfers through a shell session are not confined any further than scp's
+own: the account's uid (and, for scponly-pyc, the jail) is the boundary, as
+for scp and sftp logins. The shell chooses WinSCP mode only for an
+interactive login of a non-root account whose `programs` contain `winscp`.
 
 Access: read-only accounts may list and download (`ls`, `scp -f`); write-only
 accounts may upload and modify but not list or download (as sftp's write-only
