@@ -167,6 +167,8 @@ class Session:
             )
             if not decision.allowed:
                 raise Refusal(decision.reason)  # type: ignore[union-attr]
+            if decision.program != "scp":
+                raise Refusal("only scp transfers are allowed here")
             program = "scp"
             path = decision.path  # type: ignore[union-attr]
             arguments = list(decision.argv[1:])  # type: ignore[union-attr]
