@@ -20,6 +20,7 @@ def make_policy(
     umask: int = 0o022,
     start_dir: str = "",
     paths: dict[str, str] | None = None,
+    **extra: object,
 ) -> Policy:
     merged = dict(BUILTIN_PATHS)
     merged.update(paths or {})
@@ -31,6 +32,7 @@ def make_policy(
         programs=frozenset(programs),
         start_dir=start_dir,
         umask=umask,
+        **extra,
     )
 
 

@@ -1,0 +1,1 @@
+"""Attack corpus (data in *.toml, loader in corpus.py)."""
