@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from setup_chroot import launcher
+from setup_chroot import jailcli, launcher, users
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -41,15 +41,11 @@ def install_shell(dest: str, python_path: str | None, register: bool, dry_run: b
         _register_shell(dest)
 
 
-def _register_shell(path: str, shells: str = "/etc/shells") -> None:
-    """Add `path` to /etc/shells once (chsh, PAM's pam_shells and FTP daemons check it)."""
-    try:
-        with open(shells, encoding="utf-8") as handle:
-            present = {line.strip() for line in handle}
-    except FileNotFoundError:
-        present = set()
-    if path in present:
-        return
-    with open(shells, "a", encoding="utf-8") as handle:
-        handle.write(path + "\n")
-    click.echo(f"added {path} to {shells}")
+def _register_shell(path: str) -> None:
+    """Add `path` to /etc/shells once, saying so."""
+    if users.register_shell(path):
+        click.echo(f"added {path} to {users.SHELLS}")
+
+
+for _command in jailcli.COMMANDS:
+    main.add_command(_command)

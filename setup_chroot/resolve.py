@@ -386,10 +386,20 @@ def _search(linker: Linker, name: str, loader: Loaded, main: Loaded) -> str | No
             return found
     if loader.info.nodeflib:
         return None
+    return system_library(linker, name, reference)
+
+
+def system_library(linker: Linker, name: str, reference: elf.ElfInfo) -> str | None:
+    """Where ld.so.cache or the system directories provide `name` (what dlopen from libc finds)."""
     for path in linker.cache.get(name, ()):
         if linker.usable(path, reference):
             return path
-    return try_dirs(linker.system_dirs, loader)
+    for directory in linker.system_dirs:
+        for candidate_dir in linker.candidates(directory):
+            candidate = posixpath.join(candidate_dir, name)
+            if linker.usable(candidate, reference):
+                return candidate
+    return None
 
 
 def _identity(linker: Linker, path: str) -> tuple[int, int]:

@@ -1,0 +1,404 @@
+"""The jail commands of scponly-py-setup: create, update, add-user, remove-user, check, sshd-config.
+
+Every mutating command plans first (plan.py), prints the plan, and with
+--dry-run stops there; --json prints one JSON document instead of text.
+Errors are one line on stderr, never a traceback.
+
+Exit status: 0 done (or nothing to report), 1 error, 2 usage error,
+3 `check` / `sshd-config --check` found problems.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import stat
+from dataclasses import replace
+
+import click
+
+from setup_chroot import audit, jailfs, plan, sshd, users
+from setup_chroot.manifest import STATE_DIR, ManifestError, Store
+
+EXIT_FINDINGS = 3
+DEFAULT_PROFILES = ("sftp", "scp")
+WRITABLE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,63}", re.ASCII)
+ERRORS = (
+    plan.PlanError,
+    jailfs.JailFSError,
+    ManifestError,
+    users.UserError,
+    sshd.SshdError,
+)
+
+state_dir_option = click.option(
+    "--state-dir",
+    default=STATE_DIR,
+    show_default=True,
+    envvar="SCPONLY_PY_STATE_DIR",
+    help="Where jail manifests are kept (outside every jail).",
+)
+dry_run_option = click.option("--dry-run", is_flag=True, help="Print the plan, change nothing.")
+json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+
+
+def _jail_path(jail: str) -> str:
+    """The canonical jail path (real path of an existing jail; absolute otherwise)."""
+    if not os.path.isabs(jail):
+        raise click.ClickException(f"{jail}: give the jail as an absolute path")
+    return os.path.realpath(jail)
+
+
+def _need_root(dry_run: bool) -> None:
+    if not dry_run and os.geteuid() != 0:
+        raise click.ClickException("must run as root (jail files are root-owned; mknod)")
+
+
+def _open_jail(jail: str, *, create: bool) -> jailfs.JailFS | None:
+    """The jail's JailFS; with `create`, make the root directory (root-owned 0755) first."""
+    try:
+        info = os.lstat(jail)
+    except FileNotFoundError:
+        if not create:
+            return None
+        os.mkdir(jail, 0o700)
+        os.chmod(jail, 0o755)  # noqa: S103 - a chroot root must be searchable by its users
+        return jailfs.JailFS(jail)
+    if not stat.S_ISDIR(info.st_mode):
+        raise click.ClickException(f"{jail} exists and is not a directory")
+    return jailfs.JailFS(jail)
+
+
+def _emit(as_json: bool, document: dict[str, object], lines: list[str]) -> None:
+    if as_json:
+        click.echo(json.dumps(document, indent=1))
+    else:
+        for line in lines:
+            click.echo(line)
+
+
+def _converge(
+    store: Store,
+    spec: plan.Spec,
+    recorded: dict[str, dict[str, object]],
+    *,
+    dry_run: bool,
+    as_json: bool,
+    before: list[str] | None = None,
+) -> dict[str, object]:
+    """Plan `spec` against the jail, show the plan, apply it unless dry-run, save the manifest."""
+    fs = _open_jail(spec.jail, create=not dry_run)
+    try:
+        planned = plan.make_plan(spec, fs, recorded.keys())
+        ops = planned.ops
+        header = f"{spec.jail}: {len(ops)} operation{'s' if len(ops) != 1 else ''}"
+        document: dict[str, object] = {
+            "jail": spec.jail,
+            "dry_run": dry_run,
+            "operations": [plan.to_json(op) for op in ops],
+        }
+        if dry_run:
+            _emit(as_json, document, [*(before or []), header, *map(plan.describe, ops)])
+            return document
+        if not as_json:
+            for line in before or []:
+                click.echo(line)
+            click.echo(header)
+
+        def progress(op: plan.Operation, counter: list[int] = [0]) -> None:  # noqa: B006
+            counter[0] += 1
+            if not as_json:
+                click.echo(f"  [{counter[0]}/{len(ops)}] {plan.describe(op)}")
+
+        assert fs is not None
+        kept = plan.apply(ops, fs, progress)
+        store.save(spec, planned.record())
+        document["kept_non_empty"] = kept
+        if as_json:
+            click.echo(json.dumps(document, indent=1))
+        for path in kept:
+            if not as_json:
+                click.echo(f"  kept {path}: not empty")
+        return document
+    finally:
+        if fs is not None:
+            fs.close()
+
+
+def _load(store: Store, jail: str) -> tuple[plan.Spec, dict[str, dict[str, object]]]:
+    loaded = store.load(jail)
+    if loaded is None:
+        raise click.ClickException(f"{jail}: no manifest in {store.directory}; run create first")
+    return loaded
+
+
+def _profiles(values: tuple[str, ...]) -> tuple[str, ...]:
+    names = [name.strip() for value in values for name in value.split(",") if name.strip()]
+    return tuple(dict.fromkeys(names)) or DEFAULT_PROFILES
+
+
+# -- commands -----------------------------------------------------------------------------
+
+
+@click.command()
+@click.argument("jail")
+@click.option(
+    "--profile",
+    "profiles",
+    multiple=True,
+    help="Programs to provide: sftp, scp, rsync, unison, svnserve (comma-separated or repeated;"
+    " default sftp,scp).",
+)
+@click.option("--bin", "binaries", multiple=True, help="Another program (absolute path).")
+@click.option("--localtime/--no-localtime", default=True, help="Copy /etc/localtime.")
+@state_dir_option
+@dry_run_option
+@json_option
+def create(  # noqa: PLR0917 - click passes options as arguments
+    jail: str,
+    profiles: tuple[str, ...],
+    binaries: tuple[str, ...],
+    localtime: bool,
+    state_dir: str,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
+    """Build (or re-sync) the smallest jail that runs the chosen programs."""
+    _need_root(dry_run)
+    jail = _jail_path(jail)
+    store = Store(state_dir)
+    try:
+        with store.lock(jail):
+            loaded = store.load(jail)
+            old_users = loaded[0].users if loaded else ()
+            recorded = loaded[1] if loaded else {}
+            spec = plan.Spec(jail, _profiles(profiles), binaries, localtime, old_users)
+            _converge(store, spec, recorded, dry_run=dry_run, as_json=as_json)
+    except ERRORS as error:
+        raise click.ClickException(str(error)) from None
+
+
+@click.command()
+@click.argument("jail", required=False)
+@click.option("--all", "every", is_flag=True, help="Every jail that has a manifest.")
+@state_dir_option
+@dry_run_option
+@json_option
+def update(jail: str | None, every: bool, state_dir: str, dry_run: bool, as_json: bool) -> None:
+    """Re-sync jails with the host after package upgrades (stale files removed)."""
+    _need_root(dry_run)
+    store = Store(state_dir)
+    try:
+        for path in _targets(store, jail, every):
+            with store.lock(path):
+                spec, recorded = _load(store, path)
+                _converge(store, spec, recorded, dry_run=dry_run, as_json=as_json)
+    except ERRORS as error:
+        raise click.ClickException(str(error)) from None
+
+
+def _targets(store: Store, jail: str | None, every: bool) -> list[str]:
+    if every == (jail is not None):
+        raise click.UsageError("give either JAIL or --all")
+    return store.jails() if every else [_jail_path(jail)]  # type: ignore[arg-type]
+
+
+@click.command("add-user")
+@click.argument("user")
+@click.option("--jail", required=True, help="The jail (made by create).")
+@click.option("--create", "create_account", is_flag=True, help="useradd if the account is new.")
+@click.option(
+    "--writable",
+    default="files",
+    show_default=True,
+    help="The one directory in the (root-owned) home that the user may write.",
+)
+@click.option(
+    "--shell",
+    default="scponly-pyc",
+    show_default=True,
+    help="scponly-pyc (chroots itself; home JAIL//home/USER), scponly-py (for sshd's"
+    " ChrootDirectory; home /home/USER), or an absolute path.",
+)
+@state_dir_option
+@dry_run_option
+@json_option
+def add_user(  # noqa: PLR0917 - click passes options as arguments
+    user: str,
+    jail: str,
+    create_account: bool,
+    writable: str,
+    shell: str,
+    state_dir: str,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
+    """Put USER in JAIL: account, home, passwd/group lines, /etc/shells."""
+    _need_root(dry_run)
+    jail = _jail_path(jail)
+    store = Store(state_dir)
+    if not WRITABLE_NAME.fullmatch(writable) or writable == ".ssh":
+        raise click.ClickException(f"--writable {writable!r}: one plain directory name")
+    try:
+        users.check_name(user)
+        shell_path = users.shell_path(shell)
+        home = users.home_for(jail, user, shell_path)
+        with store.lock(jail):
+            spec, recorded = _load(store, jail)
+            existing = next((entry for entry in spec.users if entry.name == user), None)
+            account = f"account {user}: home {home}, shell {shell_path}"
+            if dry_run:
+                try:
+                    users.ids(user)
+                except users.UserError:
+                    account += " (new: useradd; home and passwd lines follow)"
+                    entry = None
+                else:
+                    entry = plan.User(user, writable)
+            else:
+                previous = users.ensure_account(user, home, shell_path, create=create_account)
+                if users.register_shell(shell_path) and not as_json:
+                    click.echo(f"added {shell_path} to {users.SHELLS}")
+                entry = existing or plan.User(
+                    user,
+                    writable,
+                    created=previous is None,
+                    previous_home=previous[0] if previous else None,
+                    previous_shell=previous[1] if previous else None,
+                )
+                entry = replace(entry, writable=writable)
+            others = tuple(item for item in spec.users if item.name != user)
+            new_spec = replace(spec, users=others + ((entry,) if entry else ()))
+            _converge(store, new_spec, recorded, dry_run=dry_run, as_json=as_json, before=[account])
+    except ERRORS as error:
+        raise click.ClickException(str(error)) from None
+
+
+@click.command("remove-user")
+@click.argument("user")
+@click.option("--jail", required=True, help="The jail the user is in.")
+@click.option("--purge", is_flag=True, help="Also delete the user's home in the jail.")
+@state_dir_option
+@dry_run_option
+@json_option
+def remove_user(  # noqa: PLR0917 - click passes options as arguments
+    user: str, jail: str, purge: bool, state_dir: str, dry_run: bool, as_json: bool
+) -> None:
+    """Undo add-user: userdel (or restore home and shell), jail passwd lines, --purge the home."""
+    _need_root(dry_run)
+    jail = _jail_path(jail)
+    store = Store(state_dir)
+    try:
+        with store.lock(jail):
+            spec, recorded = _load(store, jail)
+            entry = next((item for item in spec.users if item.name == user), None)
+            if entry is None:
+                raise click.ClickException(f"{user} is not a user of {jail}")
+            action = (
+                f"account {user}: "
+                + ("userdel" if entry.created else "restore home and shell")
+                + (f"; delete /home/{user} in the jail" if purge else "")
+            )
+            if not dry_run:
+                if purge:
+                    with jailfs.JailFS(jail) as fs:
+                        if fs.lstat(f"/home/{user}") is not None:
+                            fs.remove_tree(f"/home/{user}")
+                previous = (
+                    (entry.previous_home, entry.previous_shell)
+                    if entry.previous_home is not None and entry.previous_shell is not None
+                    else None
+                )
+                users.restore_account(user, entry.created, previous)
+            new_spec = replace(spec, users=tuple(i for i in spec.users if i.name != user))
+            _converge(store, new_spec, recorded, dry_run=dry_run, as_json=as_json, before=[action])
+    except ERRORS as error:
+        raise click.ClickException(str(error)) from None
+
+
+@click.command()
+@click.argument("jail", required=False)
+@click.option("--all", "every", is_flag=True, help="Every jail that has a manifest.")
+@click.option("--sshd/--no-sshd", "with_sshd", default=True, help="Also run sshd -T per user.")
+@click.option("-f", "sshd_config", default=None, help="sshd_config to check (sshd -f).")
+@state_dir_option
+@json_option
+def check(  # noqa: PLR0917 - click passes options as arguments
+    jail: str | None,
+    every: bool,
+    with_sshd: bool,
+    sshd_config: str | None,
+    state_dir: str,
+    as_json: bool,
+) -> None:
+    """Report everything that makes a jail unsafe or broken; exit 3 if anything is found."""
+    store = Store(state_dir)
+    results: dict[str, list[dict[str, str]]] = {}
+    lines: list[str] = []
+    try:
+        for path in _targets(store, jail, every):
+            if not os.path.isdir(path):
+                raise click.ClickException(f"{path}: no such directory")
+            loaded = store.load(path)
+            spec, recorded = loaded if loaded else (None, None)
+            found: list[audit.Finding | sshd.Finding] = list(audit.check(path, spec, recorded))
+            if with_sshd and spec is not None:
+                for user in spec.users:
+                    found += sshd.check_user(user.name, config=sshd_config)
+            results[path] = [item.to_json() for item in found]
+            lines.append(f"{path}: {len(found)} finding{'s' if len(found) != 1 else ''}")
+            lines += [f"  {item}" for item in found]
+    except ERRORS as error:
+        raise click.ClickException(str(error)) from None
+    _emit(as_json, {"jails": results}, lines)
+    if any(results.values()):
+        raise SystemExit(EXIT_FINDINGS)
+
+
+@click.command("sshd-config")
+@click.option("--group", default=None, help="Match Group (default: scponly).")
+@click.option("--user", "match_users", multiple=True, help="Match User instead of a group.")
+@click.option("--mode", type=click.Choice(sshd.MODES), default="scponly", show_default=True)
+@click.option("--jail", default=None, help="ChrootDirectory (sshd enters the jail itself).")
+@click.option("--check", "check_user", default=None, metavar="USER", help="Check USER via sshd -T.")
+@click.option("--host", default="client.invalid", show_default=True, help="For --check.")
+@click.option("--addr", default="192.0.2.1", show_default=True, help="For --check.")
+@click.option("-f", "config", default=None, help="sshd_config for --check (default sshd's).")
+@json_option
+def sshd_config(  # noqa: PLR0917 - click passes options as arguments
+    group: str | None,
+    match_users: tuple[str, ...],
+    mode: str,
+    jail: str | None,
+    check_user: str | None,
+    host: str,
+    addr: str,
+    config: str | None,
+    as_json: bool,
+) -> None:
+    """Print the sshd_config Match block, or check a user's effective settings (exit 3)."""
+    if check_user is None:
+        text = sshd.match_block(
+            group=None if match_users else (group or "scponly"),
+            users=match_users,
+            mode=mode,
+            jail=jail,
+        )
+        _emit(as_json, {"mode": mode, "config": text}, [text.rstrip("\n")])
+        return
+    try:
+        found = sshd.check_user(check_user, mode=mode, host=host, addr=addr, config=config)
+    except sshd.SshdError as error:
+        raise click.ClickException(str(error)) from None
+    _emit(
+        as_json,
+        {"user": check_user, "findings": [item.to_json() for item in found]},
+        [f"{check_user}: {len(found)} finding{'s' if len(found) != 1 else ''}"]
+        + [f"  {item}" for item in found],
+    )
+    if found:
+        raise SystemExit(EXIT_FINDINGS)
+
+
+COMMANDS = (create, update, add_user, remove_user, check, sshd_config)

@@ -1,0 +1,288 @@
+"""The only code that writes into a jail.
+
+A jail contains directories its users can write, and `update` or
+`remove-user --purge` run as root long after the jail was built, so any path
+inside it may have been replaced by a symlink pointing at /etc/shadow. Every
+operation therefore walks the path one component at a time from an open file
+descriptor of the jail root, with O_NOFOLLOW|O_DIRECTORY, and acts on the last
+component through the parent's descriptor (`dir_fd=`, `follow_symlinks=False`).
+Files are written to a fresh temporary name (O_CREAT|O_EXCL|O_NOFOLLOW) and
+renamed over the old name, so a running binary is never truncated and a
+planted symlink is replaced, never followed. Modes are set on the new file
+before it appears: setuid/setgid/sticky bits and group/other write are never
+copied. Nothing is hard-linked and nothing inside a jail is ever executed.
+
+Owners can only be given away by root; a non-root caller (tests, a staging
+build) gets files it owns itself, which `check` reports.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import secrets
+import stat
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+CHUNK = 1 << 20
+SAFE_MODE_BITS = 0o755  # no setuid/setgid/sticky, no group/other write
+DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+class JailFSError(Exception):
+    """A write into the jail was refused or failed; the message names the path."""
+
+
+def _components(path: str) -> list[str]:
+    parts = [part for part in path.split("/") if part not in ("", ".")]
+    if ".." in parts:
+        raise JailFSError(f"{path}: '..' is not allowed in a jail path")
+    return parts
+
+
+class JailFS:
+    """Operations on one jail, all relative to an open descriptor of its root."""
+
+    def __init__(self, jail: str) -> None:
+        self.jail = jail
+        self.chown = os.geteuid() == 0
+        try:
+            self.root_fd = os.open(jail, DIR_FLAGS)
+        except OSError as error:
+            raise JailFSError(f"cannot open jail {jail}: {error.strerror}") from None
+
+    def close(self) -> None:
+        os.close(self.root_fd)
+
+    def __enter__(self) -> JailFS:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    # -- walking ------------------------------------------------------------------------
+
+    @contextmanager
+    def parent(self, path: str) -> Iterator[tuple[int, str]]:
+        """(descriptor of the parent directory, last component) of `path`, no symlink followed."""
+        parts = _components(path)
+        if not parts:
+            raise JailFSError("the jail root itself cannot be replaced")
+        fd = os.dup(self.root_fd)
+        try:
+            for index, part in enumerate(parts[:-1]):
+                try:
+                    new = os.open(part, DIR_FLAGS, dir_fd=fd)
+                except OSError as error:
+                    where = "/" + "/".join(parts[: index + 1])
+                    if error.errno in (errno.ELOOP, errno.ENOTDIR):
+                        raise JailFSError(
+                            f"{where} is not a directory (a symlink?); not following it"
+                        ) from None
+                    raise JailFSError(f"{where}: {error.strerror}") from None
+                os.close(fd)
+                fd = new
+            yield fd, parts[-1]
+        finally:
+            os.close(fd)
+
+    def lstat(self, path: str) -> os.stat_result | None:
+        """lstat of `path` inside the jail, or None if it (or a parent) is missing."""
+        try:
+            with self.parent(path) as (fd, name):
+                return os.stat(name, dir_fd=fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return None
+        except JailFSError:
+            return None
+
+    def readlink(self, path: str) -> str:
+        with self.parent(path) as (fd, name):
+            return os.readlink(name, dir_fd=fd)
+
+    def read(self, path: str, limit: int = 1 << 20) -> bytes:
+        """The first `limit` bytes of a regular file (never through a symlink)."""
+        with self.parent(path) as (fd, name), self._open_regular(name, fd) as handle:
+            return os.read(handle, limit)
+
+    def digest(self, path: str) -> str:
+        """SHA-256 of a regular file in the jail."""
+        with self.parent(path) as (fd, name), self._open_regular(name, fd) as handle:
+            return hash_fd(handle)
+
+    @contextmanager
+    def _open_regular(self, name: str, dir_fd: int) -> Iterator[int]:
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+        try:
+            handle = os.open(name, flags, dir_fd=dir_fd)
+        except OSError as error:
+            raise JailFSError(f"{name}: {error.strerror}") from None
+        try:
+            if not stat.S_ISREG(os.fstat(handle).st_mode):
+                raise JailFSError(f"{name}: not a regular file")
+            yield handle
+        finally:
+            os.close(handle)
+
+    # -- writing ------------------------------------------------------------------------
+
+    def make_dir(self, path: str, mode: int, uid: int = 0, gid: int = 0) -> None:
+        """Create or fix a directory (a symlink or file in its place is an error)."""
+        with self.parent(path) as (fd, name):
+            try:
+                os.mkdir(name, 0o700, dir_fd=fd)
+            except FileExistsError:
+                pass
+            try:
+                handle = os.open(name, DIR_FLAGS, dir_fd=fd)
+            except OSError:
+                raise JailFSError(f"{path} exists and is not a directory; not replaced") from None
+            try:
+                self._own(handle, uid, gid)
+                os.fchmod(handle, mode & 0o7777 & ~stat.S_ISUID & ~stat.S_ISGID)
+            finally:
+                os.close(handle)
+
+    def install(self, path: str, source: str, mode: int) -> None:
+        """Copy host file `source` to `path` atomically, root-owned, with safe mode bits."""
+        try:
+            src = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError as error:
+            raise JailFSError(f"cannot read {source}: {error.strerror}") from None
+        try:
+            if not stat.S_ISREG(os.fstat(src).st_mode):
+                raise JailFSError(f"{source} is not a regular file")
+            self._replace(path, mode, lambda out: _copy(src, out))
+        finally:
+            os.close(src)
+
+    def write(self, path: str, data: bytes, mode: int, uid: int = 0, gid: int = 0) -> None:
+        """Write generated content to `path` atomically."""
+
+        def fill(out: int) -> None:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(out, view) :]
+
+        self._replace(path, mode, fill, uid, gid)
+
+    def _replace(
+        self, path: str, mode: int, fill: Callable[[int], None], uid: int = 0, gid: int = 0
+    ) -> None:
+        with self.parent(path) as (fd, name):
+            temporary = f".scponly-py-{secrets.token_hex(8)}.tmp"
+            out = os.open(
+                temporary,
+                os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                0o600,
+                dir_fd=fd,
+            )
+            try:
+                fill(out)
+                self._own(out, uid, gid)
+                os.fchmod(out, mode & SAFE_MODE_BITS)
+                os.fsync(out)
+            except BaseException:
+                os.unlink(temporary, dir_fd=fd)
+                raise
+            finally:
+                os.close(out)
+            self._rename(temporary, name, fd, path)
+
+    def symlink(self, path: str, target: str) -> None:
+        """Create or replace the symlink `path` -> `target` (the link itself, never its target)."""
+        with self.parent(path) as (fd, name):
+            temporary = f".scponly-py-{secrets.token_hex(8)}.tmp"
+            os.symlink(target, temporary, dir_fd=fd)
+            if self.chown:
+                os.chown(temporary, 0, 0, dir_fd=fd, follow_symlinks=False)
+            self._rename(temporary, name, fd, path)
+
+    def mknod(self, path: str, mode: int, major: int, minor: int) -> None:
+        """Create or replace a character device node, root-owned."""
+        with self.parent(path) as (fd, name):
+            temporary = f".scponly-py-{secrets.token_hex(8)}.tmp"
+            previous = os.umask(0)  # the node's mode is set at creation: no chmod by name later
+            try:
+                device = os.makedev(major, minor)
+                os.mknod(temporary, stat.S_IFCHR | (mode & 0o666), device, dir_fd=fd)
+            except PermissionError:
+                raise JailFSError(f"{path}: creating a device node needs root") from None
+            finally:
+                os.umask(previous)
+            self._rename(temporary, name, fd, path)
+
+    def _rename(self, temporary: str, name: str, fd: int, path: str) -> None:
+        try:
+            os.rename(temporary, name, src_dir_fd=fd, dst_dir_fd=fd)
+        except OSError as error:
+            os.unlink(temporary, dir_fd=fd)
+            raise JailFSError(f"{path}: {error.strerror}; not replaced") from None
+
+    def _own(self, fd: int, uid: int, gid: int) -> None:
+        if self.chown:
+            os.fchown(fd, uid, gid)
+
+    def remove(self, path: str) -> bool:
+        """Remove a file, symlink or empty directory; False if it is a non-empty directory."""
+        with self.parent(path) as (fd, name):
+            info = os.stat(name, dir_fd=fd, follow_symlinks=False)
+            try:
+                if stat.S_ISDIR(info.st_mode):
+                    os.rmdir(name, dir_fd=fd)
+                else:
+                    os.unlink(name, dir_fd=fd)
+            except FileNotFoundError:
+                return True
+            except OSError as error:
+                if error.errno == errno.ENOTEMPTY:
+                    return False
+                raise JailFSError(f"{path}: {error.strerror}") from None
+            return True
+
+    def remove_tree(self, path: str) -> None:
+        """Delete `path` and everything below it without following any symlink."""
+        with self.parent(path) as (fd, name):
+            _remove_at(fd, name)
+
+
+def _remove_at(dir_fd: int, name: str) -> None:
+    info = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    if not stat.S_ISDIR(info.st_mode):
+        os.unlink(name, dir_fd=dir_fd)
+        return
+    fd = os.open(name, DIR_FLAGS, dir_fd=dir_fd)
+    try:
+        for entry in os.listdir(fd):
+            _remove_at(fd, entry)
+    finally:
+        os.close(fd)
+    os.rmdir(name, dir_fd=dir_fd)
+
+
+def _copy(src: int, out: int) -> None:
+    os.lseek(src, 0, os.SEEK_SET)
+    while chunk := os.read(src, CHUNK):
+        view = memoryview(chunk)
+        while view:
+            view = view[os.write(out, view) :]
+
+
+def hash_fd(fd: int) -> str:
+    """SHA-256 of an open file from its start."""
+    digest = hashlib.sha256()
+    os.lseek(fd, 0, os.SEEK_SET)
+    while chunk := os.read(fd, CHUNK):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def hash_host_file(path: str) -> str:
+    """SHA-256 of a host file (the source of a copy), never through a final symlink."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        return hash_fd(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,387 @@
+"""Desired jail state -> a list of typed operations: what `--dry-run` prints and `apply` runs.
+
+Planning reads the host (binaries, their libraries, the user database) and
+the jail (to leave out what is already right, which makes a second `create`
+an empty plan), and writes nothing. Applying hands each operation to
+`jailfs`, the only module that writes into a jail.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+
+from scponly_py.policy import BUILTIN_PATHS
+from setup_chroot import jailfs, resolve, users
+
+PROFILES = dict(BUILTIN_PATHS)  # profile name -> program path (same path inside the jail)
+DIR_MODE = 0o755
+NSSWITCH = b"# Written by scponly-py-setup: this jail resolves users from its own files only.\n"
+NSSWITCH += b"passwd: files\ngroup: files\n"
+NSS_FILES_BUILT_IN = (2, 34)  # glibc from 2.34 on has the files service inside libc
+DEV_NULL = (1, 3, 0o666)
+
+
+class PlanError(Exception):
+    """The desired jail cannot be built (missing program or library, conflicting paths)."""
+
+
+# -- desired state: one entry per path ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Dir:
+    path: str
+    mode: int = DIR_MODE
+    uid: int = 0
+    gid: int = 0
+
+
+@dataclass(frozen=True)
+class File:
+    path: str
+    source: str  # host path, no symlink in it
+    mode: int
+
+
+@dataclass(frozen=True)
+class Link:
+    path: str
+    target: str
+
+
+@dataclass(frozen=True)
+class Node:
+    path: str
+    major: int
+    minor: int
+    mode: int
+
+
+@dataclass(frozen=True)
+class Content:
+    path: str
+    data: bytes
+    mode: int = 0o644
+
+
+@dataclass(frozen=True)
+class Remove:
+    path: str
+
+
+Entry = Dir | File | Link | Node | Content
+Operation = Dir | File | Link | Node | Content | Remove
+
+
+@dataclass(frozen=True)
+class User:
+    """A jail user as the manifest remembers it (so remove-user can undo add-user)."""
+
+    name: str
+    writable: str = "files"
+    created: bool = False  # we ran useradd (remove-user runs userdel)
+    previous_home: str | None = None  # else: what usermod replaced
+    previous_shell: str | None = None
+
+
+@dataclass(frozen=True)
+class Spec:
+    """What the administrator asked for; stored in the manifest so `update` can redo it."""
+
+    jail: str
+    profiles: tuple[str, ...] = ()
+    binaries: tuple[str, ...] = ()
+    localtime: bool = True
+    users: tuple[User, ...] = field(default_factory=tuple)
+
+    def to_json(self) -> dict[str, object]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, object]) -> Spec:
+        return cls(
+            jail=str(data["jail"]),
+            profiles=tuple(data.get("profiles", ())),  # type: ignore[arg-type]
+            binaries=tuple(data.get("binaries", ())),  # type: ignore[arg-type]
+            localtime=bool(data.get("localtime", True)),
+            users=tuple(User(**user) for user in data.get("users", ())),  # type: ignore[arg-type, attr-defined]
+        )
+
+    def programs(self) -> list[str]:
+        """Absolute paths of every program the jail must run."""
+        unknown = [name for name in self.profiles if name not in PROFILES]
+        if unknown:
+            raise PlanError(
+                f"unknown profile {unknown[0]!r} (known: {', '.join(sorted(PROFILES))})"
+            )
+        found = [PROFILES[name] for name in self.profiles]
+        return list(dict.fromkeys(found + list(self.binaries)))
+
+
+def _parents(path: str) -> list[str]:
+    parts = [part for part in path.split("/") if part]
+    return ["/" + "/".join(parts[:index]) for index in range(1, len(parts))]
+
+
+class Desired:
+    """The entries a jail must contain, keyed by in-jail path; conflicting wishes are errors."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, Entry] = {}
+        self.implicit: set[str] = set()  # parent directories nobody asked for explicitly
+        self.host = resolve.Root("/")
+        self.linkers: dict[tuple[int, str], resolve.Linker] = {}
+
+    def add(self, entry: Entry) -> None:
+        for parent in _parents(entry.path):
+            if parent not in self.entries:
+                self.entries[parent] = Dir(parent)
+                self.implicit.add(parent)
+            elif not isinstance(self.entries[parent], Dir):
+                raise PlanError(f"{entry.path}: parent {parent} is planned as a non-directory")
+        previous = self.entries.get(entry.path)
+        if previous is None or previous == entry:
+            self.entries[entry.path] = entry
+        elif entry.path in self.implicit and isinstance(entry, Dir):
+            self.implicit.discard(entry.path)
+            self.entries[entry.path] = entry
+        elif not (isinstance(previous, Dir) and entry == Dir(entry.path)):
+            raise PlanError(f"{entry.path}: planned twice ({previous} and {entry})")
+
+    def add_host_path(self, path: str) -> None:
+        """Copy `path` as the loader will open it: each symlink on the way, then the file."""
+        try:
+            found = self.host.lookup(path)
+        except (OSError, resolve.ResolveError) as error:
+            raise PlanError(f"{path}: {getattr(error, 'strerror', None) or error}") from None
+        for link in found.links:
+            self.add(Link(link.path, link.target))
+        if not stat.S_ISREG(found.mode):
+            raise PlanError(f"{path} is not a regular file")
+        self.add(File(found.path, found.path, found.mode & jailfs.SAFE_MODE_BITS))
+
+    def linker_for(self, info: resolve.elf.ElfInfo) -> resolve.Linker:
+        key = (info.elf_class, info.machine)
+        if key not in self.linkers:
+            self.linkers[key] = resolve.Linker.for_root(self.host, info)
+        return self.linkers[key]
+
+    def add_program(self, program: str) -> resolve.Linker | None:
+        """The program, its interpreter and libraries; the linker used (None if static)."""
+        if not os.path.isabs(program):
+            raise PlanError(f"{program}: give an absolute path")
+        try:
+            info = resolve.read_elf(self.host, program)
+        except FileNotFoundError:
+            raise PlanError(f"{program} not found on this host") from None
+        except (OSError, resolve.ResolveError) as error:
+            raise PlanError(f"{program}: {error}") from None
+        self.add_host_path(program)
+        if info is None or not info.dynamic:
+            return None
+        linker = self.linker_for(info)
+        try:
+            found = resolve.closure(program, self.host, linker)
+        except (OSError, resolve.ResolveError) as error:
+            raise PlanError(f"{program}: {error}") from None
+        for name, needed_by in found.missing:
+            raise PlanError(f"{program}: library {name} (needed by {needed_by}) not found")
+        for path in found.paths:
+            self.add_host_path(path)
+        return linker
+
+
+def glibc_version() -> tuple[int, int]:
+    """The host's glibc version (the jail gets the host's libc)."""
+    text = os.confstr("CS_GNU_LIBC_VERSION") or "glibc 0.0"
+    major, minor = text.split()[-1].split(".")[:2]
+    return int(major), int(minor)
+
+
+def desired(spec: Spec) -> dict[str, Entry]:
+    """Every entry the jail described by `spec` must contain."""
+    want = Desired()
+    want.add(Dir("/"))
+    linkers = [want.add_program(program) for program in spec.programs()]
+    libc_linker = next((linker for linker in linkers if linker is not None), None)
+    if libc_linker is not None and glibc_version() < NSS_FILES_BUILT_IN:
+        reference = resolve.read_elf(want.host, spec.programs()[0])
+        assert reference is not None
+        path = resolve.system_library(libc_linker, "libnss_files.so.2", reference)
+        if path is None:
+            raise PlanError("libnss_files.so.2 not found (needed by glibc < 2.34)")
+        want.add_host_path(path)
+    want.add(Node("/dev/null", *DEV_NULL))
+    want.add(Content("/etc/nsswitch.conf", NSSWITCH))
+    names = [user.name for user in spec.users]
+    want.add(Content("/etc/passwd", users.passwd_content(names)))
+    want.add(Content("/etc/group", users.group_content(names)))
+    if spec.localtime and os.path.exists("/etc/localtime"):
+        want.add(File("/etc/localtime", os.path.realpath("/etc/localtime"), 0o644))
+    if spec.users:
+        want.add(Dir("/home"))
+    for user in spec.users:
+        uid, gid = users.ids(user.name)
+        home = f"/home/{user.name}"
+        want.add(Dir(home))
+        want.add(Dir(f"{home}/.ssh"))
+        want.add(Dir(f"{home}/{user.writable}", DIR_MODE, uid, gid))
+    return dict(sorted(want.entries.items(), key=lambda item: item[0].split("/")))
+
+
+# -- comparing with the jail --------------------------------------------------------------
+
+
+class Differ:
+    """Which desired entries the jail already has exactly (host digests computed once)."""
+
+    def __init__(self, fs: jailfs.JailFS | None) -> None:
+        self.fs = fs
+        self.digests: dict[str, str] = {}
+
+    def source_digest(self, source: str) -> str:
+        if source not in self.digests:
+            self.digests[source] = jailfs.hash_host_file(source)
+        return self.digests[source]
+
+    def matches(self, entry: Entry) -> bool:
+        if self.fs is None:
+            return False
+        info = self.fs.lstat(entry.path)
+        if info is None:
+            return False
+        mode = stat.S_IMODE(info.st_mode)
+        owner_ok = not self.fs.chown or (info.st_uid, info.st_gid) == (
+            getattr(entry, "uid", 0),
+            getattr(entry, "gid", 0),
+        )
+        match entry:
+            case Dir():
+                return stat.S_ISDIR(info.st_mode) and mode == entry.mode and owner_ok
+            case File():
+                return (
+                    stat.S_ISREG(info.st_mode)
+                    and mode == entry.mode
+                    and owner_ok
+                    and info.st_nlink == 1
+                    and info.st_size == os.stat(entry.source).st_size
+                    and self.fs.digest(entry.path) == self.source_digest(entry.source)
+                )
+            case Link():
+                return stat.S_ISLNK(info.st_mode) and self.fs.readlink(entry.path) == entry.target
+            case Node():
+                return (
+                    stat.S_ISCHR(info.st_mode)
+                    and info.st_rdev == os.makedev(entry.major, entry.minor)
+                    and mode == entry.mode
+                    and owner_ok
+                )
+            case Content():
+                return (
+                    stat.S_ISREG(info.st_mode)
+                    and mode == entry.mode
+                    and owner_ok
+                    and self.fs.read(entry.path, len(entry.data) + 1) == entry.data
+                )
+        return False
+
+
+@dataclass
+class Plan:
+    """The desired entries of one jail and the operations that get it there."""
+
+    entries: dict[str, Entry]
+    ops: list[Operation]
+    differ: Differ
+
+    def record(self) -> dict[str, dict[str, object]]:
+        """What the manifest keeps about each path (kind; source and digest for copies)."""
+        recorded: dict[str, dict[str, object]] = {}
+        for path, entry in self.entries.items():
+            item: dict[str, object] = {"kind": type(entry).__name__.lower()}
+            if isinstance(entry, File):
+                item["source"] = entry.source
+                item["sha256"] = self.differ.source_digest(entry.source)
+            recorded[path] = item
+        return recorded
+
+
+def make_plan(spec: Spec, fs: jailfs.JailFS | None, previous: Iterable[str] = ()) -> Plan:
+    """The operations that turn the jail into what `spec` describes.
+
+    `fs` is None for a jail that does not exist yet. `previous` are the paths we
+    wrote last time (from the manifest): those no longer wanted (a library
+    dropped by a package upgrade) are removed, deepest first; anything else in
+    the jail is left alone.
+    """
+    entries = desired(spec)
+    differ = Differ(fs)
+    ops: list[Operation] = [
+        entry for path, entry in entries.items() if path != "/" and not differ.matches(entry)
+    ]
+    stale = [path for path in previous if path not in entries]
+    for path in sorted(stale, key=lambda item: item.split("/"), reverse=True):
+        if fs is not None and fs.lstat(path) is not None:
+            ops.append(Remove(path))
+    return Plan(entries, ops, differ)
+
+
+def apply(
+    ops: list[Operation], fs: jailfs.JailFS, progress: Callable[[Operation], None]
+) -> list[str]:
+    """Run `ops` in order through jailfs; return the directories kept because not empty."""
+    kept = []
+    for op in ops:
+        progress(op)
+        match op:
+            case Dir():
+                fs.make_dir(op.path, op.mode, op.uid, op.gid)
+            case File():
+                fs.install(op.path, op.source, op.mode)
+            case Link():
+                fs.symlink(op.path, op.target)
+            case Node():
+                fs.mknod(op.path, op.mode, op.major, op.minor)
+            case Content():
+                fs.write(op.path, op.data, op.mode)
+            case Remove():
+                if not fs.remove(op.path):
+                    kept.append(op.path)
+    return kept
+
+
+# -- showing a plan -----------------------------------------------------------------------
+
+
+def describe(op: Operation) -> str:
+    """One human-readable line."""
+    match op:
+        case Dir():
+            return f"mkdir    {op.path}  {op.mode:04o} {op.uid}:{op.gid}"
+        case File():
+            return f"copy     {op.path}  {op.mode:04o}" + (
+                f"  from {op.source}" if op.source != op.path else ""
+            )
+        case Link():
+            return f"symlink  {op.path} -> {op.target}"
+        case Node():
+            return f"mknod    {op.path}  c {op.major},{op.minor} {op.mode:04o}"
+        case Content():
+            return f"write    {op.path}  {op.mode:04o} ({len(op.data.splitlines())} lines)"
+        case Remove():
+            return f"remove   {op.path}"
+    raise TypeError(op)
+
+
+def to_json(op: Operation) -> dict[str, object]:
+    """One operation for --json output."""
+    data: dict[str, object] = {"op": type(op).__name__.lower(), **asdict(op)}
+    if isinstance(op, Content):
+        data["data"] = op.data.decode("utf-8", "replace")
+    for key in ("mode",):
+        if key in data:
+            data[key] = f"{data[key]:04o}"
+    return data

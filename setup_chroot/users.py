@@ -1,0 +1,156 @@
+"""Accounts of jailed users: useradd/usermod, /etc/shells, and their lines in a jail's passwd.
+
+The host's user database is read through pwd/grp (NSS), never by parsing
+/etc/passwd: accounts may live in LDAP or sssd, and a grep for "alice" also
+matches "alice2". Account changes go through useradd/usermod/userdel, which
+lock the database files and keep shadow in step.
+
+Home directory forms: a `scponly-pyc` user gets `JAIL//home/NAME` (the shell
+chroots to the part before `//` and starts in the part after it); a
+`scponly-py` user inside a jail gets `/home/NAME`, the path inside the
+`ChrootDirectory JAIL` that sshd enters for it.
+"""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+import re
+import subprocess
+
+SHELLS = "/etc/shells"
+SHELL_PATHS = {
+    "scponly-pyc": "/usr/lib/scponly-py/scponly-pyc",  # install-chroot-shell's default
+    "scponly-py": "/usr/local/bin/scponly-py",  # install-shell's default
+}
+NAME = re.compile(r"[a-z_][a-z0-9_-]{0,31}", re.ASCII)
+ROOT_PASSWD = b"root:x:0:0:root:/root:/usr/sbin/nologin\n"
+ROOT_GROUP = b"root:x:0:\n"
+
+
+class UserError(Exception):
+    """An account cannot be created, changed or found; the message says which and why."""
+
+
+def check_name(name: str) -> str:
+    """Refuse names useradd would accept only with --badname, and anything odd."""
+    if not NAME.fullmatch(name):
+        raise UserError(f"invalid user name {name!r} (lower-case letters, digits, _ and -)")
+    return name
+
+
+def shell_path(shell: str) -> str:
+    """`scponly-pyc`, `scponly-py` or an absolute path -> the login shell's path."""
+    if shell in SHELL_PATHS:
+        return SHELL_PATHS[shell]
+    if not os.path.isabs(shell):
+        raise UserError(f"shell {shell!r}: use scponly-pyc, scponly-py or an absolute path")
+    return shell
+
+
+def home_for(jail: str, name: str, shell: str) -> str:
+    """The passwd home of a jailed user (see the module docstring)."""
+    if os.path.basename(shell) == "scponly-pyc":
+        return f"{jail.rstrip('/')}//home/{name}"
+    return f"/home/{name}"
+
+
+def ids(name: str) -> tuple[int, int]:
+    """(uid, gid) of an existing account."""
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        raise UserError(f"no such user: {name} (use --create to make the account)") from None
+    return entry.pw_uid, entry.pw_gid
+
+
+def _field(value: str) -> str:
+    # Our own output must stay one well-formed line per entry whatever NSS returns.
+    return value.replace(":", " ").replace("\n", " ")
+
+
+def passwd_content(names: list[str]) -> bytes:
+    """The jail's /etc/passwd: root and the jail's users, with their in-jail homes."""
+    lines = [ROOT_PASSWD.decode()]
+    for name in sorted(names):
+        entry = pwd.getpwnam(name)
+        home = entry.pw_dir.partition("//")[2] if "//" in entry.pw_dir else entry.pw_dir
+        home = "/" + home.lstrip("/")
+        fields = (name, "x", str(entry.pw_uid), str(entry.pw_gid), entry.pw_gecos, home)
+        lines.append(":".join(map(_field, (*fields, entry.pw_shell))) + "\n")
+    return "".join(lines).encode("utf-8", "surrogateescape")
+
+
+def group_content(names: list[str]) -> bytes:
+    """The jail's /etc/group: root and every group of the jail's users, members limited to them."""
+    members = set(names)
+    groups: dict[int, tuple[str, list[str]]] = {}
+    for name in names:
+        primary = pwd.getpwnam(name).pw_gid
+        for gid in os.getgrouplist(name, primary):
+            try:
+                entry = grp.getgrgid(gid)
+            except KeyError:
+                continue
+            if gid != 0:
+                groups[gid] = (entry.gr_name, sorted(members & set(entry.gr_mem)))
+    lines = [ROOT_GROUP.decode()]
+    for gid, (group_name, group_members) in sorted(groups.items()):
+        lines.append(f"{_field(group_name)}:x:{gid}:{','.join(group_members)}\n")
+    return "".join(lines).encode("utf-8", "surrogateescape")
+
+
+def register_shell(path: str, shells: str = SHELLS) -> bool:
+    """Add `path` to /etc/shells once (sshd's PAM, chsh and FTP daemons check it); True if added."""
+    try:
+        with open(shells, encoding="utf-8") as handle:
+            present = {line.strip() for line in handle}
+    except FileNotFoundError:
+        present = set()
+    if path in present:
+        return False
+    with open(shells, "a", encoding="utf-8") as handle:
+        handle.write(path + "\n")
+    return True
+
+
+def _run(argv: list[str]) -> None:
+    result = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        message = (result.stderr or result.stdout).strip().splitlines()
+        raise UserError(f"{argv[0]} failed ({result.returncode}): {' '.join(message[-1:])}")
+
+
+def ensure_account(name: str, home: str, shell: str, *, create: bool) -> tuple[str, str] | None:
+    """Create (useradd) or point (usermod) the account at `home` and `shell`.
+
+    Returns the previous (home, shell) when an existing account was changed,
+    None when it was created. A created account gets the password `*`: no
+    password login, but not "locked" (sshd refuses keys for `!` accounts
+    without PAM). Homes are never made by useradd (-M): the jail layout is ours.
+    """
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        if not create:
+            raise UserError(f"no such user: {name} (use --create to make the account)") from None
+        _run(["useradd", "-M", "-d", home, "-s", shell, "-p", "*", "-U", "--", name])
+        return None
+    if entry.pw_uid == 0:
+        raise UserError(f"{name} has uid 0; refusing to jail root")
+    if (entry.pw_dir, entry.pw_shell) != (home, shell):
+        _run(["usermod", "-d", home, "-s", shell, "--", name])
+    return entry.pw_dir, entry.pw_shell
+
+
+def restore_account(name: str, created: bool, previous: tuple[str, str] | None) -> None:
+    """Undo `ensure_account`: userdel what we created, else put home and shell back."""
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return
+    if created:
+        _run(["userdel", "--", name])
+    elif previous is not None:
+        _run(["usermod", "-d", previous[0], "-s", previous[1], "--", name])
