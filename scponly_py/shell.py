@@ -23,9 +23,13 @@ from scponly_py.policy import ConfigError, effective_policy
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from scponly_py.decision import Allow
     from scponly_py.policy import Policy
     from scponly_py.request import Request
+
+    Jail = Callable[[Request, Policy], Request]
 
 ADMIN_COMMANDS = frozenset({b"explain", b"check-config", b"--help", b"-h", b"--version"})
 REFUSED = 1
@@ -91,8 +95,13 @@ def execute(request: Request, decision: Allow) -> int:
     return REFUSED  # not reached: execve does not return on success
 
 
-def login(args: list[bytes]) -> int:
-    """Handle one login (`-c CMD`, forced command, or interactive)."""
+def login(args: list[bytes], jail: Jail | None = None) -> int:
+    """Handle one login (`-c CMD`, forced command, or interactive).
+
+    `jail` (scponly-pyc only) runs after the config is loaded and before the
+    decision: it chroots, drops privileges and returns the request with the
+    in-jail home, or raises `Refusal`.
+    """
     if not sys.flags.isolated:
         return refuse(None, Refuse(program="-", reason=NOT_ISOLATED))
     try:
@@ -112,6 +121,11 @@ def login(args: list[bytes]) -> int:
         except audit.AuditError:
             pass  # the decision's own line below fails closed if logging is broken
     policy = effective_policy(loaded.config, request.user, request.groups)
+    if jail is not None:
+        try:
+            request = jail(request, policy)
+        except Refusal as refusal:
+            return refuse(request, Refuse(program="-", reason=refusal.reason))
     if request.command is None and request.uid != 0 and "winscp" in policy.programs:
         # WinSCP's SCP mode opens an interactive session: answer its line
         # protocol with its own allowlist instead of refusing (opt-in).
@@ -145,13 +159,18 @@ def main(argv: list[str] | None = None) -> int:
             return cli.run(arguments)
         return login(args)
     except BaseException as error:  # noqa: BLE001 - fail closed, never a traceback
-        say("scponly-py: refused: internal error")
-        try:
-            audit.log(
-                f"decision=refuse uid={posix.getuid()} reason=internal-error "
-                f"error={audit.escape(type(error).__name__)}",
-                audit.WARNING,
-            )
-        except BaseException:  # noqa: BLE001, S110 - nothing more can be done; still refusing
-            pass
-        return REFUSED
+        return internal_error(error)
+
+
+def internal_error(error: BaseException) -> int:
+    """The answer to any unexpected exception: one line, one log line, exit 1."""
+    say("scponly-py: refused: internal error")
+    try:
+        audit.log(
+            f"decision=refuse uid={posix.getuid()} reason=internal-error "
+            f"error={audit.escape(type(error).__name__)}",
+            audit.WARNING,
+        )
+    except BaseException:  # noqa: BLE001, S110 - nothing more can be done; still refusing
+        pass
+    return REFUSED

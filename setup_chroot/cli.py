@@ -49,3 +49,40 @@ def _register_shell(path: str) -> None:
 
 for _command in jailcli.COMMANDS:
     main.add_command(_command)
+
+
+@main.command("install-chroot-shell")
+@click.option(
+    "--from",
+    "source",
+    default="build/frozen/scponly-py",
+    show_default=True,
+    help="The onedir tree built by packaging/build-frozen.sh.",
+)
+@click.option(
+    "--dest", default="/usr/lib/scponly-py", show_default=True, help="Where the tree goes."
+)
+@click.option("--setuid", is_flag=True, help="setuid root instead of cap_sys_chroot+ep.")
+@click.option(
+    "--jail",
+    default=None,
+    help="Instead: copy the unprivileged scponly-py into this jail (sshd ChrootDirectory mode).",
+)
+@click.option("--register/--no-register", default=True, help="Add the shells to /etc/shells.")
+def install_chroot_shell(
+    source: str, dest: str, setuid: bool, jail: str | None, register: bool
+) -> None:
+    """Install the frozen scponly-py and scponly-pyc (cap_sys_chroot+ep, or --setuid)."""
+    from setup_chroot import frozen  # noqa: PLC0415 - only this command needs it
+
+    try:
+        if jail is not None:
+            click.echo(f"installed {frozen.install_in_jail(source, jail, dest)}")
+            return
+        for line in frozen.install_tree(source, dest, setuid=setuid):
+            click.echo(line)
+    except (frozen.InstallError, OSError) as error:
+        raise click.ClickException(str(error)) from None
+    if register:
+        for name in frozen.LOGIN_BINARIES:
+            _register_shell(f"{dest.rstrip('/')}/{name}")

@@ -1,0 +1,319 @@
+"""The privileged part of scponly-pyc: the `//` split, the jail checks, chroot, and the drop.
+
+Everything here runs with CAP_SYS_CHROOT (file-capability build) or as
+effective root (setuid-root build); it is kept small so it can be audited in
+one sitting. The order is DESIGN.md section 6; every step fails closed by
+raising `JailError`, whose message is shown to the client and logged.
+
+1. `split_home`: the passwd home `/srv/jail//home/alice` gives the jail
+   `/srv/jail` and the in-jail home `/home/alice`; without `//` the whole home
+   is the jail and the in-jail home is `/`. Relative paths, `.`/`..`, empty
+   components and more than one `//` are refused.
+2. `open_jail`: every component of the jail path is opened from `/` with
+   openat(O_PATH|O_DIRECTORY|O_NOFOLLOW) relative to its parent's fd, and the
+   opened directory itself is checked (root-owned, not writable by group or
+   others, not a symlink). The fd of the last one is what we enter, so nothing
+   can be swapped between check and chroot.
+3. `enter`: fchdir(jail_fd) + chroot("."), then chdir("/").
+4. `drop`: for the setuid build, the bounding set, locked securebits
+   (NOROOT, NO_SETUID_FIXUP, KEEP_CAPS off, all locked), setgroups/setresgid/
+   setresuid to the real user; for both builds, the effective, permitted and
+   inheritable sets emptied (which also empties the ambient set), and
+   PR_SET_NO_NEW_PRIVS.
+5. `verify`: setuid(0)/setgid(0) must fail, uids/gids/groups must be the
+   user's, and the kernel's own view (/proc/self/status, opened before the
+   chroot) must show every capability set empty (the bounding set too for the
+   setuid build) and NoNewPrivs 1. Anything else: refuse.
+"""
+
+from __future__ import annotations
+
+import posix
+
+import _prctl
+
+S_IFMT = 0o170000
+S_IFDIR = 0o040000
+S_IFREG = 0o100000
+S_ISUID = 0o4000
+S_ISGID = 0o2000
+WRITABLE_BY_OTHERS = 0o022
+OPEN_DIRECTORY = posix.O_PATH | posix.O_DIRECTORY | posix.O_NOFOLLOW | posix.O_CLOEXEC
+
+SECBIT_NOROOT = 1 << 0
+SECBIT_NOROOT_LOCKED = 1 << 1
+SECBIT_NO_SETUID_FIXUP = 1 << 2
+SECBIT_NO_SETUID_FIXUP_LOCKED = 1 << 3
+SECBIT_KEEP_CAPS_LOCKED = 1 << 5
+LOCKED_SECUREBITS = (
+    SECBIT_NOROOT
+    | SECBIT_NOROOT_LOCKED
+    | SECBIT_NO_SETUID_FIXUP
+    | SECBIT_NO_SETUID_FIXUP_LOCKED
+    | SECBIT_KEEP_CAPS_LOCKED
+)
+ALL_CAPS = tuple(range(_prctl.CAP_LAST_CAP + 1))
+STATUS_FIELDS = (
+    b"Uid", b"Gid", b"Groups", b"CapInh", b"CapPrm", b"CapEff", b"CapBnd", b"CapAmb", b"NoNewPrivs",
+)  # fmt: skip
+
+
+class JailError(Exception):
+    """The jail is unsafe or the privilege drop did not hold; the login is refused."""
+
+
+# -- pure parts --------------------------------------------------------------------------------
+
+
+def split_home(home: str) -> tuple[str, str]:
+    """(jail, in-jail home) from a passwd home, strictly."""
+    if "\0" in home:
+        raise JailError("home directory contains NUL")
+    if not home.startswith("/"):
+        raise JailError(f"home directory {home!r} is not absolute")
+    if "///" in home or home.count("//") > 1:
+        raise JailError(f"home directory {home!r} has more than one '//'")
+    jail, separator, inside = home.partition("//")
+    inside = "/" + inside if separator else "/"
+    if jail == "":
+        raise JailError(f"home directory {home!r} has an empty jail before '//'")
+    for part, what in ((jail, "jail"), (inside, "home inside the jail")):
+        names = part.split("/")[1:]
+        if part == "/":
+            continue
+        if any(name in ("", ".", "..") for name in names):
+            raise JailError(f"{what} {part!r} has an empty, '.' or '..' component")
+    if jail == "/":
+        raise JailError("the jail may not be /")
+    return jail, inside
+
+
+def components(path: str) -> list[str]:
+    """The names below / of a path already accepted by `split_home`."""
+    return [name for name in path.split("/") if name]
+
+
+def unsafe_reason(info: posix.stat_result) -> str | None:
+    """Why a directory on the jail's path is unsafe (as OpenSSH's ChrootDirectory), or None."""
+    if info.st_mode & S_IFMT != S_IFDIR:
+        return "is not a directory"
+    if info.st_uid != 0:
+        return "is not owned by root"
+    if info.st_mode & WRITABLE_BY_OTHERS:
+        return "is writable by group or others"
+    return None
+
+
+# -- the jail ----------------------------------------------------------------------------------
+
+
+def open_jail(jail: str) -> int:
+    """An O_PATH fd of `jail`, every component checked on the opened directory; else JailError."""
+    fd = posix.open("/", OPEN_DIRECTORY)
+    where = "/"
+    try:
+        reason = unsafe_reason(posix.fstat(fd))
+        if reason:
+            raise JailError(f"jail path component {where} {reason}")
+        for name in components(jail):
+            where = f"{where.rstrip('/')}/{name}"
+            try:
+                child = posix.open(name, OPEN_DIRECTORY, dir_fd=fd)
+            except OSError as error:
+                if error.errno in (20, 40):  # ENOTDIR, ELOOP: a symlink or a file
+                    raise JailError(
+                        f"jail path component {where} is a symlink or not a directory"
+                    ) from None
+                raise JailError(
+                    f"cannot open jail path component {where}: {error.strerror}"
+                ) from None
+            posix.close(fd)
+            fd = child
+            reason = unsafe_reason(posix.fstat(fd))
+            if reason:
+                raise JailError(f"jail path component {where} {reason}")
+    except BaseException:
+        posix.close(fd)
+        raise
+    return fd
+
+
+def enter(jail_fd: int) -> None:
+    """chroot into the directory `jail_fd` refers to (the checked one), and stand at its root."""
+    try:
+        posix.fchdir(jail_fd)
+        posix.chroot(".")
+        posix.chdir("/")
+    except OSError as error:
+        raise JailError(f"cannot enter the jail: {error.strerror}") from None
+    finally:
+        posix.close(jail_fd)
+
+
+# -- the privilege drop ------------------------------------------------------------------------
+
+
+class Identity:
+    """Who we drop to: the real user (from getuid(), never from the environment)."""
+
+    __slots__ = ("gid", "groups", "uid")
+
+    def __init__(self, uid: int, gid: int, groups: tuple[int, ...]) -> None:
+        self.uid = uid
+        self.gid = gid
+        self.groups = groups
+
+
+def privileged_mode() -> str:
+    """'setuid' (effective root over a real user), 'caps' (file capabilities), or refuse."""
+    ruid, euid, suid = posix.getresuid()
+    if ruid == 0:
+        raise JailError("root may not use this shell")
+    if euid == 0 or suid == 0:
+        return "setuid"
+    return "caps"
+
+
+def _drop_setuid_root(identity: Identity) -> None:
+    for cap in ALL_CAPS:
+        try:
+            _prctl.prctl(_prctl.PR_CAPBSET_DROP, cap)
+        except OSError as error:
+            if error.errno != 22:  # EINVAL: this kernel has no such capability
+                raise
+    _prctl.prctl(_prctl.PR_SET_SECUREBITS, LOCKED_SECUREBITS)
+    posix.setgroups(list(identity.groups))
+    posix.setresgid(identity.gid, identity.gid, identity.gid)
+    posix.setresuid(identity.uid, identity.uid, identity.uid)
+
+
+def drop(identity: Identity, mode: str) -> None:
+    """Give up every privilege for good (then `verify` proves it)."""
+    try:
+        if mode == "setuid":
+            _drop_setuid_root(identity)
+        # Emptying permitted and inheritable also empties the ambient set (kernel invariant).
+        _prctl.set_caps([], [], [], list(ALL_CAPS), list(ALL_CAPS), list(ALL_CAPS))
+        _prctl.prctl(_prctl.PR_SET_NO_NEW_PRIVS, 1)
+    except (OSError, ValueError) as error:
+        raise JailError(f"cannot drop privileges: {error}") from None
+
+
+def parse_status(data: bytes) -> dict[bytes, bytes]:
+    """The fields of /proc/self/status that `verify` needs."""
+    fields = {}
+    for line in data.split(b"\n"):
+        name, _, value = line.partition(b":")
+        if name in STATUS_FIELDS:
+            fields[name] = b" ".join(value.split())
+    return fields
+
+
+def read_status(status_fd: int) -> dict[bytes, bytes]:
+    """Re-read /proc/self/status through an fd opened before the chroot."""
+    chunks = []
+    offset = 0
+    while True:
+        chunk = posix.pread(status_fd, 65536, offset)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        offset += len(chunk)
+    return parse_status(b"".join(chunks))
+
+
+def status_problems(
+    fields: dict[bytes, bytes], identity: Identity, mode: str
+) -> list[str]:  # pure, unit-tested
+    """What in the kernel's view of this process is not fully unprivileged."""
+    problems = []
+    uid = str(identity.uid).encode()
+    gid = str(identity.gid).encode()
+    if fields.get(b"Uid") != b" ".join([uid] * 4):
+        problems.append(f"Uid is {fields.get(b'Uid')!r}")
+    if fields.get(b"Gid") != b" ".join([gid] * 4):
+        problems.append(f"Gid is {fields.get(b'Gid')!r}")
+    expected_groups = sorted(identity.groups)
+    try:
+        groups = sorted(int(number) for number in fields.get(b"Groups", b"").split())
+    except ValueError:
+        groups = None
+    if groups != expected_groups:
+        problems.append(f"Groups is {fields.get(b'Groups')!r}")
+    sets = [b"CapInh", b"CapPrm", b"CapEff", b"CapAmb"]
+    if mode == "setuid":
+        sets.append(b"CapBnd")
+    for name in sets:
+        value = fields.get(name)
+        if value is None or value.strip(b"0") != b"":
+            problems.append(f"{name.decode()} is {value!r}")
+    if fields.get(b"NoNewPrivs") != b"1":
+        problems.append(f"NoNewPrivs is {fields.get(b'NoNewPrivs')!r}")
+    return problems
+
+
+def verify(identity: Identity, mode: str, status_fd: int) -> None:
+    """Prove the drop: regaining root fails and the kernel shows no privilege left."""
+    for regain in (posix.setuid, posix.setgid, posix.seteuid, posix.setegid):
+        try:
+            regain(0)
+        except OSError:
+            continue
+        raise JailError(f"{regain.__name__}(0) succeeded after the privilege drop")
+    if posix.getresuid() != (identity.uid,) * 3 or posix.getresgid() != (identity.gid,) * 3:
+        raise JailError("user or group ids are not the user's after the privilege drop")
+    caps = _prctl.get_caps(list(ALL_CAPS), list(ALL_CAPS), list(ALL_CAPS))
+    if any(any(flags.values()) for flags in caps.values()):
+        raise JailError("capabilities remain after the privilege drop")
+    if _prctl.prctl(_prctl.PR_GET_NO_NEW_PRIVS) != 1:
+        raise JailError("no_new_privs is not set")
+    if mode == "setuid":
+        if _prctl.prctl(_prctl.PR_GET_SECUREBITS) != LOCKED_SECUREBITS:
+            raise JailError("securebits are not locked")
+        if any(_prctl.prctl(_prctl.PR_CAPBSET_READ, cap) for cap in ALL_CAPS):
+            raise JailError("the capability bounding set is not empty")
+    try:
+        problems = status_problems(read_status(status_fd), identity, mode)
+    except OSError as error:
+        raise JailError(f"cannot read the process status: {error.strerror}") from None
+    if problems:
+        raise JailError("privileges remain after the drop: " + "; ".join(problems[:3]))
+
+
+def open_status() -> int:
+    """/proc/self/status, opened before the chroot so `verify` can read it from inside."""
+    try:
+        return posix.open("/proc/self/status", posix.O_RDONLY | posix.O_CLOEXEC)
+    except OSError as error:
+        raise JailError(f"cannot open /proc/self/status: {error.strerror}") from None
+
+
+# -- the installed tree ------------------------------------------------------------------------
+
+
+def tree_problems(executable: str, bundle: str) -> list[str]:
+    """Why the frozen program's own files could have been changed by someone other than root."""
+    problems = []
+    paths = [executable]
+    directory = executable.rsplit("/", 1)[0] or "/"
+    while True:
+        paths.append(directory)
+        if directory == "/":
+            break
+        directory = directory.rsplit("/", 1)[0] or "/"
+    if bundle and bundle not in paths:
+        paths.append(bundle)
+    for path in paths:
+        try:
+            info = posix.lstat(path)
+        except OSError as error:
+            problems.append(f"{path}: {error.strerror}")
+            continue
+        kind = info.st_mode & S_IFMT
+        if kind not in (S_IFDIR, S_IFREG):
+            problems.append(f"{path} is not a plain directory or file")
+        if info.st_uid != 0:
+            problems.append(f"{path} is not owned by root")
+        if info.st_mode & WRITABLE_BY_OTHERS:  # sticky too: /tmp is no place for it
+            problems.append(f"{path} is writable by group or others")
+    return problems

@@ -1,0 +1,193 @@
+"""Install the frozen login shells (packaging/build-frozen.sh's onedir tree).
+
+`install_tree` copies the tree to e.g. /usr/lib/scponly-py: every directory
+root:root 0755, every file root:root 0644 or 0755, no setuid/setgid bit and no
+extended attribute carried over from the build, symlinks only if they stay
+inside the tree. Then scponly-pyc gets exactly one privilege:
+
+* default: the file capability `cap_sys_chroot+ep` (what `setcap
+  cap_sys_chroot+ep` writes: a VFS_CAP_REVISION_2 `security.capability`
+  xattr). sshd already runs the shell as the user; chroot is the only thing
+  it cannot do.
+* `setuid=True`: setuid root (mode 04755), for file systems without xattrs.
+  scponly-pyc then also empties the bounding set, locks the securebits and
+  sets all uids/gids to the user's before it execs anything.
+
+The new tree is assembled under a private (0700) temporary name next to the
+destination and renamed into place, so a login never sees half a tree.
+Every ancestor of the destination must be root-owned and not writable by
+group or others: scponly-pyc checks that itself and refuses to run otherwise.
+
+`install_in_jail` is the privilege-free alternative: the unprivileged
+scponly-py tree (no scponly-pyc) copied into a jail that sshd's
+`ChrootDirectory` enters, at the same path as on the host (sshd checks the
+login shell on the host, then runs it inside the chroot).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import struct
+
+CAP_SYS_CHROOT = 18
+VFS_CAP_REVISION_2 = 0x02000000
+VFS_CAP_FLAGS_EFFECTIVE = 0x000001
+CAPABILITY_XATTR = "security.capability"
+LOGIN_BINARIES = ("scponly-py", "scponly-pyc")
+CONTENTS = "_internal"
+
+
+class InstallError(Exception):
+    """The tree to install, or the place to install it, is unusable or unsafe."""
+
+
+def capability_xattr(capabilities: tuple[int, ...]) -> bytes:
+    """The `security.capability` value of `setcap <caps>+ep` (permitted + effective)."""
+    permitted = 0
+    for capability in capabilities:
+        permitted |= 1 << capability
+    return struct.pack(
+        "<5I",
+        VFS_CAP_REVISION_2 | VFS_CAP_FLAGS_EFFECTIVE,
+        permitted & 0xFFFFFFFF,
+        0,
+        permitted >> 32,
+        0,
+    )
+
+
+def unsafe_ancestors(path: str) -> list[str]:
+    """Every directory from `path` up to / that is not root-owned or is writable by others."""
+    problems = []
+    current = os.path.abspath(path)
+    while True:
+        info = os.lstat(current)
+        if stat.S_ISLNK(info.st_mode):
+            problems.append(f"{current} is a symlink")
+        if info.st_uid != 0:
+            problems.append(f"{current} is not owned by root")
+        if info.st_mode & 0o022:
+            problems.append(f"{current} is writable by group or others")
+        if current == "/":
+            return problems
+        current = os.path.dirname(current)
+
+
+def check_source(source: str, binaries: tuple[str, ...] = LOGIN_BINARIES) -> None:
+    """The build output must look like packaging/build-frozen.sh's tree."""
+    for name in (*binaries, CONTENTS):
+        if not os.path.lexists(os.path.join(source, name)):
+            raise InstallError(f"{source} has no {name}: build it with packaging/build-frozen.sh")
+
+
+def _copy(source: str, target: str, skip: tuple[str, ...]) -> None:
+    """Copy the tree without following symlinks, setting owner and modes as we go."""
+    real_source = os.path.realpath(source)
+    for directory, subdirectories, files in os.walk(source):
+        relative = os.path.relpath(directory, source)
+        destination = os.path.normpath(os.path.join(target, relative))
+        if relative != ".":
+            os.mkdir(destination, 0o755)
+        os.chown(destination, 0, 0)
+        os.chmod(destination, 0o755 if relative != "." else 0o700)
+        for name in sorted(subdirectories + files):
+            if relative == "." and name in skip:
+                continue
+            path = os.path.join(directory, name)
+            copied = os.path.join(destination, name)
+            info = os.lstat(path)
+            if stat.S_ISLNK(info.st_mode):
+                link = os.readlink(path)
+                resolved = os.path.realpath(os.path.join(directory, link))
+                if link.startswith("/") or not resolved.startswith(real_source + "/"):
+                    raise InstallError(f"{path} links outside the tree ({link})")
+                os.symlink(link, copied)
+                os.lchown(copied, 0, 0)
+                if name in subdirectories:
+                    subdirectories.remove(name)  # os.walk does not descend into it anyway
+            elif stat.S_ISREG(info.st_mode):
+                shutil.copyfile(path, copied, follow_symlinks=False)
+                os.chown(copied, 0, 0)
+                os.chmod(copied, 0o755 if info.st_mode & 0o111 else 0o644)
+            elif not stat.S_ISDIR(info.st_mode):
+                raise InstallError(f"{path} is neither a file, a directory nor a symlink")
+        if relative == ".":
+            subdirectories[:] = [name for name in subdirectories if name not in skip]
+
+
+def _swap_into_place(staging: str, destination: str) -> None:
+    """Rename the finished tree to `destination`, replacing an older one."""
+    os.chmod(staging, 0o755)  # noqa: S103 - every user must run the login shells
+    parent, name = os.path.split(destination)
+    old = os.path.join(parent, f".{name}.old.{os.getpid()}")
+    had_old = os.path.lexists(destination)
+    if had_old:
+        os.rename(destination, old)
+    os.rename(staging, destination)
+    if had_old:
+        shutil.rmtree(old)
+
+
+def install_tree(source: str, destination: str, *, setuid: bool = False) -> list[str]:
+    """Install the frozen tree at `destination` with scponly-pyc privileged; what was done."""
+    check_source(source)
+    destination = os.path.abspath(destination)
+    parent, name = os.path.split(destination)
+    problems = unsafe_ancestors(parent)
+    if problems:
+        raise InstallError("; ".join(problems[:3]))
+    staging = os.path.join(parent, f".{name}.new.{os.getpid()}")
+    os.mkdir(staging, 0o700)
+    try:
+        _copy(source, staging, skip=())
+        chroot_shell = os.path.join(staging, "scponly-pyc")
+        if setuid:
+            os.chmod(chroot_shell, 0o4755)  # noqa: S103 - the documented setuid fallback
+            how = "setuid root (04755)"
+        else:
+            value = capability_xattr((CAP_SYS_CHROOT,))
+            os.setxattr(chroot_shell, CAPABILITY_XATTR, value, follow_symlinks=False)
+            if os.getxattr(chroot_shell, CAPABILITY_XATTR, follow_symlinks=False) != value:
+                raise InstallError("the file system did not keep cap_sys_chroot; use --setuid")
+            how = "cap_sys_chroot+ep"
+        _swap_into_place(staging, destination)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return [
+        f"installed {destination} (root-owned, nothing writable by group or others)",
+        f"{destination}/scponly-pyc: {how}",
+    ]
+
+
+def install_in_jail(source: str, jail: str, prefix: str) -> str:
+    """Copy the unprivileged tree (no scponly-pyc) to `jail`/`prefix`; return that path."""
+    check_source(source, ("scponly-py",))
+    if not prefix.startswith("/") or ".." in prefix.split("/"):
+        raise InstallError(f"prefix {prefix!r} must be an absolute path without '..'")
+    problems = unsafe_ancestors(jail)
+    if problems:
+        raise InstallError("; ".join(problems[:3]))
+    destination = os.path.join(os.path.abspath(jail), prefix.strip("/"))
+    parent, name = os.path.split(destination)
+    current = os.path.abspath(jail)
+    for part in os.path.relpath(parent, current).split("/"):
+        if part in ("", "."):
+            continue
+        current = os.path.join(current, part)
+        if not os.path.lexists(current):
+            os.mkdir(current, 0o755)
+    problems = unsafe_ancestors(parent)
+    if problems:
+        raise InstallError("; ".join(problems[:3]))
+    staging = os.path.join(parent, f".{name}.new.{os.getpid()}")
+    os.mkdir(staging, 0o700)
+    try:
+        _copy(source, staging, skip=("scponly-pyc",))
+        _swap_into_place(staging, destination)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return destination
