@@ -469,6 +469,14 @@ class Client:
     def byte(self) -> bytes:
         return self.process.stdout.read(1)  # type: ignore[union-attr]
 
+    def exactly(self, count: int) -> bytes:
+        data = bytearray()
+        while len(data) < count:
+            chunk = self.process.stdout.read(count - len(data))  # type: ignore[union-attr]
+            assert chunk, f"EOF after {len(data)} of {count} bytes"
+            data += chunk
+        return bytes(data)
+
     def command(self, command: str) -> tuple[list[bytes], int]:
         self.send((command + END + "\n").encode())
         return self.until_end()
@@ -548,7 +556,7 @@ def test_live_session_with_real_programs(tmp_path: Path) -> None:
         header = client.line()
         assert header == f"C0600 {len(payload)} moved.bin".encode()
         client.send(b"\0")
-        data = client.process.stdout.read(len(payload) + 1)  # type: ignore[union-attr]
+        data = client.exactly(len(payload) + 1)
         assert data == payload + b"\0"
         client.send(b"\0")
         assert client.until_end() == ([], 0)
