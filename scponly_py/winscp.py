@@ -55,8 +55,8 @@ interactive login of a non-root account whose `programs` contain `winscp`.
 Access: read-only accounts may list and download (`ls`, `scp -f`); write-only
 accounts may upload and modify but not list or download (as sftp's write-only
 deny list); `ln` needs `links = true`; `cp` reads and can copy symbolic links,
-so it needs read-write and links. `chmod` accepts modes WinSCP produces
-(octal, or `u+rw-x,g+r`-style clauses), as sftp's setstat would.
+so it needs read-write and links. `chmod` accepts the modes WinSCP produces
+(octal, or `u+rw-x,g+r`-style clauses) except set-user-ID/set-group-ID bits.
 
 `serve()` is the thin impure runner: it reads standard input unbuffered up to
 each newline (so an `scp` child gets every byte after its command line), runs
@@ -441,11 +441,19 @@ def _ls(arguments: list[str]) -> list[str]:
 
 
 def _mode(raw: str) -> str:
-    """An octal mode (3 to 5 digits) or symbolic clauses such as `u+rw-x,g+r,o=`."""
+    """An octal mode (3 to 5 digits) or symbolic clauses such as `u+rw-x,g+r,o=`.
+
+    Modes that set the set-user-ID or set-group-ID bit are refused: an account
+    restricted to file transfer has no reason to create such files.
+    """
     if raw and all("0" <= char <= "7" for char in raw):
-        if 3 <= len(raw) <= 5:
-            return raw
-        raise Refusal(f"chmod mode {raw!r} is not a valid octal mode")
+        if not 3 <= len(raw) <= 5 or int(raw, 8) > 0o7777:
+            raise Refusal(f"chmod mode {raw!r} is not a valid octal mode")
+        if int(raw, 8) & 0o6000:
+            raise Refusal("chmod may not set the set-user-ID or set-group-ID bit")
+        return raw
+    if "s" in raw:
+        raise Refusal("chmod may not set the set-user-ID or set-group-ID bit")
     for clause in raw.split(","):
         index = 0
         while index < len(clause) and clause[index] in "ugoa":

@@ -252,6 +252,20 @@ def test_an_uploaded_cd_or_any_relative_program_is_never_run() -> None:
                 assert runs == [], framed
 
 
+@pytest.mark.parametrize(
+    "mode", ["4755", "04755", "2775", "02775", "06755", "u+s", "g+s", "ug+rws", "a=rwxs", "77777"]
+)
+def test_chmod_never_sets_setuid_or_setgid(mode: str) -> None:
+    _, err, runs = play(session(), f'chmod  {mode} "{HOME}/f"' + END)
+    assert runs == [] and "refused" in err
+
+
+@pytest.mark.parametrize("mode", ["1777", "01777", "o+t", "0000", "a-rwx", "u=rw,go="])
+def test_chmod_sticky_and_plain_modes_are_fine(mode: str) -> None:
+    _, _, runs = play(session(), f'chmod  {mode} "{HOME}/f"' + END)
+    assert [run.argv[-2] for run in runs] == [mode]
+
+
 def test_refusals_report_and_set_status() -> None:
     s = session()
     out, err, runs = play(s, "id" + END)
