@@ -60,13 +60,14 @@ so it needs read-write and links. `chmod` accepts the modes WinSCP produces
 
 `serve()` is the thin impure runner: it reads standard input unbuffered up to
 each newline (so an `scp` child gets every byte after its command line), runs
-children with `subprocess` (never a shell) sharing the session's stdio, and
+children with fork/execve (never a shell) sharing the session's stdio, and
 fails closed: an over-long line or a log line that cannot be written ends the
 session with status 1.
 """
 
 from __future__ import annotations
 
+import _signal
 import posix
 
 from scponly_py import audit, childenv, words
@@ -567,29 +568,39 @@ def _is_directory(path: str) -> bool:
 
 
 def _run(decision: Allow) -> int:
-    import subprocess  # noqa: PLC0415 - only WinSCP sessions pay for it
+    """Fork and execve the decided program with the session's stdio; its exit status.
 
+    Plain fork/execve/waitpid from the built-in `posix` module rather than
+    `subprocess`, which the frozen login binaries leave out and which costs an
+    import: the child resets the signals Python ignores, sets the umask and
+    the working directory, and execs the absolute path with the decided argv
+    and environment. Nothing else (no shell, no PATH search).
+    """
     if not decision.path.startswith("/") or decision.argv[0] != decision.path:
         return REFUSED_STATUS  # unreachable by construction; never run a relative program
-    encode = [argument.encode("utf-8", "surrogateescape") for argument in decision.argv]
+    path = decision.path.encode("utf-8", "surrogateescape")
+    argv = [argument.encode("utf-8", "surrogateescape") for argument in decision.argv]
     environment = {
         name.encode("utf-8", "surrogateescape"): value.encode("utf-8", "surrogateescape")
         for name, value in decision.env
     }
-    try:
-        completed = subprocess.run(
-            encode,
-            executable=decision.path.encode("utf-8", "surrogateescape"),
-            cwd=decision.cwd.encode("utf-8", "surrogateescape"),
-            env=environment,
-            umask=decision.umask,
-            close_fds=True,
-            check=False,
-        )
-    except OSError as error:
-        _write(2, f"scponly-py: cannot run {decision.path}: {error.strerror}\n")
-        return 126
-    code = completed.returncode
+    cwd = decision.cwd.encode("utf-8", "surrogateescape")
+    pid = posix.fork()
+    if pid == 0:  # the child: exec or exit, never return into the session loop
+        try:
+            _signal.signal(_signal.SIGPIPE, _signal.SIG_DFL)
+            _signal.signal(_signal.SIGXFSZ, _signal.SIG_DFL)
+            posix.umask(decision.umask)
+            posix.chdir(cwd)
+            posix.execve(path, argv, environment)
+        except BaseException as error:  # noqa: BLE001 - report and leave the child
+            reason = getattr(error, "strerror", None) or type(error).__name__
+            try:
+                _write(2, f"scponly-py: cannot run {decision.path}: {reason}\n")
+            finally:
+                posix._exit(126)
+    _, status = posix.waitpid(pid, 0)
+    code = posix.waitstatus_to_exitcode(status)
     return 128 - code if code < 0 else code
 
 

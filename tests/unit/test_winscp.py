@@ -654,3 +654,27 @@ def test_login_refuses_interactive_without_winscp(monkeypatch: pytest.MonkeyPatc
 
 def test_login_never_gives_root_winscp_mode(monkeypatch: pytest.MonkeyPatch) -> None:
     assert _login(monkeypatch, ("winscp", "scp"), uid=0) == [("refuse",), 1]
+
+
+def _allow(path: str, *arguments: str, cwd: str = "/") -> winscp.Allow:
+    return winscp.Allow(
+        argv=(path, *arguments), cwd=cwd, env=(("PATH", "/usr/bin:/bin"),), path=path,
+        program="winscp:test", umask=0o022,
+    )  # fmt: skip
+
+
+def test_runner_statuses_and_relative_paths(tmp_path: Path) -> None:
+    assert winscp._run(_allow("/bin/false")) == 1
+    assert winscp._run(_allow("/bin/true")) == 0
+    assert winscp._run(_allow("/nonexistent/program")) == 126
+    assert winscp._run(_allow("/bin/true", cwd=str(tmp_path / "gone"))) == 126
+    assert winscp._run(_allow("/bin/sh", "-c", "kill -9 $$")) == 128 + 9
+    marker = tmp_path / "ran"
+    script = tmp_path / "cd"
+    script.write_text(f"#!/bin/sh\ntouch {marker}\n")
+    script.chmod(0o700)
+    relative = winscp.Allow(
+        argv=("cd",), cwd=str(tmp_path), env=(), path="cd", program="x", umask=0o022
+    )
+    assert winscp._run(relative) == winscp.REFUSED_STATUS
+    assert not marker.exists()
