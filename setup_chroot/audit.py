@@ -129,6 +129,13 @@ class Audit:
         top = os.lstat(os.path.join(self.jail, *parts[:3]))
         return stat.S_ISDIR(top.st_mode) and top.st_uid == self.users[parts[1]]
 
+    def home_part(self, path: str) -> bool:
+        """A user's home or ~/.ssh (or inside it): `homes` judges those, with the user in mind."""
+        parts = [part for part in path.split("/") if part]
+        if len(parts) < 2 or parts[0] != "home" or parts[1] not in self.users:
+            return False
+        return len(parts) == 2 or parts[2] == ".ssh"
+
     def run(self) -> list[Finding]:
         self.findings.extend(ancestors(self.jail))
         self.walk()
@@ -178,7 +185,9 @@ class Audit:
             target = os.readlink(name, dir_fd=dir_fd)
             if escapes(path, target):
                 self.add("symlink", path, f"points outside the jail from the host: -> {target}")
-        if self.user_tree(path, info) or stat.S_ISLNK(mode) or stat.S_ISSOCK(mode):
+        if self.user_tree(path, info) or self.home_part(path):
+            return
+        if stat.S_ISLNK(mode) or stat.S_ISSOCK(mode):
             return
         if mode & 0o022:
             self.add("writable", path, f"writable by group or others ({_mode(info)})")

@@ -187,10 +187,11 @@ def create(  # noqa: PLR0917 - click passes options as arguments
 @json_option
 def update(jail: str | None, every: bool, state_dir: str, dry_run: bool, as_json: bool) -> None:
     """Re-sync jails with the host after package upgrades (stale files removed)."""
-    _need_root(dry_run)
     store = Store(state_dir)
     try:
-        for path in _targets(store, jail, every):
+        targets = _targets(store, jail, every)
+        _need_root(dry_run)
+        for path in targets:
             with store.lock(path):
                 spec, recorded = _load(store, path)
                 _converge(store, spec, recorded, dry_run=dry_run, as_json=as_json)
