@@ -30,6 +30,7 @@ ERRORS = (
     ManifestError,
     users.UserError,
     sshd.SshdError,
+    OSError,
 )
 
 state_dir_option = click.option(

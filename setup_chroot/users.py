@@ -70,31 +70,48 @@ def _field(value: str) -> str:
     return value.replace(":", " ").replace("\n", " ")
 
 
+def _entries(names: list[str]) -> list[pwd.struct_passwd]:
+    """passwd entries of `names`, enumerating the database once (a jail may hold thousands).
+
+    Names that enumeration does not return (LDAP/sssd often disable it) are
+    looked up one by one.
+    """
+    wanted = set(names)
+    found = {entry.pw_name: entry for entry in pwd.getpwall() if entry.pw_name in wanted}
+    for name in wanted - found.keys():
+        found[name] = pwd.getpwnam(name)
+    return [found[name] for name in sorted(wanted)]
+
+
 def passwd_content(names: list[str]) -> bytes:
     """The jail's /etc/passwd: root and the jail's users, with their in-jail homes."""
     lines = [ROOT_PASSWD.decode()]
-    for name in sorted(names):
-        entry = pwd.getpwnam(name)
+    for entry in _entries(names):
         home = entry.pw_dir.partition("//")[2] if "//" in entry.pw_dir else entry.pw_dir
         home = "/" + home.lstrip("/")
-        fields = (name, "x", str(entry.pw_uid), str(entry.pw_gid), entry.pw_gecos, home)
+        fields = (entry.pw_name, "x", str(entry.pw_uid), str(entry.pw_gid), entry.pw_gecos, home)
         lines.append(":".join(map(_field, (*fields, entry.pw_shell))) + "\n")
     return "".join(lines).encode("utf-8", "surrogateescape")
 
 
 def group_content(names: list[str]) -> bytes:
-    """The jail's /etc/group: root and every group of the jail's users, members limited to them."""
+    """The jail's /etc/group: root and every group of the jail's users, members limited to them.
+
+    A user's groups are the primary one plus every group listing them as a
+    member (what initgroups gives them), from one enumeration of the group database.
+    """
     members = set(names)
+    wanted = {entry.pw_gid for entry in _entries(names)}
     groups: dict[int, tuple[str, list[str]]] = {}
-    for name in names:
-        primary = pwd.getpwnam(name).pw_gid
-        for gid in os.getgrouplist(name, primary):
-            try:
-                entry = grp.getgrgid(gid)
-            except KeyError:
-                continue
-            if gid != 0:
-                groups[gid] = (entry.gr_name, sorted(members & set(entry.gr_mem)))
+    for entry in grp.getgrall():
+        inside = sorted(members.intersection(entry.gr_mem))
+        if entry.gr_gid != 0 and (entry.gr_gid in wanted or inside):
+            groups[entry.gr_gid] = (entry.gr_name, inside)
+    for gid in wanted - groups.keys() - {0}:
+        try:
+            groups[gid] = (grp.getgrgid(gid).gr_name, [])
+        except KeyError:
+            continue
     lines = [ROOT_GROUP.decode()]
     for gid, (group_name, group_members) in sorted(groups.items()):
         lines.append(f"{_field(group_name)}:x:{gid}:{','.join(group_members)}\n")

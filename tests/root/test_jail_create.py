@@ -179,3 +179,25 @@ def test_rsync_through_an_e_helper(ns: Namespace) -> None:
     pull = ns.run(["rsync", "-a", "-e", "/mnt/rsh", "jail:/home/alice/files/tree/", "/mnt/pulled/"])
     assert pull.returncode == 0, pull.stderr.decode()
     assert ns.path("/mnt/pulled/a.txt").read_bytes() == b"alpha\n"
+
+
+def test_existing_account_is_changed_and_restored(ns: Namespace) -> None:
+    ns.run(["useradd", "-M", "-U", "-d", "/home/bob", "-s", "/bin/sh", "bob"], check=True)
+    missing = ns.setup("add-user", "carol", "--jail", JAIL)
+    assert missing.returncode == 1 and b"--create" in missing.stderr
+    ns.setup(
+        "add-user", "bob", "--jail", JAIL, "--shell", "scponly-py", "--writable", "in", check=True
+    )
+    entry = ns.run(["getent", "passwd", "bob"], check=True).stdout.decode().strip()
+    assert entry.split(":")[5:] == ["/home/bob", "/usr/local/bin/scponly-py"]
+    assert os.lstat(ns.path(f"{JAIL}/home/bob/in")).st_uid == int(entry.split(":")[2])
+    assert "bob:" in ns.path(f"{JAIL}/etc/passwd").read_text()
+    plan = json.loads(
+        ns.setup("remove-user", "bob", "--jail", JAIL, "--dry-run", "--json", check=True).stdout
+    )
+    assert {"op": "remove", "path": "/home/bob/in"} in plan["operations"]
+    ns.setup("remove-user", "bob", "--jail", JAIL, check=True)
+    entry = ns.run(["getent", "passwd", "bob"], check=True).stdout.decode().strip()
+    assert entry.split(":")[5:] == ["/home/bob", "/bin/sh"]
+    assert "bob:" not in ns.path(f"{JAIL}/etc/passwd").read_text()
+    assert not ns.path(f"{JAIL}/home/bob/in").exists()  # empty: removed; data would be kept

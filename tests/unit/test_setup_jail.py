@@ -110,6 +110,13 @@ def test_plan_for_sftp_copies_the_loader_chain(tmp_path: Path) -> None:
     assert "/usr/bin/rsync" not in paths
 
 
+def test_old_glibc_gets_libnss_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = plan.Spec(str(tmp_path / "new"), ("sftp",))
+    assert not any("libnss_files" in path for path in plan.desired(spec))
+    monkeypatch.setattr(plan, "glibc_version", lambda: (2, 31))
+    assert any("libnss_files.so.2" in path for path in plan.desired(spec))
+
+
 def test_plan_errors_are_clear(tmp_path: Path) -> None:
     with pytest.raises(plan.PlanError, match="unknown profile 'ftp'"):
         plan.make_plan(plan.Spec(str(tmp_path), ("ftp",)), None)
@@ -168,6 +175,8 @@ def test_cli_dry_run_json_and_errors(tmp_path: Path) -> None:
     assert result.exit_code == 1 and "absolute path" in result.output
     result = runner.invoke(main, ["update", *state])
     assert result.exit_code == 2
+    result = runner.invoke(main, ["check", str(tmp_path / "missing"), *state])
+    assert result.exit_code == 1 and "no such directory" in result.output
     result = runner.invoke(main, ["update", str(tmp_path / "j"), "--dry-run", *state])
     assert result.exit_code == 1 and "run create first" in result.output
     text = runner.invoke(main, ["sshd-config", "--group", "sftponly"]).output
