@@ -1,0 +1,624 @@
+"""scponly-pyc, the frozen chroot login shell, end to end and under attack.
+
+The real PyInstaller onedir build (packaging/build-frozen.sh, cached by source
+hash) is installed twice inside a sandbox (tests/e2e/sandbox.py: a real sshd
+in private net+mount namespaces): once with cap_sys_chroot+ep, once setuid
+root. Everything privileged lives on a tmpfs mounted at /srv inside the
+namespace (root-owned 0755, so the jail's ancestors pass the checks), with a
+jail made by `scponly-py-setup create`.
+
+* Through sshd: scp -O both ways, sftp, files land in the jail, `/` is the jail.
+* A static probe exec'd in place of sftp-server reports what the program has:
+  uid/gid/groups, every capability set, NoNewPrivs, setuid(0), its environment.
+* The hostile matrix runs the privileged binaries directly as a local user
+  (setpriv): nothing gains privilege, escapes the jail or runs code; every
+  refusal is one stderr line, exit 1, no traceback, and a syslog line.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.sandbox import Sandbox
+
+pytestmark = [pytest.mark.root, pytest.mark.e2e]
+
+REPO = Path(__file__).resolve().parents[2]
+BUILD_DIR = Path(os.environ.get("SCPONLY_PY_FROZEN_BUILD", "/var/tmp/scponly-py-frozen"))
+SETUP = "/opt/scponly-py/bin/scponly-py-setup"
+SFTP_SERVER = "/usr/lib/openssh/sftp-server"
+CAP = "/srv/cap/scponly-py/scponly-pyc"
+SUID = "/srv/suid/scponly-py/scponly-pyc"
+HOSTILE = "/srv/hostile"
+FIXED_ENV = {"PATH": "/usr/bin:/bin"}
+
+TRANSFER_CONFIG = """
+[defaults]
+programs = ["sftp", "scp"]
+"""
+# The probe stands in for the real programs: sftp -> /probe; scp -> a setuid-root copy in the
+# jail; rsync -> a hard link (inside the jail) to a setuid-root file outside it.
+PROBE_CONFIG = """
+[defaults]
+programs = ["sftp", "scp", "rsync"]
+
+[paths]
+sftp = "/probe"
+scp = "/suidprobe"
+rsync = "/hardsuid"
+"""
+EVIL_LIBRARY = r"""
+#include <fcntl.h>
+#include <stdio.h>
+#include <unistd.h>
+__attribute__((constructor)) static void pwned(void) {
+    char path[128];
+    snprintf(path, sizeof path, "/srv/hostile/pwned-lib-%d-%d", (int)getuid(), (int)geteuid());
+    int fd = open(path, O_CREAT | O_WRONLY, 0644);
+    if (fd >= 0) close(fd);
+}
+"""
+# Works even as the first module Python imports (encodings): only the built-in posix.
+EVIL_PYTHON = (
+    "p = __import__('posix')\n"
+    "p.close(p.open('/srv/hostile/pwned-python-' + __name__, p.O_WRONLY | p.O_CREAT, 0o644))\n"
+)
+SETUP_SCRIPT = f"""
+set -e
+mount -t tmpfs -o mode=0755 tmpfs /srv
+mkdir -m 0755 /srv/cap /srv/suid /srv/state /srv/bad-owner /srv/bad-group /srv/userdir
+mkdir -m 0777 {HOSTILE} {HOSTILE}/tmp
+"""
+
+
+class Setup:
+    """The sandbox plus the users and paths the tests use."""
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        self.sandbox = sandbox
+        self.uids: dict[str, int] = {}
+        self.config = ""
+
+    def run(self, argv: list[str], **kwargs: object) -> subprocess.CompletedProcess[bytes]:
+        return self.sandbox.run(argv, **kwargs)  # type: ignore[arg-type]
+
+    def sh(self, script: str) -> None:
+        self.run(["sh", "-c", "set -e\n" + script], check=True)
+
+    def use_config(self, text: str) -> None:
+        if self.config != text:
+            self.sandbox.write_config(text)
+            self.config = text
+
+    def add_user(self, name: str, home: str, shell: str, jail_home: str | None = None) -> int:
+        """A passwd entry with `home` (e.g. /srv/jail//home/u) and a login key."""
+        sandbox = self.sandbox
+        uid = sandbox.next_uid
+        sandbox.next_uid += 1
+        line = f"{name}:x:{uid}:{uid}:scponly-pyc test:{home}:{shell}\n"
+        with sandbox.path("/etc/passwd").open("a") as passwd:
+            passwd.write(line)
+        with sandbox.path("/etc/group").open("a") as group:
+            group.write(f"{name}:x:{uid}:\n")
+        with sandbox.path("/etc/shadow").open("a") as shadow:
+            shadow.write(f"{name}:*:19000:0:99999:7:::\n")
+        (sandbox.root / "keys" / name).write_text((sandbox.root / "client_key.pub").read_text())
+        if jail_home is not None:
+            jail, inside = jail_home.split("//")
+            home_path = sandbox.path(f"{jail}/{inside}")
+            home_path.mkdir(mode=0o755, parents=True, exist_ok=True)
+            os.chown(home_path, uid, uid)
+            for file in ("etc/passwd", "etc/group"):
+                target = sandbox.path(f"{jail}/{file}")
+                if target.parent.exists():
+                    entry = line if file == "etc/passwd" else f"{name}:x:{uid}:\n"
+                    with target.open("a") as handle:
+                        handle.write(entry.replace(home, "/" + inside).replace(shell, "/bin/false"))
+        self.uids[name] = uid
+        return uid
+
+    def as_user(
+        self,
+        name: str,
+        argv: list[str],
+        env: dict[str, str] | None = None,
+        prefix: list[str] = (),  # type: ignore[assignment]
+        input: bytes | None = None,
+    ) -> subprocess.CompletedProcess[bytes]:
+        """Run `argv` as local user `name` with exactly `env` (plus nothing)."""
+        uid = self.uids[name]
+        variables = [f"{key}={value}" for key, value in (env or {}).items()]
+        return self.run(
+            ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--init-groups", *prefix,
+             "env", "-i", *variables, *argv],
+            input=input, cwd="/",
+        )  # fmt: skip
+
+    def pwned(self) -> list[str]:
+        """Files any hostile code would have written."""
+        return sorted(p.name for p in self.sandbox.path(HOSTILE).iterdir() if "pwned" in p.name)
+
+
+def compile_c(source: str, output: Path, *flags: str) -> None:
+    source_file = output.with_suffix(".c")
+    source_file.write_text(source)
+    subprocess.run(["gcc", "-O1", *flags, "-o", str(output), str(source_file)], check=True)
+
+
+def build_minimal_jail(setup: Setup, jail: str) -> None:
+    """Fallback when `scponly-py-setup create` is unavailable: sftp-server, scp and their libs.
+
+    `ldd` is used here only as a test oracle, never by the product (DESIGN.md section 7).
+    """
+    programs = [SFTP_SERVER, "/usr/bin/scp"]
+    files = set(programs)
+    for program in programs:
+        listed = subprocess.run(["ldd", program], check=True, capture_output=True, text=True)
+        for line in listed.stdout.splitlines():
+            for word in line.split():
+                if word.startswith("/"):
+                    files.add(word)
+    for path in sorted(files):
+        real = os.path.realpath(path)
+        for name in {path, real}:
+            target = setup.sandbox.path(jail + name)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if name == path and name != real:
+                target.symlink_to(real)
+            else:
+                shutil.copy2(real, target)
+    setup.sh(
+        f"mkdir -p {jail}/dev {jail}/etc && mknod -m 0666 {jail}/dev/null c 1 3\n"
+        f"ln -sf usr/lib64 {jail}/lib64 2>/dev/null || true\n"
+        f"printf 'passwd: files\\ngroup: files\\n' > {jail}/etc/nsswitch.conf\n"
+        f"touch {jail}/etc/passwd {jail}/etc/group"
+    )
+
+
+@pytest.fixture(scope="module")
+def frozen_tree() -> Path:
+    """The onedir build, made once and reused while the sources are unchanged."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    result = subprocess.run(
+        [str(REPO / "packaging" / "build-frozen.sh"), str(BUILD_DIR)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return BUILD_DIR / "scponly-py"
+
+
+@pytest.fixture(scope="module")
+def setup(frozen_tree: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
+    for tool in ("gcc", "setpriv", "unshare", "nsenter", "sshd", "prlimit"):
+        if shutil.which(tool) is None and not os.path.exists(f"/usr/sbin/{tool}"):
+            pytest.skip(f"missing {tool}")
+    work = tmp_path_factory.mktemp("chroot-shell")
+    compile_c((REPO / "tests" / "root" / "probe.c").read_text(), work / "probe", "-static")
+    compile_c(EVIL_LIBRARY, work / "evil.so", "-shared", "-fPIC")
+    sandbox = Sandbox.create()
+    try:
+        state = Setup(sandbox)
+        state.sh(SETUP_SCRIPT)
+        for destination, extra in (
+            ("/srv/cap/scponly-py", []),
+            ("/srv/suid/scponly-py", ["--setuid"]),
+        ):
+            state.run(
+                [SETUP, "install-chroot-shell", "--from", str(frozen_tree), "--dest", destination,
+                 "--no-register", *extra],
+                check=True,
+            )  # fmt: skip
+        created = state.run([SETUP, "create", "/srv/jail", "--state-dir", "/srv/state"])
+        if created.returncode != 0:
+            warnings.warn(
+                f"scponly-py-setup create failed: {created.stderr[-300:]!r}", stacklevel=1
+            )
+            build_minimal_jail(state, "/srv/jail")
+        jail = sandbox.path("/srv/jail")
+        (jail / "home").mkdir(mode=0o755, exist_ok=True)
+        (jail / "JAIL_MARKER").write_text("inside\n")
+        for name, mode in (("probe", 0o755), ("suidprobe", 0o4755)):
+            shutil.copyfile(work / "probe", jail / name)
+            os.chmod(jail / name, mode)
+        host_suid = sandbox.path("/srv/host-suid")
+        shutil.copyfile(work / "probe", host_suid)
+        os.chmod(host_suid, 0o4755)  # noqa: S103 - the attack under test
+        os.link(host_suid, jail / "hardsuid")
+        state.sh("mkdir -p /srv/jail/proc && mount -t proc proc /srv/jail/proc")
+        # Hostile material: an evil library under every name the bundle loads, fake Python files.
+        hostile = sandbox.path(HOSTILE)
+        for directory in ("lib", "pyi", "pyi/_internal", "py", "py/scponly_py", "py/encodings"):
+            (hostile / directory).mkdir(mode=0o777, exist_ok=True)
+        for name in ("libpython3.11.so.1.0", "libz.so.1", "libcap.so.2", "libexpat.so.1"):
+            for directory in ("lib", "pyi", "pyi/_internal"):
+                shutil.copyfile(work / "evil.so", hostile / directory / name)
+        shutil.copyfile(work / "evil.so", hostile / "evil.so")
+        for name in ("sitecustomize.py", "usercustomize.py", "startup.py", "scponly_py/__init__.py",
+                     "encodings/__init__.py", "site.py", "os.py"):  # fmt: skip
+            (hostile / "py" / name).write_text(EVIL_PYTHON)
+        # Users: two jailed login accounts, a local user for the matrix, and broken jails.
+        state.add_user("capuser", "/srv/jail//home/capuser", CAP, "/srv/jail//home/capuser")
+        state.add_user("suiduser", "/srv/jail//home/suiduser", SUID, "/srv/jail//home/suiduser")
+        state.add_user("local", "/srv/jail//home/local", "/bin/sh", "/srv/jail//home/local")
+        local = state.uids["local"]
+        state.sh(
+            f"mkdir -m 0755 -p /srv/bad-owner/home/u /srv/bad-group/home/u /srv/real/home/u\n"
+            f"chown {local} /srv/bad-owner /srv/userdir\n"
+            "chmod 0775 /srv/bad-group\n"
+            "mkdir -m 0755 -p /srv/userdir/jail/home/u\n"
+            "ln -s /srv/real /srv/link\n"
+        )
+        for name, home in (
+            ("badowner", "/srv/bad-owner//home/u"),
+            ("badgroup", "/srv/bad-group//home/u"),
+            ("badlink", "/srv/link//home/u"),
+            ("badparent", "/srv/userdir/jail//home/u"),
+            ("twoslashes", "/srv/jail//home//u"),
+            ("nohome", "/srv/jail//home/missing"),
+        ):
+            state.add_user(name, home, CAP)
+        yield state
+    finally:
+        sandbox.stop()
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+def parse_probe(output: bytes) -> dict[str, list[str]]:
+    values: dict[str, list[str]] = {}
+    for line in output.decode().splitlines():
+        key, _, value = line.partition(":" if line.startswith("status.") else "=")
+        values.setdefault(key, []).append(value)
+    return values
+
+
+def status(probe: dict[str, list[str]], field: str) -> list[str]:
+    return probe.get("status." + field.rstrip(":"), [""])[0].split()
+
+
+def probe_env(probe: dict[str, list[str]]) -> dict[str, str]:
+    return dict(item.split("=", 1) for item in probe.get("env", []))
+
+
+def assert_unprivileged(probe: dict[str, list[str]], uid: int, *, setuid_build: bool) -> None:
+    """What every exec'd program must show: the user, no capability, no way back to root."""
+    assert status(probe, "Uid:") == [str(uid)] * 4, probe
+    assert status(probe, "Gid:") == [str(uid)] * 4, probe
+    assert status(probe, "Groups:") == [str(uid)], probe
+    for name in ("CapInh:", "CapPrm:", "CapEff:", "CapAmb:"):
+        assert int(status(probe, name)[0], 16) == 0, (name, probe)
+    if setuid_build:
+        assert int(status(probe, "CapBnd:")[0], 16) == 0, probe
+    assert status(probe, "NoNewPrivs:") == ["1"], probe
+    assert probe["nnp"] == ["1"]
+    assert probe["setuid0"] == ["-1 errno=1"], probe  # EPERM
+    assert probe["setgid0"] == ["-1 errno=1"], probe
+    assert probe["uid"] == [f"{uid} euid={uid} gid={uid} egid={uid}"], probe
+    assert probe["jail_marker"] == ["1"], probe  # / is the jail
+
+
+def assert_refused(setup: Setup, result, mark: int, reason: str) -> None:
+    """Exit 1, exactly one stderr line naming the reason, no stdout, a syslog refuse line."""
+    stderr = result.stderr.decode(errors="replace")
+    assert result.returncode == 1, (result.returncode, stderr)
+    assert stderr.count("\n") == 1 and reason in stderr, stderr
+    assert "Traceback" not in stderr and result.stdout == b""
+    lines = setup.sandbox.log_since(mark, "decision=refuse")
+    assert any("decision=refuse" in line and reason in line for line in lines), lines
+
+
+# -- through the real sshd -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("user", ["capuser", "suiduser"])
+def test_scp_and_sftp_land_in_the_jail(setup: Setup, user: str, tmp_path: Path) -> None:
+    setup.use_config(TRANSFER_CONFIG)
+    sandbox = setup.sandbox
+    tmp_path.chmod(0o755)
+    payload = tmp_path / "payload.bin"
+    data = os.urandom(150_000) + b"\0\r\n end"
+    payload.write_bytes(data)
+    home = sandbox.path(f"/srv/jail/home/{user}")
+    up = sandbox.run(sandbox.scp_argv("-O", str(payload), f"{user}@sandbox:up-scp.bin"))
+    assert up.returncode == 0, up.stderr
+    assert (home / "up-scp.bin").read_bytes() == data
+    back = tmp_path / "back.bin"
+    down = sandbox.run(sandbox.scp_argv("-O", f"{user}@sandbox:up-scp.bin", str(back)))
+    assert down.returncode == 0, down.stderr
+    assert back.read_bytes() == data
+    batch = sandbox.sftp_batch(
+        user, f"put {payload} up-sftp.bin\nget up-sftp.bin {tmp_path}/back2.bin\nls -1 /\npwd\n"
+    )
+    assert batch.returncode == 0, batch.stderr
+    assert (home / "up-sftp.bin").read_bytes() == data
+    assert (tmp_path / "back2.bin").read_bytes() == data
+    listing = batch.stdout.decode()
+    assert "JAIL_MARKER" in listing and "/opt" not in listing and "/root" not in listing
+    assert f"Remote working directory: /home/{user}" in listing
+    # Nothing was written next to the jail on the host side of it.
+    assert not sandbox.path(f"/srv/jail//home/{user}/../../up-scp.bin").exists()
+
+
+@pytest.mark.parametrize(("user", "setuid_build"), [("capuser", False), ("suiduser", True)])
+def test_probe_through_sshd_has_nothing(setup: Setup, user: str, setuid_build: bool) -> None:
+    setup.use_config(PROBE_CONFIG)
+    sandbox = setup.sandbox
+    client_env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "LANG": "C.UTF-8",  # sane: passed on
+        "LC_ALL": "../../tmp/x",  # not a locale name: dropped
+        "PYTHONINSPECT": "1",  # sshd accepts PYTHON* here (AcceptEnv); the child never sees it
+        "PYTHONPATH": f"{HOSTILE}/py",
+    }
+    argv = sandbox.ssh_argv(user, "-oSendEnv=LANG LC_ALL PYTHONINSPECT PYTHONPATH")
+    result = sandbox.run([*argv, SFTP_SERVER], input=b"", env=client_env)
+    assert result.returncode == 0, result.stderr
+    probe = parse_probe(result.stdout)
+    assert_unprivileged(probe, setup.uids[user], setuid_build=setuid_build)
+    assert probe["cwd"] == [f"/home/{user}"]
+    env = probe_env(probe)
+    connection = env.get("SSH_CONNECTION", "")
+    assert connection.startswith("127.0.0.1 ")
+    assert env == {
+        **FIXED_ENV,
+        "HOME": f"/home/{user}",
+        "LANG": "C.UTF-8",
+        "USER": user,
+        "LOGNAME": user,
+        "SSH_CONNECTION": connection,
+        "SSH_CLIENT": env.get("SSH_CLIENT", ""),
+    }, env
+    assert [fd.split()[0] for fd in probe["fd"]] == ["0", "1", "2"], probe["fd"]
+
+
+# -- the hostile matrix: the privileged binaries run directly by a local user --------------------
+
+HOSTILE_ENVIRONMENTS = {
+    "LD_PRELOAD": {"LD_PRELOAD": f"{HOSTILE}/evil.so"},
+    "LD_LIBRARY_PATH": {"LD_LIBRARY_PATH": f"{HOSTILE}/lib", "LD_AUDIT": f"{HOSTILE}/evil.so"},
+    "PYTHON*": {
+        "PYTHONPATH": f"{HOSTILE}/py",
+        "PYTHONHOME": f"{HOSTILE}/py",
+        "PYTHONSTARTUP": f"{HOSTILE}/py/startup.py",
+        "PYTHONINSPECT": "1",
+        "PYTHONUSERBASE": f"{HOSTILE}/py",
+        "PYTHONSAFEPATH": "0",
+    },
+    "TMPDIR/TEMP/TMP": {
+        "TMPDIR": f"{HOSTILE}/tmp",
+        "TEMP": f"{HOSTILE}/tmp",
+        "TMP": f"{HOSTILE}/tmp",
+    },
+    "_PYI_*": {
+        "_PYI_APPLICATION_HOME_DIR": f"{HOSTILE}/pyi",
+        "_PYI_ARCHIVE_FILE": CAP,
+        "_PYI_PARENT_PROCESS_LEVEL": "1",
+        "_PYI_SPLASH_IPC": "1",
+        "_PYI_LINUX_PROCESS_NAME": "evil",
+    },
+    "_PYI_* skipping the restart": {
+        "_PYI_ARCHIVE_FILE": CAP,
+        "_PYI_PARENT_PROCESS_LEVEL": "0",
+        "LD_LIBRARY_PATH": f"{HOSTILE}/lib",
+    },
+    "PYINSTALLER_*": {
+        "PYINSTALLER_RESET_ENVIRONMENT": "1",
+        "PYINSTALLER_STRICT_UNPACK_MODE": "0",
+        "PYINSTALLER_SUPPRESS_SPLASH_SCREEN": "1",
+        "_MEIPASS2": f"{HOSTILE}/pyi",
+    },
+    "USER/HOME spoofed": {"USER": "root", "HOME": "/", "LOGNAME": "root", "SHELL": "/bin/sh"},
+}
+
+
+@pytest.mark.parametrize("binary", [CAP, SUID], ids=["cap", "setuid"])
+@pytest.mark.parametrize("case", list(HOSTILE_ENVIRONMENTS))
+def test_hostile_environment(setup: Setup, binary: str, case: str) -> None:
+    setup.use_config(PROBE_CONFIG)
+    env = {key: value.replace(CAP, binary) for key, value in HOSTILE_ENVIRONMENTS[case].items()}
+    result = setup.as_user(
+        "local", [binary, "-c", SFTP_SERVER], env, input=b"open('/srv/hostile/pwned-stdin','w')\n"
+    )
+    assert result.returncode == 0, result.stderr
+    assert b"Traceback" not in result.stderr and b">>>" not in result.stderr
+    probe = parse_probe(result.stdout)
+    assert_unprivileged(probe, setup.uids["local"], setuid_build=binary == SUID)
+    assert probe_env(probe) == {
+        **FIXED_ENV, "HOME": "/home/local", "USER": "local", "LOGNAME": "local",
+    }  # fmt: skip
+    assert setup.pwned() == []
+    assert list(setup.sandbox.path(f"{HOSTILE}/tmp").iterdir()) == []
+
+
+def test_the_hostile_material_works(setup: Setup) -> None:
+    """Controls: the same variables do run code in an ordinary program (so a clean run means
+    something)."""
+    setup.as_user("local", ["/bin/true"], {"LD_PRELOAD": f"{HOSTILE}/evil.so"})
+    setup.as_user("local", ["/usr/bin/python3", "-c", "pass"], {"PYTHONPATH": f"{HOSTILE}/py"})
+    found = setup.pwned()
+    uid = setup.uids["local"]
+    assert found[0] == f"pwned-lib-{uid}-{uid}", found
+    assert any(name.startswith("pwned-python-") for name in found), found
+    for name in found:
+        setup.sandbox.path(f"{HOSTILE}/{name}").unlink()
+
+
+@pytest.mark.parametrize("binary", [CAP, SUID], ids=["cap", "setuid"])
+def test_bootloader_refuses_a_malformed_process_level(setup: Setup, binary: str) -> None:
+    """PyInstaller's own check, before any of our code runs: no privilege used, no code run."""
+    setup.use_config(PROBE_CONFIG)
+    result = setup.as_user(
+        "local",
+        [binary, "-c", SFTP_SERVER],
+        {"_PYI_ARCHIVE_FILE": binary, "_PYI_PARENT_PROCESS_LEVEL": "x; evil"},
+    )
+    assert result.returncode != 0
+    assert result.stdout == b"" and b"Traceback" not in result.stderr
+    assert result.stderr.count(b"\n") == 1, result.stderr
+    assert setup.pwned() == []
+
+
+@pytest.mark.parametrize("binary", [CAP, SUID], ids=["cap", "setuid"])
+@pytest.mark.parametrize("argv0", ["scponly-py", "-scponly-pyc", f"{HOSTILE}/evil.so", ""])
+def test_argv0_tricks(setup: Setup, binary: str, argv0: str) -> None:
+    setup.use_config(PROBE_CONFIG)
+    result = setup.as_user(
+        "local",
+        ["bash", "-c", 'exec -a "$0" "$@"', argv0, binary, "-c", SFTP_SERVER],
+    )
+    assert result.returncode == 0, result.stderr
+    assert_unprivileged(
+        parse_probe(result.stdout), setup.uids["local"], setuid_build=binary == SUID
+    )
+    assert setup.pwned() == []
+
+
+@pytest.mark.parametrize("binary", [CAP, SUID], ids=["cap", "setuid"])
+def test_closed_standard_fds(setup: Setup, binary: str) -> None:
+    setup.use_config(PROBE_CONFIG)
+    mark = setup.sandbox.log_mark()
+    result = setup.as_user(
+        "local", ["bash", "-c", 'exec 0<&- 1>&- 2>&- "$@"', "x", binary, "-c", SFTP_SERVER]
+    )
+    assert result.returncode == 0
+    lines = setup.sandbox.log_since(mark, "decision=allow")
+    assert any("decision=allow" in line and "user=local" in line for line in lines), lines
+    assert setup.pwned() == []
+
+
+@pytest.mark.parametrize("binary", [CAP, SUID], ids=["cap", "setuid"])
+@pytest.mark.parametrize("limit", [3, 5, 8, 16])
+def test_tiny_rlimit_nofile(setup: Setup, binary: str, limit: int) -> None:
+    """Either it works unprivileged, or it stops without a traceback; never privileged."""
+    setup.use_config(PROBE_CONFIG)
+    result = setup.as_user(
+        "local", [binary, "-c", SFTP_SERVER], prefix=["prlimit", f"--nofile={limit}:{limit}"]
+    )
+    assert b"Traceback" not in result.stderr
+    if result.returncode == 0:
+        assert_unprivileged(
+            parse_probe(result.stdout), setup.uids["local"], setuid_build=binary == SUID
+        )
+    else:
+        assert result.stdout == b""
+        assert result.stderr.count(b"\n") <= 1, result.stderr
+    assert setup.pwned() == []
+
+
+@pytest.mark.parametrize("binary", [CAP, SUID], ids=["cap", "setuid"])
+@pytest.mark.parametrize("command", ["scp -t .", "rsync --server -e.LsfxC . ."])
+def test_setuid_binaries_in_the_jail_give_nothing(setup: Setup, binary: str, command: str) -> None:
+    """A setuid-root file in the jail (copy or hard link to one outside) runs as the user."""
+    setup.use_config(PROBE_CONFIG)
+    result = setup.as_user("local", [binary, "-c", command])
+    assert result.returncode == 0, result.stderr
+    probe = parse_probe(result.stdout)
+    assert_unprivileged(probe, setup.uids["local"], setuid_build=binary == SUID)
+    assert probe["argv"][0] in ("/suidprobe", "/hardsuid")
+
+
+@pytest.mark.parametrize("binary", [CAP, SUID], ids=["cap", "setuid"])
+@pytest.mark.parametrize(
+    ("user", "reason"),
+    [
+        ("badowner", "jail path component /srv/bad-owner is not owned by root"),
+        ("badgroup", "jail path component /srv/bad-group is writable by group or others"),
+        ("badlink", "jail path component /srv/link is a symlink"),
+        ("badparent", "jail path component /srv/userdir is not owned by root"),
+        ("twoslashes", "has more than one '//'"),
+        ("nohome", "cannot change to /home/missing in the jail"),
+    ],
+)
+def test_unsafe_jails_are_refused(setup: Setup, binary: str, user: str, reason: str) -> None:
+    setup.use_config(PROBE_CONFIG)
+    mark = setup.sandbox.log_mark()
+    result = setup.as_user(user, [binary, "-c", SFTP_SERVER])
+    assert_refused(setup, result, mark, reason)
+
+
+def test_unsafe_jail_through_sshd(setup: Setup) -> None:
+    setup.use_config(PROBE_CONFIG)
+    mark = setup.sandbox.log_mark()
+    result = setup.sandbox.ssh("badowner", SFTP_SERVER, input=b"")
+    assert_refused(setup, result, mark, "/srv/bad-owner is not owned by root")
+
+
+@pytest.mark.parametrize("binary", [CAP, SUID], ids=["cap", "setuid"])
+def test_root_is_refused(setup: Setup, binary: str) -> None:
+    setup.use_config(PROBE_CONFIG)
+    mark = setup.sandbox.log_mark()
+    result = setup.run([binary, "-c", SFTP_SERVER], cwd="/")
+    assert_refused(setup, result, mark, "root may not use this shell")
+
+
+def test_an_unsafe_installed_tree_is_refused(setup: Setup, frozen_tree: Path) -> None:
+    setup.use_config(PROBE_CONFIG)
+    setup.sh("mkdir -m 0755 /srv/badtree")
+    setup.run(
+        [SETUP, "install-chroot-shell", "--from", str(frozen_tree), "--dest",
+         "/srv/badtree/scponly-py", "--no-register"],
+        check=True,
+    )  # fmt: skip
+    setup.sh("chmod 0775 /srv/badtree")
+    mark = setup.sandbox.log_mark()
+    result = setup.as_user("local", ["/srv/badtree/scponly-py/scponly-pyc", "-c", SFTP_SERVER])
+    assert_refused(
+        setup, result, mark, "unsafe installation: /srv/badtree is writable by group or others"
+    )
+
+
+def test_install_refuses_an_unsafe_destination(setup: Setup, frozen_tree: Path) -> None:
+    result = setup.run(
+        [SETUP, "install-chroot-shell", "--from", str(frozen_tree), "--dest",
+         f"{HOSTILE}/scponly-py", "--no-register"],
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert b"writable by group or others" in result.stderr
+
+
+def test_installed_tree_is_root_owned_and_unwritable(setup: Setup) -> None:
+    for top in ("/srv/cap/scponly-py", "/srv/suid/scponly-py"):
+        base = setup.sandbox.path(top)
+        for path in [base, *base.rglob("*")]:
+            info = path.lstat()
+            assert info.st_uid == 0 and info.st_gid == 0, path
+            assert not info.st_mode & 0o022, path
+            setuid = path.name == "scponly-pyc" and top.startswith("/srv/suid")
+            assert bool(info.st_mode & 0o4000) == setuid, path
+            assert not info.st_mode & 0o2000, path
+    capability = os.getxattr(setup.sandbox.path(CAP), "security.capability")
+    assert capability.hex() == "0100000200000400000000000000000000000000"
+    getcap = shutil.which("getcap")
+    if getcap:
+        shown = setup.run([getcap, CAP]).stdout.decode()
+        assert "cap_sys_chroot=ep" in shown
+
+
+def test_frozen_scponly_py_ignores_python_variables(setup: Setup) -> None:
+    """The unprivileged frozen shell too: PYTHON* and _PYI_* never load code."""
+    setup.use_config(PROBE_CONFIG)
+    result = setup.as_user(
+        "local",
+        ["/srv/cap/scponly-py/scponly-py", "-c", "bogus"],
+        {**HOSTILE_ENVIRONMENTS["PYTHON*"], **HOSTILE_ENVIRONMENTS["_PYI_*"]},
+    )
+    assert result.returncode == 1
+    assert b"refused" in result.stderr and b"Traceback" not in result.stderr
+    assert setup.pwned() == []
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(pytest.main([__file__, "-q"]))
