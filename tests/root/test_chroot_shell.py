@@ -71,6 +71,12 @@ EVIL_PYTHON = (
     "p = __import__('posix')\n"
     "p.close(p.open('/srv/hostile/pwned-python-' + __name__, p.O_WRONLY | p.O_CREAT, 0o644))\n"
 )
+# The privilege-free alternative: sshd chroots, the unprivileged frozen scponly-py runs inside.
+SSHD_EXTRA = """
+Match User chrooted
+    ChrootDirectory /srv/jail2
+"""
+PLAIN = "/srv/cap/scponly-py/scponly-py"
 SETUP_SCRIPT = f"""
 set -e
 mount -t tmpfs -o mode=0755 tmpfs /srv
@@ -207,7 +213,7 @@ def setup(frozen_tree: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     work = tmp_path_factory.mktemp("chroot-shell")
     compile_c((REPO / "tests" / "root" / "probe.c").read_text(), work / "probe", "-static")
     compile_c(EVIL_LIBRARY, work / "evil.so", "-shared", "-fPIC")
-    sandbox = Sandbox.create()
+    sandbox = Sandbox.create(SSHD_EXTRA)
     try:
         state = Setup(sandbox)
         state.sh(SETUP_SCRIPT)
@@ -269,9 +275,36 @@ def setup(frozen_tree: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
             ("nohome", "/srv/jail//home/missing"),
         ):
             state.add_user(name, home, CAP)
+        chroot_directory_jail(state, frozen_tree)
         yield state
     finally:
         sandbox.stop()
+
+
+def chroot_directory_jail(state: Setup, frozen_tree: Path) -> None:
+    """/srv/jail2 for sshd's ChrootDirectory: sftp/scp jail + the frozen scponly-py inside.
+
+    The bootloader finds its own file through /proc/self/exe, or else through argv[0] on
+    PATH (sshd passes the bare name); a jail has no /proc, so the shell is also linked from
+    /usr/bin inside the jail.
+    """
+    # --bin pulls in what the bundle needs from the system (libc, libm, libdl, libpthread).
+    state.run(
+        [SETUP, "create", "/srv/jail2", "--state-dir", "/srv/state", "--bin", PLAIN,
+         "--bin", f"{PLAIN.rsplit('/', 1)[0]}/_internal/libpython3.11.so.1.0"],
+        check=True,
+    )  # fmt: skip
+    state.run(
+        [SETUP, "install-chroot-shell", "--from", str(frozen_tree), "--jail", "/srv/jail2",
+         "--dest", "/srv/cap/scponly-py"],
+        check=True,
+    )  # fmt: skip
+    state.add_user("chrooted", "/home/chrooted", PLAIN, "/srv/jail2//home/chrooted")
+    state.sh(
+        f"ln -s {PLAIN} /srv/jail2/usr/bin/scponly-py\n"
+        "touch /srv/jail2/dev/log && mount --bind /dev/log /srv/jail2/dev/log\n"
+        "touch /srv/jail2/JAIL2_MARKER"
+    )
 
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -605,6 +638,27 @@ def test_installed_tree_is_root_owned_and_unwritable(setup: Setup) -> None:
     if getcap:
         shown = setup.run([getcap, CAP]).stdout.decode()
         assert "cap_sys_chroot=ep" in shown
+
+
+def test_chroot_directory_mode(setup: Setup, tmp_path: Path) -> None:
+    """sshd ChrootDirectory + the unprivileged frozen scponly-py in the jail (no Python there)."""
+    sandbox = setup.sandbox
+    tmp_path.chmod(0o755)
+    payload = tmp_path / "payload.bin"
+    data = os.urandom(100_000)
+    payload.write_bytes(data)
+    up = sandbox.run(sandbox.scp_argv("-O", str(payload), "chrooted@sandbox:up.bin"))
+    assert up.returncode == 0, up.stderr
+    assert sandbox.path("/srv/jail2/home/chrooted/up.bin").read_bytes() == data
+    batch = sandbox.sftp_batch("chrooted", f"get up.bin {tmp_path}/back.bin\nls -1 /\n")
+    assert batch.returncode == 0, batch.stderr
+    assert (tmp_path / "back.bin").read_bytes() == data
+    assert "JAIL2_MARKER" in batch.stdout.decode()
+    mark = sandbox.log_mark()
+    refused = sandbox.ssh("chrooted", "id", input=b"")
+    assert refused.returncode == 1 and b"refused" in refused.stderr
+    assert any("user=chrooted" in line for line in sandbox.log_since(mark, "user=chrooted"))
+    assert not sandbox.path("/srv/jail2/usr/bin/python3").exists()
 
 
 def test_frozen_scponly_py_ignores_python_variables(setup: Setup) -> None:
