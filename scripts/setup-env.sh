@@ -7,7 +7,7 @@ VENV="${SCPONLY_PY_VENV:-/opt/scponly-py}"
 APT_PACKAGES=(
     openssh-server openssh-client putty-tools curl rsync lftp sshfs unison subversion
     python3 python3-venv python3-dev gcc libcap-dev libcap2-bin iproute2 util-linux
-    hyperfine binutils
+    hyperfine binutils libc6-dev
 )
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -35,4 +35,4 @@ if [ ! -x "$VENV/bin/python" ]; then
     /usr/bin/python3 -m venv "$VENV"
 fi
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null
-"$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[test]"
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[test,frozen]"
