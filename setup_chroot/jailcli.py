@@ -107,10 +107,9 @@ def _converge(
                 click.echo(line)
             click.echo(header)
 
-        def progress(op: plan.Operation, counter: list[int] = [0]) -> None:  # noqa: B006
-            counter[0] += 1
+        def progress(number: int, op: plan.Operation) -> None:
             if not as_json:
-                click.echo(f"  [{counter[0]}/{len(ops)}] {plan.describe(op)}")
+                click.echo(f"  [{number}/{len(ops)}] {plan.describe(op)}")
 
         assert fs is not None
         kept = plan.apply(ops, fs, progress)
@@ -121,6 +120,8 @@ def _converge(
         for path in kept:
             if not as_json:
                 click.echo(f"  kept {path}: not empty")
+        for finding in audit.ancestors(spec.jail):
+            click.echo(f"warning: {finding.path} {finding.message}: unsafe for chroot", err=True)
         return document
     finally:
         if fs is not None:
@@ -361,7 +362,13 @@ def check(  # noqa: PLR0917 - click passes options as arguments
 @click.command("sshd-config")
 @click.option("--group", default=None, help="Match Group (default: scponly).")
 @click.option("--user", "match_users", multiple=True, help="Match User instead of a group.")
-@click.option("--mode", type=click.Choice(sshd.MODES), default="scponly", show_default=True)
+@click.option(
+    "--mode",
+    type=click.Choice(sshd.MODES),
+    default="scponly",
+    show_default=True,
+    help="scponly: the login shell is scponly-py(c); internal-sftp: ForceCommand internal-sftp.",
+)
 @click.option("--jail", default=None, help="ChrootDirectory (sshd enters the jail itself).")
 @click.option("--check", "check_user", default=None, metavar="USER", help="Check USER via sshd -T.")
 @click.option("--host", default="client.invalid", show_default=True, help="For --check.")

@@ -330,12 +330,12 @@ def make_plan(spec: Spec, fs: jailfs.JailFS | None, previous: Iterable[str] = ()
 
 
 def apply(
-    ops: list[Operation], fs: jailfs.JailFS, progress: Callable[[Operation], None]
+    ops: list[Operation], fs: jailfs.JailFS, progress: Callable[[int, Operation], None]
 ) -> list[str]:
     """Run `ops` in order through jailfs; return the directories kept because not empty."""
     kept = []
-    for op in ops:
-        progress(op)
+    for number, op in enumerate(ops, 1):
+        progress(number, op)
         match op:
             case Dir():
                 fs.make_dir(op.path, op.mode, op.uid, op.gid)
