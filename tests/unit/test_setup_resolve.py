@@ -173,6 +173,30 @@ def test_runpath_disables_rpath(tmp_path: Path) -> None:
 
 
 @needs_gcc
+def test_a_runpath_object_ignores_inherited_rpath(tmp_path: Path) -> None:
+    """liba has RUNPATH: its libb comes from there, not from the program's RPATH dir."""
+    library(tmp_path / "rpath" / "libb.so", "libb.so")
+    libb = library(tmp_path / "runpath" / "libb.so", "libb.so")
+    library(
+        tmp_path / "lib" / "liba.so",
+        "liba.so",
+        f"-L{libb.parent}",
+        "-lb",
+        "-Wl,--enable-new-dtags",
+        f"-Wl,-rpath,{tmp_path / 'runpath'}",
+    )
+    main = program(
+        tmp_path / "main",
+        f"-L{tmp_path / 'lib'}",
+        "-la",
+        "-Wl,--disable-new-dtags",
+        f"-Wl,-rpath,{tmp_path / 'lib'}:{tmp_path / 'rpath'}",
+    )
+    assert resolve.closure(str(main)).mapping()["libb.so"] == f"{tmp_path}/runpath/libb.so"
+    assert ours(str(main)) == ldd(str(main))
+
+
+@needs_gcc
 def test_missing_library_is_reported(tmp_path: Path) -> None:
     library(tmp_path / "lib" / "libgone.so", "libgone.so")
     main = program(tmp_path / "main", f"-L{tmp_path / 'lib'}", "-lgone")
