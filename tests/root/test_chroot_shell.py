@@ -679,3 +679,29 @@ def test_frozen_scponly_py_ignores_python_variables(setup: Setup) -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__, "-q"]))
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        "/usr/lib/openssh/sftp-server",
+        "scp -t x",
+        "rsync --server -logDtpre.iLsfxCIvu . x",
+        "unison -server __new-rpc-mode",
+        "svnserve -t",
+    ],
+)
+def test_frozen_tree_holds_every_grammar(frozen_tree: Path, tmp_path: Path, command: str) -> None:
+    """Grammars are imported by name at run time; the frozen build must still contain each one."""
+    config = tmp_path / "config.toml"
+    config.write_text(
+        '[defaults]\nprograms = ["sftp", "scp", "rsync", "unison", "svnserve"]\nsvn_root = "svn"\n'
+    )
+    result = subprocess.run(
+        [str(frozen_tree / "scponly-py"), "explain", "--user", "nobody", "--config", str(config),
+         "--", command],
+        capture_output=True,
+        check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert b"decision:  ALLOW" in result.stdout
