@@ -31,6 +31,8 @@ import shutil
 import stat
 import struct
 
+from setup_chroot import jailfs
+
 CAP_SYS_CHROOT = 18
 VFS_CAP_REVISION_2 = 0x02000000
 VFS_CAP_FLAGS_EFFECTIVE = 0x000001
@@ -163,31 +165,40 @@ def install_tree(source: str, destination: str, *, setuid: bool = False) -> list
 
 
 def install_in_jail(source: str, jail: str, prefix: str) -> str:
-    """Copy the unprivileged tree (no scponly-pyc) to `jail`/`prefix`; return that path."""
+    """Copy the unprivileged tree (no scponly-pyc) to `jail`/`prefix`; return that path.
+
+    Written through jailfs like everything else that goes into a jail: directory
+    fds and O_NOFOLLOW from the jail root, temp file + rename per file, no setuid
+    bits; an older copy is removed first without following any symlink in it.
+    """
     check_source(source, ("scponly-py",))
     if not prefix.startswith("/") or ".." in prefix.split("/"):
         raise InstallError(f"prefix {prefix!r} must be an absolute path without '..'")
     problems = unsafe_ancestors(jail)
     if problems:
         raise InstallError("; ".join(problems[:3]))
-    destination = os.path.join(os.path.abspath(jail), prefix.strip("/"))
-    parent, name = os.path.split(destination)
-    current = os.path.abspath(jail)
-    for part in os.path.relpath(parent, current).split("/"):
-        if part in ("", "."):
-            continue
-        current = os.path.join(current, part)
-        if not os.path.lexists(current):
-            os.mkdir(current, 0o755)
-    problems = unsafe_ancestors(parent)
-    if problems:
-        raise InstallError("; ".join(problems[:3]))
-    staging = os.path.join(parent, f".{name}.new.{os.getpid()}")
-    os.mkdir(staging, 0o700)
-    try:
-        _copy(source, staging, skip=("scponly-pyc",))
-        _swap_into_place(staging, destination)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return destination
+    real_source = os.path.realpath(source)
+    with jailfs.JailFS(jail) as fs:
+        parts = [part for part in prefix.split("/") if part]
+        for depth in range(1, len(parts)):
+            fs.make_dir("/" + "/".join(parts[:depth]), 0o755)
+        if fs.lstat(prefix) is not None:
+            fs.remove_tree(prefix)
+        for directory, subdirectories, files in os.walk(source):
+            relative = os.path.relpath(directory, source)
+            target = prefix if relative == "." else f"{prefix}/{relative}"
+            fs.make_dir(target, 0o755)
+            for name in sorted(subdirectories + files):
+                if relative == "." and name == "scponly-pyc":
+                    continue
+                path = os.path.join(directory, name)
+                info = os.lstat(path)
+                if stat.S_ISLNK(info.st_mode):
+                    link = os.readlink(path)
+                    resolved = os.path.realpath(os.path.join(directory, link))
+                    if link.startswith("/") or not resolved.startswith(real_source + "/"):
+                        raise InstallError(f"{path} links outside the tree ({link})")
+                    fs.symlink(f"{target}/{name}", link)
+                elif stat.S_ISREG(info.st_mode):
+                    fs.install(f"{target}/{name}", path, 0o755 if info.st_mode & 0o111 else 0o644)
+    return os.path.join(os.path.abspath(jail), prefix.strip("/"))
