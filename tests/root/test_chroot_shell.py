@@ -21,7 +21,6 @@ import os
 import shutil
 import subprocess
 import sys
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -159,36 +158,6 @@ def compile_c(source: str, output: Path, *flags: str) -> None:
     subprocess.run(["gcc", "-O1", *flags, "-o", str(output), str(source_file)], check=True)
 
 
-def build_minimal_jail(setup: Setup, jail: str) -> None:
-    """Fallback when `scponly-py-setup create` is unavailable: sftp-server, scp and their libs.
-
-    `ldd` is used here only as a test oracle, never by the product (DESIGN.md section 7).
-    """
-    programs = [SFTP_SERVER, "/usr/bin/scp"]
-    files = set(programs)
-    for program in programs:
-        listed = subprocess.run(["ldd", program], check=True, capture_output=True, text=True)
-        for line in listed.stdout.splitlines():
-            for word in line.split():
-                if word.startswith("/"):
-                    files.add(word)
-    for path in sorted(files):
-        real = os.path.realpath(path)
-        for name in {path, real}:
-            target = setup.sandbox.path(jail + name)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if name == path and name != real:
-                target.symlink_to(real)
-            else:
-                shutil.copy2(real, target)
-    setup.sh(
-        f"mkdir -p {jail}/dev {jail}/etc && mknod -m 0666 {jail}/dev/null c 1 3\n"
-        f"ln -sf usr/lib64 {jail}/lib64 2>/dev/null || true\n"
-        f"printf 'passwd: files\\ngroup: files\\n' > {jail}/etc/nsswitch.conf\n"
-        f"touch {jail}/etc/passwd {jail}/etc/group"
-    )
-
-
 @pytest.fixture(scope="module")
 def frozen_tree() -> Path:
     """The onedir build, made once and reused while the sources are unchanged."""
@@ -226,12 +195,7 @@ def setup(frozen_tree: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
                  "--no-register", *extra],
                 check=True,
             )  # fmt: skip
-        created = state.run([SETUP, "create", "/srv/jail", "--state-dir", "/srv/state"])
-        if created.returncode != 0:
-            warnings.warn(
-                f"scponly-py-setup create failed: {created.stderr[-300:]!r}", stacklevel=1
-            )
-            build_minimal_jail(state, "/srv/jail")
+        state.run([SETUP, "create", "/srv/jail", "--state-dir", "/srv/state"], check=True)
         jail = sandbox.path("/srv/jail")
         (jail / "home").mkdir(mode=0o755, exist_ok=True)
         (jail / "JAIL_MARKER").write_text("inside\n")
