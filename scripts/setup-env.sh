@@ -8,6 +8,10 @@ APT_PACKAGES=(
     openssh-server openssh-client putty-tools curl rsync lftp sshfs unison subversion
     python3 python3-venv python3-dev gcc libcap-dev libcap2-bin iproute2 util-linux
     hyperfine binutils libc6-dev
+    # packaging (tests/packaging): the .deb's own dependencies, its build and lint tools, and
+    # makepkg/rpmbuild to build the PKGBUILD and the RPM spec for real
+    python3-click python3-pyelftools dpkg-dev fakeroot lintian groff-base man-db
+    makepkg pacman-package-manager libarchive-tools rpm
 )
 
 if [ "$(id -u)" -ne 0 ]; then
