@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -21,6 +22,37 @@ CONFIG = """
 [defaults]
 programs = ["sftp", "scp"]
 """
+REPO = Path(__file__).resolve().parent.parent
+FROZEN = Path("/var/tmp/scponly-py-frozen")
+SETUP = str(Path(sys.executable).with_name("scponly-py-setup"))
+# Inside the sandbox's mount namespace: a root-owned tmpfs for the jail and the frozen shells.
+JAIL_SETUP = """set -e
+mount -t tmpfs -o mode=0755 tmpfs /srv
+mkdir -m 0755 /srv/state
+"""
+
+
+def jail_bob(sandbox: Sandbox) -> str:
+    """Build a jail and a jailed user with the real admin tool, as an administrator would."""
+    build = subprocess.run(
+        [str(REPO / "packaging" / "build-frozen.sh"), str(FROZEN)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if build.returncode != 0:
+        raise RuntimeError(f"frozen build failed: {build.stderr[-2000:]}")
+    sandbox.run(["sh", "-c", JAIL_SETUP], check=True)
+    for argv in (
+        [SETUP, "install-chroot-shell", "--from", str(FROZEN / "scponly-py"),
+         "--dest", "/srv/scponly-py", "--no-register"],
+        [SETUP, "create", "/srv/jail", "--state-dir", "/srv/state"],
+        [SETUP, "add-user", "bob", "--jail", "/srv/jail", "--create",
+         "--shell", "/srv/scponly-py/scponly-pyc", "--state-dir", "/srv/state"],
+    ):  # fmt: skip
+        sandbox.run(argv, check=True, timeout=300)
+    (sandbox.root / "keys" / "bob").write_text((sandbox.root / "client_key.pub").read_text())
+    return "/srv/jail//home/bob"
 
 
 def digest(path: Path) -> str:
@@ -84,6 +116,32 @@ def main() -> int:
             result.returncode == 1,
             result.stderr.decode().strip(),
         )
+
+        print("\nBuilding a chroot jail with scponly-py-setup and a user bob whose shell is")
+        print("the frozen scponly-pyc (cap_sys_chroot+ep) ...")
+        home = jail_bob(sandbox)
+        print(f"User bob: login shell /srv/scponly-py/scponly-pyc, home {home}\n")
+        jailed = sandbox.path("/srv/jail/home/bob/files/in.pdf")
+        result = sandbox.run(sandbox.scp_argv("-O", str(upload), "bob@sandbox:files/in.pdf"))
+        step(
+            "jailed scp -O upload lands inside the jail",
+            result.returncode == 0 and jailed.exists() and digest(jailed) == digest(upload),
+            "/srv/jail/home/bob/files/in.pdf",
+        )
+        result = sandbox.sftp_batch("bob", "ls /\n")
+        listing = result.stdout.decode()
+        step(
+            "jailed sftp sees only the jail as /",
+            result.returncode == 0 and "/home" in listing and "/srv" not in listing,
+            " ".join(listing.split()[2:]),
+        )
+        result = sandbox.ssh("bob", "id")
+        step(
+            "ssh bob@host id is refused inside the jail",
+            result.returncode == 1 and b"refused" in result.stderr,
+            result.stderr.decode().strip(),
+        )
+
         print("\nsyslog (authpriv) lines written by scponly-py:")
         for line in sandbox.log_since(mark, "scp -S"):
             if "scponly-py[" in line:

@@ -32,7 +32,7 @@ pytestmark = [pytest.mark.root, pytest.mark.e2e]
 
 REPO = Path(__file__).resolve().parents[2]
 BUILD_DIR = Path(os.environ.get("SCPONLY_PY_FROZEN_BUILD", "/var/tmp/scponly-py-frozen"))
-SETUP = "/opt/scponly-py/bin/scponly-py-setup"
+SETUP = str(Path(sys.executable).with_name("scponly-py-setup"))
 SFTP_SERVER = "/usr/lib/openssh/sftp-server"
 CAP = "/srv/cap/scponly-py/scponly-pyc"
 SUID = "/srv/suid/scponly-py/scponly-pyc"
