@@ -10,7 +10,7 @@ APT_PACKAGES=(
     hyperfine binutils libc6-dev
     # packaging (tests/packaging): the .deb's own dependencies, its build and lint tools, and
     # makepkg/rpmbuild to build the PKGBUILD and the RPM spec for real
-    python3-click python3-pyelftools dpkg-dev fakeroot lintian groff-base man-db
+    python3-click python3-pyelftools python3-pip dpkg-dev fakeroot lintian groff-base man-db
     makepkg pacman-package-manager libarchive-tools rpm
 )
 
