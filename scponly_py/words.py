@@ -28,18 +28,40 @@ DOUBLE_QUOTED_EXPANDING = frozenset("$`")
 DOUBLE_QUOTED_ESCAPABLE = frozenset('$`"\\')
 
 
-def _refuse_control_characters(command: str) -> None:
+def _refuse_control_characters(command: str) -> bool:
+    """Refuse control characters; return True if `command` holds undecodable bytes."""
+    escaped = False
     for position, char in enumerate(command):
         code = ord(char)
         if (code < 0x20 and char != "\t") or 0x7F <= code <= 0x9F:
             raise Refusal(f"control character {code:#04x} at position {position}")
+        if 0xDC80 <= code <= 0xDCFF:
+            escaped = True
+    return escaped
+
+
+def _word(current: list[str], escaped: bool) -> str:
+    """Join a finished word; if it holds undecodable bytes, as the program will see it.
+
+    Quote removal can join undecodable bytes into valid UTF-8: in `a\xc2'\x85'`
+    neither byte decodes alone, but the word's bytes `a\xc2\x85` are U+0085, a
+    C1 control character. The word is re-decoded and checked again.
+    """
+    word = "".join(current)
+    if escaped:
+        word = word.encode("utf-8", "surrogateescape").decode("utf-8", "surrogateescape")
+        for char in word:
+            code = ord(char)
+            if 0x7F <= code <= 0x9F:
+                raise Refusal(f"control character {code:#04x} formed by joining quoted bytes")
+    return word
 
 
 def split(command: str) -> list[str]:
     """Return the words of `command`, or raise `Refusal` if a shell would do more than quote."""
     if len(command) > MAX_COMMAND_LENGTH:
         raise Refusal(f"command longer than {MAX_COMMAND_LENGTH} characters")
-    _refuse_control_characters(command)
+    escaped = _refuse_control_characters(command)
 
     words: list[str] = []
     current: list[str] = []
@@ -50,7 +72,7 @@ def split(command: str) -> list[str]:
         char = command[index]
         if char in SEPARATORS:
             if in_word:
-                words.append("".join(current))
+                words.append(_word(current, escaped))
                 if len(words) > MAX_WORDS:
                     raise Refusal(f"more than {MAX_WORDS} words")
                 current = []
@@ -77,7 +99,7 @@ def split(command: str) -> list[str]:
             current.append(char)
             index += 1
     if in_word:
-        words.append("".join(current))
+        words.append(_word(current, escaped))
         if len(words) > MAX_WORDS:
             raise Refusal(f"more than {MAX_WORDS} words")
     if not words:

@@ -78,7 +78,10 @@ class Attack:
     @property
     def transmittable(self) -> bool:
         """True if `ssh host CMD` can deliver the command unchanged (no NUL, not too long)."""
-        return "\x00" not in self.command and len(self.command.encode()) < MAX_TRANSMITTABLE
+        return (
+            "\x00" not in self.command
+            and len(self.command.encode("utf-8", "surrogateescape")) < MAX_TRANSMITTABLE
+        )
 
 
 def policy(name: str, user: str = "alice", groups: tuple[str, ...] = ()) -> policies.Policy:

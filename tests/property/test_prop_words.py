@@ -90,14 +90,27 @@ def test_split_raises_only_refusal(command: str) -> None:
         assert len(result) <= words.MAX_WORDS
 
 
-@given(st.binary(max_size=300))
+@given(
+    st.lists(
+        st.one_of(
+            st.binary(max_size=6),
+            st.sampled_from([b"'", b'"', b"\\", b" ", b"\xc2", b"\x85", b"\x9b", b"\xe2\x80"]),
+        ),
+        max_size=30,
+    ).map(b"".join)
+)
+@settings(max_examples=500)
+@example(b"scp -t a\xc2'\x85'b")
 def test_split_handles_any_bytes_as_the_login_decodes_them(raw: bytes) -> None:
     command = raw.decode("utf-8", "surrogateescape")
     result = split_or_none(command)
     if result is not None:
-        # Whatever it returns can be handed to execve byte for byte.
         for word in result:
-            word.encode("utf-8", "surrogateescape")
+            # Each word is exactly what execve will pass (found by fuzzing: quote
+            # removal joined bytes into U+0085), and holds no control character.
+            again = word.encode("utf-8", "surrogateescape").decode("utf-8", "surrogateescape")
+            assert again == word
+            assert all(no_control(char) for char in word)
 
 
 @given(st.text(max_size=60), st.sampled_from(CONTROL), st.text(max_size=60))

@@ -205,6 +205,32 @@ def test_surrogate_escaped_bytes_are_carried_through() -> None:
     assert words.split(f"scp -t \\{name[-1]}") == ["scp", "-t", name[-1]]
 
 
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"scp -t a\xc2'\x85'b",  # U+0085 NEL
+        b"scp -t a\xc2'\x9b'31m",  # U+009B CSI (a terminal escape)
+        b'scp -t a\xc2"\x80"',
+        b"scp -t a\xc2\\\x9f",  # joined by a backslash escape
+        b"scp -t '\xc2'\xad\xc2'\x90'",
+    ],
+)
+def test_c1_control_formed_by_quote_removal_is_refused(raw: bytes) -> None:
+    # Found by fuzzing (fuzz/fuzz_words.py): neither byte decodes alone, so the
+    # command-wide check passed, but the exec'd word held a C1 control character.
+    command = raw.decode("utf-8", "surrogateescape")
+    assert "formed by joining quoted bytes" in refused(command)
+
+
+def test_words_are_what_the_program_will_see() -> None:
+    # Bytes joined across quotes into valid UTF-8 come back decoded, like execve passes them.
+    command = b"scp -t caf\xc3'\xa9' \xdf'\xff'".decode("utf-8", "surrogateescape")
+    result = words.split(command)
+    assert result == ["scp", "-t", "caf\u00e9", "\udcdf\udcff"]
+    for word in result:
+        assert word.encode("utf-8", "surrogateescape").decode("utf-8", "surrogateescape") == word
+
+
 def test_non_ascii_letters_are_ordinary_characters() -> None:
     assert words.split("scp -t Ünïcødé/日本語") == ["scp", "-t", "Ünïcødé/日本語"]
 
