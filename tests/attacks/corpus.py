@@ -77,9 +77,13 @@ class Attack:
 
     @property
     def transmittable(self) -> bool:
-        """True if `ssh host CMD` can deliver the command unchanged (no NUL, not too long)."""
+        """True if `ssh host CMD` can deliver the command unchanged (no NUL, not too long).
+
+        An empty command is not: ssh then asks for an interactive session instead.
+        """
         return (
-            "\x00" not in self.command
+            self.command != ""
+            and "\x00" not in self.command
             and len(self.command.encode("utf-8", "surrogateescape")) < MAX_TRANSMITTABLE
         )
 
