@@ -39,4 +39,4 @@ if [ ! -x "$VENV/bin/python" ]; then
     /usr/bin/python3 -m venv "$VENV"
 fi
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null
-"$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[test,frozen]"
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[test,frozen,fuzz]"
