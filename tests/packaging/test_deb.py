@@ -91,6 +91,9 @@ def box(deb: Path) -> Iterator[PackageSandbox]:
     root.chmod(0o755)
     sandbox = PackageSandbox(root)
     sandbox.deb = deb
+    # A uid range of its own: usermod refuses a uid any process on the machine runs as, and
+    # other sandboxes (other test modules, run in parallel) start at 42000.
+    sandbox.next_uid = 47300
     try:
         sandbox._start("")
         yield sandbox
