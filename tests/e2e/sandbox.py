@@ -85,6 +85,7 @@ class Sandbox:
         self.holder: subprocess.Popen[bytes] | None = None
         self.processes: list[subprocess.Popen[bytes]] = []
         self.syslog_process: subprocess.Popen[bytes] | None = None
+        self.net_namespace = ""
         self.users: dict[str, User] = {}
         self.next_uid = FIRST_UID
         self.client_key = root / "client_key"
@@ -121,6 +122,7 @@ class Sandbox:
             if time.monotonic() > deadline:
                 raise RuntimeError("unshare did not create a mount namespace")
             time.sleep(0.01)
+        self.net_namespace = os.readlink(f"/proc/{self.holder.pid}/ns/net")
         self.run(["sh", "-c", SETUP_SCRIPT.format(root=self.root)], check=True)
         self._install_launcher()
         self._make_keys()
@@ -128,12 +130,36 @@ class Sandbox:
         self._start_sshd(sshd_extra)
 
     def stop(self) -> None:
-        """Kill everything; the namespaces and their mounts disappear with the last process."""
+        """Kill everything in the namespaces (sessions, ControlMaster clients too); the
+        namespaces and their mounts disappear with the last process."""
         for process in [*self.processes, self.holder]:
             if process is not None and process.poll() is None:
                 process.kill()
                 process.wait()
+        if self.holder is not None:
+            for pid in self.pids():
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    continue
         shutil.rmtree(self.root, ignore_errors=True)
+
+    def pids(self, uid: int | None = None) -> list[int]:
+        """Processes living in this sandbox's network namespace (optionally of one uid)."""
+        assert self.holder is not None
+        found = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                if os.readlink(f"/proc/{entry}/ns/net") != self.net_namespace:
+                    continue
+                if uid is not None and os.stat(f"/proc/{entry}").st_uid != uid:
+                    continue
+            except OSError:
+                continue
+            found.append(int(entry))
+        return found
 
     # -- running things inside --------------------------------------------------------------
 
