@@ -37,6 +37,11 @@ def run(user: str | None, config_file: str | None, command: str) -> int:
         f"links={'yes' if policy.links else 'no'} umask={policy.umask:04o} "
         f"start_dir={policy.start_dir or '(home)'}"
     )
+    if "svnserve" in policy.programs:
+        print(
+            f"svnserve:  svn_root={policy.svn_root or '(none: refused)'} "
+            f"svn_tunnel_user={'yes' if policy.svn_tunnel_user else 'no'}"
+        )
     print(f"command:   {command}")
     print(f"words:     {words.join(words.split(command)) if decision.allowed else '-'}")
     if not decision.allowed:
