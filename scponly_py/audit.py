@@ -43,8 +43,14 @@ def escape(value: str) -> str:
     return "".join(out)
 
 
-def line(request: Request | None, decision: Allow | Refuse, uid: int) -> str:
-    """The log line for a decision (request may be None if it could not be built)."""
+def line(
+    request: Request | None, decision: Allow | Refuse, uid: int, *, debug: bool = False
+) -> str:
+    """The log line for a decision (request may be None if it could not be built).
+
+    With `debug` (log_level = "debug") an allowed exec also records its working
+    directory, umask and the names of the environment variables it gets.
+    """
     fields = [("decision", "allow" if decision.allowed else "refuse")]
     if request is not None:
         fields += [
@@ -58,6 +64,12 @@ def line(request: Request | None, decision: Allow | Refuse, uid: int) -> str:
     fields.append(("program", decision.program))
     if decision.allowed:
         fields.append(("argv", words.join(decision.argv)))  # type: ignore[union-attr]
+        if debug:
+            fields += [
+                ("cwd", decision.cwd),  # type: ignore[union-attr]
+                ("umask", f"{decision.umask:04o}"),  # type: ignore[union-attr]
+                ("env", ",".join(name for name, _ in decision.env)),  # type: ignore[union-attr]
+            ]
     else:
         fields.append(("reason", decision.reason))  # type: ignore[union-attr]
         if request is not None and request.command is not None:

@@ -136,7 +136,7 @@ def login(args: list[bytes], jail: Jail | None = None) -> int:
     if not decision.allowed:
         return refuse(request, decision, policy)  # type: ignore[arg-type]
     try:
-        audit.log(audit.line(request, decision, request.uid))
+        audit.log(audit.line(request, decision, request.uid, debug=policy.log_level == "debug"))
     except audit.AuditError as error:
         return refuse(request, Refuse(program=decision.program, reason=f"audit log: {error}"))
     return execute(request, decision)  # type: ignore[arg-type]

@@ -140,7 +140,7 @@ class Session:
     def command(self, body: str) -> list[tuple]:
         stripped = body.strip(" \t")
         if stripped in STATUS_QUERIES:
-            actions = [(WRITE, 1, f"{self.status}\n"), self._log("allow", "echo", stripped)]
+            actions = [(WRITE, 1, f"{self.status}\n"), *self._log_builtin("echo", stripped)]
             self.status = 0
             return actions
         try:
@@ -148,7 +148,7 @@ class Session:
             name = command_words[0]
             builtin = BUILTINS.get(name)
             if builtin is not None:
-                return [self._log("allow", name, stripped), *builtin(self, command_words)]
+                return [*self._log_builtin(name, stripped), *builtin(self, command_words)]
             if name not in TOOLS and name != "scp":
                 raise Refusal(f"command {name[:64]!r} is not allowed in WinSCP mode")
             decision = self._decide_program(name, command_words, stripped)
@@ -214,6 +214,12 @@ class Session:
         if rest and rest[0] not in "/ \t":
             raise Refusal("cd ~user is not supported")
         return "cd " + words.quote(self.request.home) + rest
+
+    def _log_builtin(self, name: str, command: str) -> list[tuple]:
+        """Built-ins run nothing: logged only with log_level = "debug" (a start-up sends ~30)."""
+        if self.policy.log_level != "debug":
+            return []
+        return [self._log("allow", name, command)]
 
     def _log(self, decision: str, program: str, command: str, **extra: object) -> tuple:
         request = self.request

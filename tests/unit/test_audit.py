@@ -148,3 +148,19 @@ def test_stuck_log_reader_is_an_error_within_the_timeout(
         for _ in range(100_000):  # nobody reads: the queue fills, then send times out
             audit.log("x" * 4000)
     assert time.monotonic() - started < 30
+
+
+def test_debug_level_adds_cwd_umask_and_environment_names() -> None:
+    allow = Allow(
+        argv=("/usr/bin/scp", "-t", "--", "x"),
+        cwd="/home/alice",
+        env=(("HOME", "/home/alice"), ("PATH", "/usr/bin:/bin")),
+        path="/usr/bin/scp",
+        program="scp",
+        umask=0o027,
+    )
+    info = audit.line(make_request("scp -t x"), allow, 1000)
+    debug = audit.line(make_request("scp -t x"), allow, 1000, debug=True)
+    assert "cwd=" not in info and "umask=" not in info and "env=" not in info
+    assert debug.startswith(info)
+    assert debug.endswith(" cwd=/home/alice umask=0027 env=HOME,PATH")

@@ -678,3 +678,14 @@ def test_runner_statuses_and_relative_paths(tmp_path: Path) -> None:
     )
     assert winscp._run(relative) == winscp.REFUSED_STATUS
     assert not marker.exists()
+
+
+def test_builtins_are_logged_only_at_debug_level() -> None:
+    quiet = session()
+    assert not [a for a in quiet.handle("pwd" + END) if a[0] == winscp.LOG]
+    assert [a for a in quiet.handle("ls -la" + END) if a[0] == winscp.LOG]
+    chatty = winscp.Session(
+        request(), policy().replace(log_level="debug"), DIRECTORIES.__contains__
+    )
+    logged = [a for a in chatty.handle("pwd" + END) if a[0] == winscp.LOG]
+    assert len(logged) == 1 and "program=pwd" in logged[0][2]
