@@ -32,7 +32,6 @@ from setup_chroot import elf, jailfs, resolve
 from setup_chroot.plan import DEV_NULL, Spec
 
 NSS_DATABASES = ("passwd", "group", "shadow", "gshadow", "initgroups")
-EXPECTED_SOCKETS = ("/dev/log",)
 
 
 @dataclass(frozen=True)
