@@ -20,19 +20,23 @@ def make_policy(
     umask: int = 0o022,
     start_dir: str = "",
     paths: dict[str, str] | None = None,
-    **extra: object,
+    log_level: str = "info",
+    svn_root: str = "",
+    svn_tunnel_user: bool = False,
 ) -> Policy:
+    """A Policy with every field given; `paths` entries override the built-in ones."""
     merged = dict(BUILTIN_PATHS)
     merged.update(paths or {})
     return Policy(
         access=access,
         links=links,
-        log_level="info",
+        log_level=log_level,
         paths=tuple(sorted(merged.items())),
         programs=frozenset(programs),
         start_dir=start_dir,
+        svn_root=svn_root,
+        svn_tunnel_user=svn_tunnel_user,
         umask=umask,
-        **extra,
     )
 
 

@@ -10,6 +10,8 @@ same steps as the login shell after the Request is built, without sshd.
 Configuration comes from the environment (set by the test):
 FAKE_SSH_POLICY (JSON: programs, access, links, svn_root, svn_tunnel_user),
 FAKE_SSH_HOME (the test user's home), FAKE_SSH_LOG (where commands are recorded).
+It imports `tests.support`, so the repository root must be on sys.path: the
+`write_wrapper` script puts it there.
 """
 
 from __future__ import annotations
@@ -19,8 +21,7 @@ import os
 import sys
 
 from scponly_py.decide import decide
-from scponly_py.policy import BUILTIN_PATHS, Policy
-from scponly_py.request import Request
+from tests.support import make_policy, make_request
 
 # ssh options that take a value (OpenSSH 9.2 getopt string).
 VALUE_OPTIONS = frozenset("BbcDEeFIiJLlmOoPpQRSWw")
@@ -74,28 +75,15 @@ def main() -> int:
     command = command_from_ssh_arguments(sys.argv[1:])
     with open(os.environ["FAKE_SSH_LOG"], "a", encoding="utf-8") as log:
         log.write(command + "\n")
-    policy = Policy(
+    policy = make_policy(
         access=settings.get("access", "read-write"),
         links=settings.get("links", True),
-        log_level="info",
-        paths=tuple(sorted(BUILTIN_PATHS.items())),
-        programs=frozenset(settings["programs"]),
-        start_dir="",
+        programs=settings["programs"],
         svn_root=settings.get("svn_root", ""),
         svn_tunnel_user=settings.get("svn_tunnel_user", False),
-        umask=0o022,
     )
-    request = Request(
-        client="192.0.2.1",
-        command=command,
-        environment=(),
-        gid=os.getgid(),
-        groups=("alice",),
-        home=home,
-        mode="login",
-        uid=1000,  # decide() refuses uid 0; the tests may run as root
-        user="alice",
-    )
+    # uid 1000 whoever runs the test: decide() refuses uid 0 and the tests may run as root.
+    request = make_request(command, home=home)
     decision = decide(request, policy)
     if not decision.allowed:
         sys.stderr.write(f"scponly-py: refused: {decision.reason}\n")

@@ -38,36 +38,19 @@ from scponly_py.decision import Allow, Refuse
 from scponly_py.policy import BUILTIN_PATHS, PROGRAMS, Policy
 from scponly_py.programs import rsync
 from scponly_py.request import Request
+from tests.support import make_policy, make_request
 
 HOME = "/home/alice"
+HOSTILE_ENVIRONMENT = (("LD_PRELOAD", "/home/alice/evil.so"), ("LANG", "C.UTF-8"))
 
 
 def policy() -> Policy:
-    return Policy(
-        access="read-write",
-        links=True,
-        log_level="info",
-        paths=tuple(sorted(BUILTIN_PATHS.items())),
-        programs=frozenset(PROGRAMS),  # everything enabled: the grammar alone must refuse
-        start_dir="",
-        svn_root="/srv/svn",
-        svn_tunnel_user=False,
-        umask=0o022,
-    )
+    # everything enabled: the grammar alone must refuse
+    return make_policy(programs=PROGRAMS, svn_root="/srv/svn")
 
 
 def request(command: str | None) -> Request:
-    return Request(
-        client="192.0.2.1",
-        command=command,
-        environment=(("LD_PRELOAD", "/home/alice/evil.so"), ("LANG", "C.UTF-8")),
-        gid=1000,
-        groups=("alice",),
-        home=HOME,
-        mode="login" if command is not None else "interactive",
-        uid=1000,
-        user="alice",
-    )
+    return make_request(command, environment=HOSTILE_ENVIRONMENT)
 
 
 VECTORS = {

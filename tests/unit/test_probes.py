@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 
 from scponly_py.decide import LEGACY_SFTP_PROBES, decide
 from scponly_py.decision import Allow, Refuse
-from scponly_py.policy import BUILTIN_PATHS, Policy
-from scponly_py.request import Request
+from scponly_py.policy import Policy
+from tests.support import make_policy, make_request
 
 PROBE = (
     "test -x /usr/lib/sftp-server && exec /usr/lib/sftp-server\n"
@@ -33,31 +33,7 @@ SFTP = "/usr/lib/openssh/sftp-server"
 
 
 def policy(programs=("sftp", "scp"), access: str = "read-write", sftp: str = SFTP) -> Policy:
-    paths = dict(BUILTIN_PATHS)
-    paths["sftp"] = sftp
-    return Policy(
-        access=access,
-        links=True,
-        log_level="info",
-        paths=tuple(sorted(paths.items())),
-        programs=frozenset(programs),
-        start_dir="",
-        umask=0o022,
-    )
-
-
-def request(command: str) -> Request:
-    return Request(
-        client="192.0.2.1",
-        command=command,
-        environment=(),
-        gid=1000,
-        groups=("alice",),
-        home="/home/alice",
-        mode="login",
-        uid=1000,
-        user="alice",
-    )
+    return make_policy(programs=programs, access=access, paths={"sftp": sftp})
 
 
 def test_table_is_tiny_and_exact() -> None:
@@ -72,7 +48,7 @@ def test_psftp_binary_sends_exactly_this_probe() -> None:
 
 
 def test_probe_runs_the_configured_sftp_server() -> None:
-    decision = decide(request(PROBE), policy())
+    decision = decide(make_request(PROBE), policy())
     assert isinstance(decision, Allow), decision
     assert decision.program == "sftp"
     assert decision.path == SFTP
@@ -80,7 +56,7 @@ def test_probe_runs_the_configured_sftp_server() -> None:
 
 
 def test_probe_uses_the_configured_path_not_the_probed_ones() -> None:
-    decision = decide(request(PROBE), policy(sftp="/usr/libexec/openssh/sftp-server"))
+    decision = decide(make_request(PROBE), policy(sftp="/usr/libexec/openssh/sftp-server"))
     assert isinstance(decision, Allow)
     assert decision.path == "/usr/libexec/openssh/sftp-server"
     assert "/usr/lib/sftp-server" not in decision.argv
@@ -88,15 +64,15 @@ def test_probe_uses_the_configured_path_not_the_probed_ones() -> None:
 
 
 def test_probe_gets_the_same_policy_as_plain_sftp() -> None:
-    plain = decide(request("sftp-server"), policy(access="read-only"))
-    probed = decide(request(PROBE), policy(access="read-only"))
+    plain = decide(make_request("sftp-server"), policy(access="read-only"))
+    probed = decide(make_request(PROBE), policy(access="read-only"))
     assert isinstance(probed, Allow)
     assert probed == plain
     assert "-R" in probed.argv
 
 
 def test_probe_refused_when_sftp_is_not_enabled() -> None:
-    decision = decide(request(PROBE), policy(programs=("scp",)))
+    decision = decide(make_request(PROBE), policy(programs=("scp",)))
     assert isinstance(decision, Refuse)
     assert decision.reason == "sftp is not enabled for this account"
 
@@ -132,7 +108,7 @@ NEAR_MISSES = [
 
 @pytest.mark.parametrize("command", NEAR_MISSES)
 def test_anything_but_the_exact_probe_is_refused(command: str) -> None:
-    assert isinstance(decide(request(command), policy()), Refuse), repr(command)
+    assert isinstance(decide(make_request(command), policy()), Refuse), repr(command)
 
 
 @settings(max_examples=500, deadline=None)
@@ -145,7 +121,7 @@ def test_property_every_edit_of_the_probe_is_refused(
     position: int, delete: int, insert: str
 ) -> None:
     edited = PROBE[:position] + insert + PROBE[position + delete :]
-    decision = decide(request(edited), policy())
+    decision = decide(make_request(edited), policy())
     if edited == PROBE:
         assert isinstance(decision, Allow)
     elif isinstance(decision, Allow):

@@ -24,42 +24,21 @@ from hypothesis import strategies as st
 from scponly_py import words
 from scponly_py.decide import decide
 from scponly_py.decision import Allow, Refuse
-from scponly_py.policy import BUILTIN_PATHS, Policy
+from scponly_py.policy import Policy
 from scponly_py.programs import rsync
-from scponly_py.request import Request
+from tests.support import make_policy, make_request
 
 RSYNC = "/usr/bin/rsync"
 HOME = "/home/alice"
+REPOSITORY = str(Path(__file__).resolve().parents[2])
 
 
 def policy(access: str = "read-write", links: bool = True) -> Policy:
-    return Policy(
-        access=access,
-        links=links,
-        log_level="info",
-        paths=tuple(sorted(BUILTIN_PATHS.items())),
-        programs=frozenset({"rsync", "scp", "sftp"}),
-        start_dir="",
-        umask=0o022,
-    )
-
-
-def request(command: str, home: str = HOME) -> Request:
-    return Request(
-        client="192.0.2.1",
-        command=command,
-        environment=(),
-        gid=1000,
-        groups=("alice",),
-        home=home,
-        mode="login",
-        uid=1000,
-        user="alice",
-    )
+    return make_policy(access=access, links=links, programs=("rsync", "scp", "sftp"))
 
 
 def run(command: str, access: str = "read-write", links: bool = True) -> Allow | Refuse:
-    return decide(request(command), policy(access, links))
+    return decide(make_request(command), policy(access, links))
 
 
 def allowed_argv(command: str, access: str = "read-write", links: bool = True) -> list[str]:
@@ -588,7 +567,7 @@ def test_path_value_may_look_like_an_option_or_the_dot() -> None:
 
 def test_home_of_slash_confines_nothing_more_than_the_chroot() -> None:
     decision = decide(
-        request("rsync --server -e.LsfxCIvu --temp-dir=/tmp . dst", home="/"), policy()
+        make_request("rsync --server -e.LsfxCIvu --temp-dir=/tmp . dst", home="/"), policy()
     )
     assert isinstance(decision, Allow)
 
@@ -661,8 +640,8 @@ def test_other_names_and_configured_path() -> None:
 
 def test_rsync_must_be_enabled() -> None:
     decision = decide(
-        request("rsync --server -e.LsfxCIvu . dst"),
-        policy().replace(programs=frozenset({"sftp"})),  # type: ignore[attr-defined]
+        make_request("rsync --server -e.LsfxCIvu . dst"),
+        make_policy(programs=("sftp",)),
     )
     assert isinstance(decision, Refuse)
     assert "not enabled" in decision.reason
@@ -806,28 +785,21 @@ def test_clusters_are_read_letter_by_letter(cluster: str) -> None:
 HELPER = textwrap.dedent(
     """
     import os, sys
+    sys.path.insert(0, os.environ["RSYNC_TEST_REPOSITORY"])  # -I: for tests.support
     from scponly_py.decide import decide
-    from scponly_py.policy import BUILTIN_PATHS, Policy
-    from scponly_py.request import Request
+    from tests.support import make_policy, make_request
 
     # rsync runs: HELPER HOST rsync --server ...; ssh would join the words with spaces
     # and the login shell would get that string.
     command = " ".join(sys.argv[2:])
     with open(os.environ["RSYNC_TEST_LOG"], "a") as log:
         log.write(command + "\\n")
-    policy = Policy(
+    policy = make_policy(
         access=os.environ["RSYNC_TEST_ACCESS"],
         links=os.environ["RSYNC_TEST_LINKS"] == "1",
-        log_level="info",
-        paths=tuple(sorted(BUILTIN_PATHS.items())),
-        programs=frozenset({"rsync"}),
-        start_dir="",
-        umask=0o022,
+        programs=("rsync",),
     )
-    request = Request(
-        client="-", command=command, environment=(), gid=1000, groups=("alice",),
-        home=os.environ["RSYNC_TEST_HOME"], mode="login", uid=1000, user="alice",
-    )
+    request = make_request(command, home=os.environ["RSYNC_TEST_HOME"], client="-")
     decision = decide(request, policy)
     if not decision.allowed:
         sys.stderr.write("scponly-py: refused: " + decision.reason + "\\n")
@@ -862,6 +834,7 @@ def area(tmp_path: Path):
             "RSYNC_TEST_LINKS": "1" if links else "0",
             "RSYNC_TEST_HOME": str(home),
             "RSYNC_TEST_LOG": str(log),
+            "RSYNC_TEST_REPOSITORY": REPOSITORY,
         }
         return subprocess.run(
             [RSYNC, "-e", str(wrapper), *args],

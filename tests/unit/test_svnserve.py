@@ -20,49 +20,17 @@ from hypothesis import strategies as st
 
 from scponly_py.decide import decide
 from scponly_py.decision import Allow, Refuse
-from scponly_py.policy import BUILTIN_PATHS, ConfigError, Policy, effective_policy, normalise
-from scponly_py.request import Request
+from scponly_py.policy import BUILTIN_PATHS, ConfigError, effective_policy, normalise
+from tests.support import make_policy, make_request
 from tests.unit import fake_ssh
 
 SVNSERVE = BUILTIN_PATHS["svnserve"]
 REPOSITORY = str(Path(__file__).resolve().parents[2])
 
 
-def policy(
-    access: str = "read-write",
-    svn_root: str = "/srv/svn",
-    tunnel_user: bool = False,
-    programs=("svnserve",),
-) -> Policy:
-    return Policy(
-        access=access,
-        links=True,
-        log_level="info",
-        paths=tuple(sorted(BUILTIN_PATHS.items())),
-        programs=frozenset(programs),
-        start_dir="",
-        svn_root=svn_root,
-        svn_tunnel_user=tunnel_user,
-        umask=0o022,
-    )
-
-
-def request(command: str, home: str = "/home/alice") -> Request:
-    return Request(
-        client="192.0.2.1",
-        command=command,
-        environment=(),
-        gid=1000,
-        groups=("alice",),
-        home=home,
-        mode="login",
-        uid=1000,
-        user="alice",
-    )
-
-
-def run(command: str, **kwargs) -> Allow | Refuse:
-    return decide(request(command), policy(**kwargs))
+def run(command: str, programs=("svnserve",), svn_root="/srv/svn", **kwargs) -> Allow | Refuse:
+    policy = make_policy(programs=programs, svn_root=svn_root, **kwargs)
+    return decide(make_request(command), policy)
 
 
 def test_recorded_client_command_gets_the_policy_root() -> None:
@@ -73,7 +41,7 @@ def test_recorded_client_command_gets_the_policy_root() -> None:
 
 
 def test_relative_root_is_below_home() -> None:
-    decision = decide(request("svnserve -t"), policy(svn_root="svn/repos"))
+    decision = run("svnserve -t", svn_root="svn/repos")
     assert isinstance(decision, Allow)
     assert decision.argv == (SVNSERVE, "-t", "--root", "/home/alice/svn/repos")
 
@@ -85,7 +53,7 @@ def test_read_only_adds_read_only() -> None:
 
 
 def test_tunnel_user_comes_from_the_passwd_name() -> None:
-    decision = run("svnserve -t", tunnel_user=True)
+    decision = run("svnserve -t", svn_tunnel_user=True)
     assert isinstance(decision, Allow)
     assert decision.argv == (SVNSERVE, "-t", "--root", "/srv/svn", "--tunnel-user=alice")
 

@@ -23,42 +23,16 @@ from hypothesis import strategies as st
 
 from scponly_py.decide import decide
 from scponly_py.decision import Allow, Refuse
-from scponly_py.policy import BUILTIN_PATHS, Policy
-from scponly_py.request import Request
+from scponly_py.policy import BUILTIN_PATHS
+from tests.support import make_policy, make_request
 from tests.unit import fake_ssh
 
 UNISON = BUILTIN_PATHS["unison"]
 REPOSITORY = str(Path(__file__).resolve().parents[2])
 
 
-def policy(access: str = "read-write", links: bool = True, programs=("unison",)) -> Policy:
-    return Policy(
-        access=access,
-        links=links,
-        log_level="info",
-        paths=tuple(sorted(BUILTIN_PATHS.items())),
-        programs=frozenset(programs),
-        start_dir="",
-        umask=0o022,
-    )
-
-
-def request(command: str) -> Request:
-    return Request(
-        client="192.0.2.1",
-        command=command,
-        environment=(),
-        gid=1000,
-        groups=("alice",),
-        home="/home/alice",
-        mode="login",
-        uid=1000,
-        user="alice",
-    )
-
-
-def run(command: str, **kwargs) -> Allow | Refuse:
-    return decide(request(command), policy(**kwargs))
+def run(command: str, programs=("unison",), **kwargs) -> Allow | Refuse:
+    return decide(make_request(command), make_policy(programs=programs, **kwargs))
 
 
 # (client command line, what the server receives)

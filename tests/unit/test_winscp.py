@@ -26,6 +26,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from scponly_py import winscp
 from scponly_py.policy import BUILTIN_PATHS, Policy
 from scponly_py.request import Request
+from tests.support import make_policy, make_request
 
 HOME = "/home/alice"
 END0 = ' ; echo "WinSCP: this is end-of-file:0"'
@@ -37,29 +38,11 @@ MODIFYING = {"chmod", "mkdir", "rm", "mv", "ln", "cp"}
 
 
 def policy(access: str = "read-write", links: bool = True, programs=("winscp", "scp")) -> Policy:
-    return Policy(
-        access=access,
-        links=links,
-        log_level="info",
-        paths=tuple(sorted(BUILTIN_PATHS.items())),
-        programs=frozenset(programs),
-        start_dir="",
-        umask=0o022,
-    )
+    return make_policy(access=access, links=links, programs=programs)
 
 
 def request(environment=(("LANG", "C.UTF-8"),)) -> Request:
-    return Request(
-        client="192.0.2.1",
-        command=None,
-        environment=environment,
-        gid=1000,
-        groups=("alice", "staff"),
-        home=HOME,
-        mode="interactive",
-        uid=1000,
-        user="alice",
-    )
+    return make_request(None, groups=("alice", "staff"), environment=environment)
 
 
 DIRECTORIES = {"/", "/home", HOME, f"{HOME}/docs", f"{HOME}/my dir", "/tmp"}
@@ -432,20 +415,15 @@ CHILD = """
 import json, sys
 sys.path.insert(0, {repository!r})
 from scponly_py import audit, winscp
-from scponly_py.policy import BUILTIN_PATHS, Policy
-from scponly_py.request import Request
+from tests.support import make_policy, make_request
 settings = json.loads(sys.argv[1])
 log = open(settings["log"], "a")
 def fake_log(text, priority=audit.INFO):
     log.write(text + "\\n")
     log.flush()
 audit.log = fake_log
-policy = Policy(access=settings["access"], links=True, log_level="info",
-                paths=tuple(sorted(BUILTIN_PATHS.items())),
-                programs=frozenset(["winscp", "scp"]), start_dir="", umask=0o022)
-request = Request(client="192.0.2.1", command=None, environment=(), gid=1000,
-                  groups=("alice",), home=settings["home"], mode="interactive",
-                  uid=1000, user="alice")
+policy = make_policy(access=settings["access"], programs=("winscp", "scp"))
+request = make_request(None, home=settings["home"])
 sys.exit(winscp.serve(request, policy))
 """
 
