@@ -85,15 +85,6 @@ class Policy(Record):
     svn_tunnel_user: bool
     umask: int
 
-    # Fields that may be left out when a Policy is built by hand (tests): the
-    # svnserve settings only matter to the svnserve grammar.
-    OPTIONAL: tuple[tuple[str, object], ...] = (("svn_root", ""), ("svn_tunnel_user", False))
-
-    def __init__(self, **fields: object) -> None:
-        for name, value in self.OPTIONAL:
-            fields.setdefault(name, value)
-        super().__init__(**fields)
-
     def path(self, program: str) -> str:
         """Absolute path of `program` (KeyError if the config names none)."""
         for name, path in self.paths:
