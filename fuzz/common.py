@@ -24,6 +24,14 @@ POLICY_NAMES = (
     "default",
     "scp-only",
     "winscp",
+    "tuned",
+)
+# The client environment every fuzzed request carries: sane and hostile variables.
+ENVIRONMENT = (
+    ("LANG", "C.UTF-8"),
+    ("LC_ALL", "../../home/alice/locale"),
+    ("LD_PRELOAD", "/home/alice/evil.so"),
+    ("SSH_CONNECTION", "192.0.2.1 50000 192.0.2.2 22"),
 )
 
 

@@ -1,8 +1,11 @@
+#!/usr/bin/env python3
 """atheris harness for decide(): `python fuzz/fuzz_decide.py [libFuzzer options] [corpus dirs]`.
 
 Input: the first byte selects a named policy (common.POLICY_NAMES: all
 programs, sftp only, read-only, write-only, links = false, defaults, scp only,
-winscp), the rest is the SSH command (decoded like the login decodes it).
+winscp, all programs with start_dir/umask/svn settings), the rest is the SSH
+command (decoded like the login decodes it). Every request carries a client
+environment with sane and hostile variables (common.ENVIRONMENT).
 
 Oracles (tests/oracles.py; any failure is a crash that libFuzzer saves):
 - no exception escapes decide() (it returns Allow or Refuse; Refusal is internal);
@@ -34,7 +37,7 @@ def test_one_input(data: bytes) -> None:
         return
     effective = POLICIES[data[0] % len(POLICIES)]
     command = common.decode(data[1:])
-    request = make_request(command)
+    request = make_request(command, environment=common.ENVIRONMENT)
     decision = decide(request, effective)
     oracles.check(command, request, effective, decision)
 

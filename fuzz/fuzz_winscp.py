@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """atheris harness for WinSCP's SCP-mode line protocol: `python fuzz/fuzz_winscp.py [options]`.
 
 Input: the first byte selects a named policy (as in fuzz_decide.py), the rest

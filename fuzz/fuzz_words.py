@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """atheris harness for the tokenizer: `python fuzz/fuzz_words.py [libFuzzer options] [corpus dirs]`.
 
 Oracles (any failure is a crash that libFuzzer saves as crash-*):

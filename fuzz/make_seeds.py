@@ -61,6 +61,12 @@ CLIENT_COMMANDS = [
     "rsync --server -logDtpre.iLsfxCIvu --temp-dir /home/alice/tmp . dst/",
     "rsync --server -logDtpre.iLsfxCIvu -B1024 --bwlimit=100 --timeout=30 . dst/",
     "rsync --server --sender -logDtpre.iLsfxCIvu --files-from=- --from0 . /",
+    "rsync --server -vvlogDtpre.iLsfxCIvu --info=progress2,stats --stderr=errors . dst/",
+    "rsync --server -logDtpre.iLsfxCIvu --checksum-choice=xxh128 --compress-choice=zstd . d/",
+    "rsync --server -logDtpre.iLsfxCIvu --iconv=utf8 --usermap=0:1000 --groupmap=\\*:g . d/",
+    "rsync --server -logDtpre.iLsfxCIvu --skip-compress=gz/jpg --log-format=%i --suffix=\\~ . d/",
+    "rsync --server -logDtpre.iLsfxCIvu --max-size=1.5M --compress-level=9 -@-1 . d/",
+    "rsync --server -logDtpre.iLsfxCIvu --backup-dir=/home/alice/b --link-dest=old . d/",
     # unison and svn+ssh
     "unison -server __new-rpc-mode",
     "unison -server",

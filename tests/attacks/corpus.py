@@ -60,6 +60,15 @@ POLICIES: dict[str, dict[str, object]] = {
     "write-only": {"defaults": {"programs": _ALL, "access": "write-only", **_SVN}},
     "no-links": {"defaults": {"programs": _ALL, "links": False, **_SVN}},
     "winscp": {"defaults": {"programs": ["winscp", "scp", "sftp"]}},
+    # Every program with the optional settings set (start_dir, umask, svn tunnel user).
+    "tuned": {
+        "defaults": {
+            "programs": _ALL,
+            "start_dir": "in",
+            "umask": "0077",
+            **({"svn_root": "/srv/svn", "svn_tunnel_user": True} if _SVN else {}),
+        }
+    },
 }
 
 
