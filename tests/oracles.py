@@ -191,8 +191,11 @@ def _check_rsync(args: list[str], request: Request, policy: Policy, decision: Al
             if letter in rsync.SHORT_WITH_VALUE:
                 if letter == "e":
                     blob = word[offset + 1 :]
+                    letters = blob[1:]  # "-e." alone is legal: no capabilities
                     _fail(
-                        not blob.startswith(".") or not blob[1:].isalpha() or not blob.isascii(),
+                        not blob.startswith(".")
+                        or not letters.isascii()
+                        or not all(char.isalpha() for char in letters),
                         "rsync -e is not the protocol blob",
                         decision,
                     )

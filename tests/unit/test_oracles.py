@@ -46,6 +46,9 @@ def test_good_decisions_pass() -> None:
         env=(("HOME", "/"), *ENV[1:]),
     )
     oracles.check("rsync", make_request("rsync"), POLICY, rsync)
+    # "-e." without capability letters is a legal blob (found by the oracle being too strict).
+    bare = rsync.replace(argv=("/usr/bin/rsync", "--server", "-Le.", "--", ".", "/in"))
+    oracles.check("rsync", make_request("rsync"), POLICY, bare)
 
 
 @pytest.mark.parametrize(
