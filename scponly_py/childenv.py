@@ -14,7 +14,10 @@ if TYPE_CHECKING:
 
 FIXED_PATH = "/usr/bin:/bin"
 LOCALE_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.@-:")
-CONNECTION_CHARACTERS = frozenset("0123456789abcdefABCDEF.: %")
+ADDRESS_CHARACTERS = frozenset("0123456789abcdefABCDEF.:")
+ZONE_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+DIGITS = frozenset("0123456789")
+CONNECTION_FIELDS = {"SSH_CONNECTION": 4, "SSH_CLIENT": 3}
 LOCALE_NAMES = frozenset(
     {
         "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "LC_COLLATE", "LC_MESSAGES", "LC_MONETARY",
@@ -35,9 +38,25 @@ def _sane_locale(value: str) -> bool:
     )
 
 
-def _sane_connection(value: str) -> bool:
-    return 0 < len(value) <= MAX_CONNECTION_LENGTH and all(
-        char in CONNECTION_CHARACTERS for char in value
+def _sane_address(field: str) -> bool:
+    """An IPv4/IPv6 address, optionally with an IPv6 zone ("fe80::1%eth0")."""
+    address, _, zone = field.partition("%")
+    return (
+        bool(address)
+        and all(char in ADDRESS_CHARACTERS for char in address)
+        and all(char in ZONE_CHARACTERS for char in zone)
+    )
+
+
+def _sane_connection(value: str, fields: int) -> bool:
+    """SSH_CONNECTION is "addr port addr port", SSH_CLIENT "addr port port", as sshd sets them."""
+    parts = value.split(" ")
+    if len(value) > MAX_CONNECTION_LENGTH or len(parts) != fields:
+        return False
+    addresses = parts[0::2] if fields == 4 else parts[:1]
+    ports = parts[1::2] if fields == 4 else parts[1:]
+    return all(_sane_address(part) for part in addresses) and all(
+        part and all(char in DIGITS for char in part) for part in ports
     )
 
 
@@ -51,7 +70,7 @@ def build(request: Request, home: str) -> tuple[tuple[str, str], ...]:
     }
     for name, value in request.environment:
         if (name in LOCALE_NAMES and _sane_locale(value)) or (
-            name in ("SSH_CONNECTION", "SSH_CLIENT") and _sane_connection(value)
+            name in CONNECTION_FIELDS and _sane_connection(value, CONNECTION_FIELDS[name])
         ):
             environment[name] = value
     return tuple(sorted(environment.items()))

@@ -166,6 +166,10 @@ def compile_system_config(config_dir: str = CONFIG_DIR) -> dict[str, object]:
             "config": config,
         }
         temporary = f".{COMPILED_NAME}.{posix.getpid()}"
+        try:  # a leftover of a crashed run with the same pid (the directory is root's)
+            posix.unlink(temporary, dir_fd=dir_fd)
+        except FileNotFoundError:
+            pass
         fd = posix.open(
             temporary,
             posix.O_WRONLY | posix.O_CREAT | posix.O_EXCL | posix.O_NOFOLLOW | posix.O_CLOEXEC,

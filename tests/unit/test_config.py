@@ -206,6 +206,17 @@ def test_compiled_cache_is_written_root_owned_and_read_only(config_dir: Path) ->
     assert not [name for name in os.listdir(config_dir) if name.startswith(".")]
 
 
+def test_a_leftover_temp_file_of_a_crashed_compile_does_not_block_the_next(
+    config_dir: Path,
+) -> None:
+    write(config_dir)
+    leftover = config_dir / f".{config.COMPILED_NAME}.{os.getpid()}"
+    leftover.write_bytes(b"half written")
+    compiled = compile_in(config_dir)
+    assert compiled.exists()
+    assert not leftover.exists()
+
+
 def test_compiled_cache_is_used_when_the_stamp_matches(config_dir: Path) -> None:
     write(config_dir)
     compile_in(config_dir)
