@@ -30,6 +30,7 @@ import os
 import shutil
 import stat
 import struct
+from collections.abc import Iterator
 
 from setup_chroot import jailfs
 
@@ -84,39 +85,53 @@ def check_source(source: str, binaries: tuple[str, ...] = LOGIN_BINARIES) -> Non
             raise InstallError(f"{source} has no {name}: build it with packaging/build-frozen.sh")
 
 
-def _copy(source: str, target: str, skip: tuple[str, ...]) -> None:
-    """Copy the tree without following symlinks, setting owner and modes as we go."""
+def _entries(source: str, skip: tuple[str, ...]) -> Iterator[tuple[str, str, str, str]]:
+    """The tree, top-down, as (relative directory, name, kind, detail).
+
+    kind is "dir" (name empty: the directory itself, before its contents), "link"
+    (detail: the link text, checked to stay inside the tree), "exec" or "file" (a
+    regular file, executable or not; detail: its host path). Anything else is refused. `skip`
+    names entries of the top directory to leave out.
+    """
     real_source = os.path.realpath(source)
     for directory, subdirectories, files in os.walk(source):
         relative = os.path.relpath(directory, source)
-        destination = os.path.normpath(os.path.join(target, relative))
-        if relative != ".":
-            os.mkdir(destination, 0o755)
-        os.chown(destination, 0, 0)
-        os.chmod(destination, 0o755 if relative != "." else 0o700)
+        if relative == ".":
+            subdirectories[:] = [name for name in subdirectories if name not in skip]
+        yield relative, "", "dir", ""
         for name in sorted(subdirectories + files):
             if relative == "." and name in skip:
                 continue
             path = os.path.join(directory, name)
-            copied = os.path.join(destination, name)
             info = os.lstat(path)
             if stat.S_ISLNK(info.st_mode):
                 link = os.readlink(path)
                 resolved = os.path.realpath(os.path.join(directory, link))
                 if link.startswith("/") or not resolved.startswith(real_source + "/"):
                     raise InstallError(f"{path} links outside the tree ({link})")
-                os.symlink(link, copied)
-                os.lchown(copied, 0, 0)
-                if name in subdirectories:
-                    subdirectories.remove(name)  # os.walk does not descend into it anyway
+                yield relative, name, "link", link
             elif stat.S_ISREG(info.st_mode):
-                shutil.copyfile(path, copied, follow_symlinks=False)
-                os.chown(copied, 0, 0)
-                os.chmod(copied, 0o755 if info.st_mode & 0o111 else 0o644)
+                yield relative, name, "exec" if info.st_mode & 0o111 else "file", path
             elif not stat.S_ISDIR(info.st_mode):
                 raise InstallError(f"{path} is neither a file, a directory nor a symlink")
-        if relative == ".":
-            subdirectories[:] = [name for name in subdirectories if name not in skip]
+
+
+def _copy(source: str, target: str, skip: tuple[str, ...]) -> None:
+    """Copy the tree without following symlinks, setting owner and modes as we go."""
+    for relative, name, kind, detail in _entries(source, skip):
+        destination = os.path.normpath(os.path.join(target, relative, name))
+        if kind == "dir":
+            if relative != ".":
+                os.mkdir(destination, 0o755)
+            os.chown(destination, 0, 0)
+            os.chmod(destination, 0o755 if relative != "." else 0o700)
+        elif kind == "link":
+            os.symlink(detail, destination)
+            os.lchown(destination, 0, 0)
+        else:
+            shutil.copyfile(detail, destination, follow_symlinks=False)
+            os.chown(destination, 0, 0)
+            os.chmod(destination, 0o755 if kind == "exec" else 0o644)
 
 
 def _swap_into_place(staging: str, destination: str) -> None:
@@ -177,28 +192,18 @@ def install_in_jail(source: str, jail: str, prefix: str) -> str:
     problems = unsafe_ancestors(jail)
     if problems:
         raise InstallError("; ".join(problems[:3]))
-    real_source = os.path.realpath(source)
     with jailfs.JailFS(jail) as fs:
         parts = [part for part in prefix.split("/") if part]
         for depth in range(1, len(parts)):
             fs.make_dir("/" + "/".join(parts[:depth]), 0o755)
         if fs.lstat(prefix) is not None:
             fs.remove_tree(prefix)
-        for directory, subdirectories, files in os.walk(source):
-            relative = os.path.relpath(directory, source)
+        for relative, name, kind, detail in _entries(source, skip=("scponly-pyc",)):
             target = prefix if relative == "." else f"{prefix}/{relative}"
-            fs.make_dir(target, 0o755)
-            for name in sorted(subdirectories + files):
-                if relative == "." and name == "scponly-pyc":
-                    continue
-                path = os.path.join(directory, name)
-                info = os.lstat(path)
-                if stat.S_ISLNK(info.st_mode):
-                    link = os.readlink(path)
-                    resolved = os.path.realpath(os.path.join(directory, link))
-                    if link.startswith("/") or not resolved.startswith(real_source + "/"):
-                        raise InstallError(f"{path} links outside the tree ({link})")
-                    fs.symlink(f"{target}/{name}", link)
-                elif stat.S_ISREG(info.st_mode):
-                    fs.install(f"{target}/{name}", path, 0o755 if info.st_mode & 0o111 else 0o644)
+            if kind == "dir":
+                fs.make_dir(target, 0o755)
+            elif kind == "link":
+                fs.symlink(f"{target}/{name}", detail)
+            else:
+                fs.install(f"{target}/{name}", detail, 0o755 if kind == "exec" else 0o644)
     return os.path.join(os.path.abspath(jail), prefix.strip("/"))

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+REPO = Path(__file__).resolve().parent.parent
 # Tests import helpers such as tests.e2e.sandbox by package path.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(REPO))
+# The frozen onedir build is cached here between runs (packaging/build-frozen.sh skips the build
+# while the sources are unchanged); the demo uses the same place.
+FROZEN_BUILD_DIR = Path(os.environ.get("SCPONLY_PY_FROZEN_BUILD", "/var/tmp/scponly-py-frozen"))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -19,3 +24,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "root" in item.keywords:
             item.add_marker(skip_root)
+
+
+@pytest.fixture(scope="session")
+def frozen_tree() -> Path:
+    """The onedir build (scponly-py, scponly-pyc, _internal/), made once and cached."""
+    if os.geteuid() != 0:
+        pytest.skip("the frozen build installs PyInstaller into the shared venv: root only")
+    result = subprocess.run(
+        [str(REPO / "packaging" / "build-frozen.sh"), str(FROZEN_BUILD_DIR)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return FROZEN_BUILD_DIR / "scponly-py"

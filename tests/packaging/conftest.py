@@ -7,7 +7,6 @@ and reuses it while the sources are unchanged.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -15,7 +14,6 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-BUILD_DIR = Path(os.environ.get("SCPONLY_PY_FROZEN_BUILD", "/var/tmp/scponly-py-frozen"))
 # The distribution's own tools and Python (with python3-click and python3-pyelftools, the
 # packages' dependencies), never a developer's PATH with pyenv or the dev venv first.
 SYSTEM_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
@@ -29,22 +27,6 @@ def require_tools(*tools: str) -> None:
     missing = [tool for tool in tools if shutil.which(tool, path=SYSTEM_PATH) is None]
     if missing:
         pytest.skip(f"missing {', '.join(missing)}: run scripts/test.sh (scripts/setup-env.sh)")
-
-
-@pytest.fixture(scope="session")
-def frozen_tree() -> Path:
-    """The onedir build (scponly-py, scponly-pyc, _internal/), made once and cached."""
-    if os.geteuid() != 0:
-        pytest.skip("the frozen build installs PyInstaller into the shared venv: root only")
-    result = subprocess.run(
-        [str(REPO / "packaging" / "build-frozen.sh"), str(BUILD_DIR)],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return BUILD_DIR / "scponly-py"
 
 
 @pytest.fixture(scope="session")

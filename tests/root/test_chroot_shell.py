@@ -31,7 +31,6 @@ from tests.e2e.sandbox import Sandbox
 pytestmark = [pytest.mark.root, pytest.mark.e2e]
 
 REPO = Path(__file__).resolve().parents[2]
-BUILD_DIR = Path(os.environ.get("SCPONLY_PY_FROZEN_BUILD", "/var/tmp/scponly-py-frozen"))
 SETUP = str(Path(sys.executable).with_name("scponly-py-setup"))
 SFTP_SERVER = "/usr/lib/openssh/sftp-server"
 CAP = "/srv/cap/scponly-py/scponly-pyc"
@@ -156,22 +155,6 @@ def compile_c(source: str, output: Path, *flags: str) -> None:
     source_file = output.with_suffix(".c")
     source_file.write_text(source)
     subprocess.run(["gcc", "-O1", *flags, "-o", str(output), str(source_file)], check=True)
-
-
-@pytest.fixture(scope="module")
-def frozen_tree() -> Path:
-    """The onedir build, made once and reused while the sources are unchanged."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root")
-    result = subprocess.run(
-        [str(REPO / "packaging" / "build-frozen.sh"), str(BUILD_DIR)],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return BUILD_DIR / "scponly-py"
 
 
 @pytest.fixture(scope="module")
