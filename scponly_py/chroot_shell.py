@@ -44,8 +44,17 @@ def check_own_tree() -> None:
 
 
 def preload(request: Request, policy: Policy) -> None:
-    """Import the grammar the command will need while the package is still reachable."""
+    """Import what the login will need while the package is still reachable.
+
+    That is the grammar of the command's program, or, for an interactive session
+    with WinSCP's SCP mode enabled, the line protocol and the scp grammar it uses.
+    """
     if request.command is None:
+        if "winscp" in policy.programs:
+            from scponly_py import winscp  # noqa: F401, PLC0415 - only for WinSCP sessions
+
+            if "scp" in policy.programs:
+                programs.grammar("scp")
         return
     try:
         command_words = words.split(request.command)

@@ -332,6 +332,23 @@ def test_scp_and_sftp_land_in_the_jail(setup: Setup, user: str, tmp_path: Path) 
     assert not sandbox.path(f"/srv/jail//home/{user}/../../up-scp.bin").exists()
 
 
+WINSCP_CONFIG = """
+[defaults]
+programs = ["winscp", "scp"]
+"""
+WINSCP_END = ' ; echo "WinSCP: this is end-of-file:$status"'
+
+
+def test_winscp_session_inside_the_jail(setup: Setup) -> None:
+    """WinSCP's SCP mode runs after the chroot: its code must have been loaded before it."""
+    setup.use_config(WINSCP_CONFIG)
+    lines = f"pwd{WINSCP_END}\nscp -r -d -t /home/capuser{WINSCP_END}\n"
+    result = setup.sandbox.ssh("capuser", None, "-T", input=lines.encode() + b"\0")
+    output = result.stdout.decode(errors="replace")
+    assert result.stderr == b"", result.stderr
+    assert output.startswith("/home/capuser\nWinSCP: this is end-of-file:0\n"), output
+
+
 @pytest.mark.parametrize(("user", "setuid_build"), [("capuser", False), ("suiduser", True)])
 def test_probe_through_sshd_has_nothing(setup: Setup, user: str, setuid_build: bool) -> None:
     setup.use_config(PROBE_CONFIG)
