@@ -178,7 +178,11 @@ def setup(frozen_tree: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
                  "--no-register", *extra],
                 check=True,
             )  # fmt: skip
-        state.run([SETUP, "create", "/srv/jail", "--state-dir", "/srv/state"], check=True)
+        state.run(
+            [SETUP, "create", "/srv/jail", "--profile", "sftp,scp,rsync", "--state-dir",
+             "/srv/state"],
+            check=True,
+        )  # fmt: skip
         jail = sandbox.path("/srv/jail")
         (jail / "home").mkdir(mode=0o755, exist_ok=True)
         (jail / "JAIL_MARKER").write_text("inside\n")
@@ -330,6 +334,31 @@ def test_scp_and_sftp_land_in_the_jail(setup: Setup, user: str, tmp_path: Path) 
     assert f"Remote working directory: /home/{user}" in listing
     # Nothing was written next to the jail on the host side of it.
     assert not sandbox.path(f"/srv/jail//home/{user}/../../up-scp.bin").exists()
+
+
+RSYNC_CONFIG = """
+[defaults]
+programs = ["sftp", "scp", "rsync"]
+"""
+
+
+@pytest.mark.parametrize("user", ["capuser", "suiduser"])
+def test_rsync_push_and_pull_inside_the_jail(setup: Setup, user: str, tmp_path: Path) -> None:
+    setup.use_config(RSYNC_CONFIG)
+    sandbox = setup.sandbox
+    tmp_path.chmod(0o755)
+    tree = tmp_path / "tree"
+    (tree / "sub").mkdir(parents=True)
+    (tree / "sub" / "data.bin").write_bytes(os.urandom(80_000))
+    ssh = f"ssh -F {sandbox.ssh_config}"
+    up = sandbox.run(["rsync", "-a", "-e", ssh, f"{tree}/", f"{user}@sandbox:synced/"])
+    assert up.returncode == 0, up.stderr
+    landed = sandbox.path(f"/srv/jail/home/{user}/synced/sub/data.bin")
+    assert landed.read_bytes() == (tree / "sub" / "data.bin").read_bytes()
+    back = tmp_path / "back"
+    down = sandbox.run(["rsync", "-a", "-e", ssh, f"{user}@sandbox:synced/", f"{back}/"])
+    assert down.returncode == 0, down.stderr
+    assert (back / "sub" / "data.bin").read_bytes() == (tree / "sub" / "data.bin").read_bytes()
 
 
 WINSCP_CONFIG = """
