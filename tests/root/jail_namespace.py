@@ -16,6 +16,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 PR_SET_PDEATHSIG = 1
@@ -28,6 +30,7 @@ mount -t tmpfs -o mode=0755 tmpfs /run
 mkdir -m 0755 /run/sshd
 """
 SETUP_TOOL = [sys.executable, "-c", "from setup_chroot.cli import main; main()"]
+JAIL = "/mnt/jail"
 
 
 def _die_with_parent() -> None:
@@ -56,6 +59,10 @@ class Namespace:
         self.holder.kill()
         self.holder.wait()
 
+    def inside(self, argv: list[str]) -> list[str]:
+        """The argv that runs `argv` inside the namespace."""
+        return ["nsenter", "-t", str(self.holder.pid), "-m", "--", *argv]
+
     def run(
         self,
         argv: list[str],
@@ -66,7 +73,7 @@ class Namespace:
     ) -> subprocess.CompletedProcess[bytes]:
         """Run `argv` inside the namespace, capturing output."""
         result = subprocess.run(
-            ["nsenter", "-t", str(self.holder.pid), "-m", "--", *argv],
+            self.inside(argv),
             input=input,
             capture_output=True,
             timeout=timeout,
@@ -83,3 +90,15 @@ class Namespace:
     def path(self, inside: str) -> Path:
         """A path inside the namespace, as the test process can reach it."""
         return Path(f"/proc/{self.holder.pid}/root") / inside.lstrip("/")
+
+
+@contextmanager
+def jail_with_alice(tmp: Path) -> Iterator[Namespace]:
+    """A namespace holding JAIL (sftp, scp, rsync) made by `create`, and alice added to it."""
+    namespace = Namespace(tmp)
+    try:
+        namespace.setup("create", JAIL, "--profile", "sftp,scp,rsync", check=True)
+        namespace.setup("add-user", "alice", "--jail", JAIL, "--create", check=True)
+        yield namespace
+    finally:
+        namespace.close()

@@ -12,23 +12,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.root.jail_namespace import Namespace
+from tests.root.jail_namespace import JAIL, Namespace, jail_with_alice
 
 pytestmark = pytest.mark.root
-JAIL = "/mnt/jail"
 
 
 @pytest.fixture
 def ns(tmp_path: Path) -> Iterator[Namespace]:
     if os.geteuid() != 0:
         pytest.skip("needs root")
-    namespace = Namespace(tmp_path)
-    try:
-        namespace.setup("create", JAIL, "--profile", "sftp,scp,rsync", check=True)
-        namespace.setup("add-user", "alice", "--jail", JAIL, "--create", check=True)
+    with jail_with_alice(tmp_path) as namespace:
         yield namespace
-    finally:
-        namespace.close()
 
 
 def findings(ns: Namespace, jail: str = JAIL) -> set[tuple[str, str]]:

@@ -18,10 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.root.jail_namespace import Namespace
+from tests.root.jail_namespace import JAIL, Namespace, jail_with_alice
 
 pytestmark = pytest.mark.root
-JAIL = "/mnt/jail"
 AS_ALICE = ["chroot", "--userspec=alice:alice", JAIL]
 
 
@@ -29,13 +28,8 @@ AS_ALICE = ["chroot", "--userspec=alice:alice", JAIL]
 def ns(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Namespace]:
     if os.geteuid() != 0:
         pytest.skip("needs root")
-    namespace = Namespace(tmp_path_factory.mktemp("jail-create"))
-    try:
-        namespace.setup("create", JAIL, "--profile", "sftp,scp,rsync", check=True)
-        namespace.setup("add-user", "alice", "--jail", JAIL, "--create", check=True)
+    with jail_with_alice(tmp_path_factory.mktemp("jail-create")) as namespace:
         yield namespace
-    finally:
-        namespace.close()
 
 
 def digest(data: bytes) -> str:
@@ -110,17 +104,7 @@ def test_sftp_through_sftp_server_in_the_jail(ns: Namespace) -> None:
 def test_scp_sink_and_source_through_a_pipe(ns: Namespace) -> None:
     payload = os.urandom(100_000)
     sink = subprocess.Popen(
-        [
-            "nsenter",
-            "-t",
-            str(ns.holder.pid),
-            "-m",
-            "--",
-            *AS_ALICE,
-            "/usr/bin/scp",
-            "-t",
-            "/home/alice/files/",
-        ],
+        ns.inside([*AS_ALICE, "/usr/bin/scp", "-t", "/home/alice/files/"]),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
     )
@@ -137,17 +121,7 @@ def test_scp_sink_and_source_through_a_pipe(ns: Namespace) -> None:
     assert ns.path(f"{JAIL}/home/alice/files/scp.bin").read_bytes() == payload
 
     source = subprocess.Popen(
-        [
-            "nsenter",
-            "-t",
-            str(ns.holder.pid),
-            "-m",
-            "--",
-            *AS_ALICE,
-            "/usr/bin/scp",
-            "-f",
-            "/home/alice/files/scp.bin",
-        ],
+        ns.inside([*AS_ALICE, "/usr/bin/scp", "-f", "/home/alice/files/scp.bin"]),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
     )
