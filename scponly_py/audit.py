@@ -6,8 +6,6 @@ command can never forge a log line (no raw newlines or control bytes) and
 undecodable bytes stay visible.
 """
 
-from __future__ import annotations
-
 import _socket
 import posix
 import time
@@ -44,7 +42,7 @@ def escape(value: str) -> str:
 
 
 def line(
-    request: Request | None, decision: Allow | Refuse, uid: int, *, debug: bool = False
+    request: "Request | None", decision: "Allow | Refuse", uid: int, *, debug: bool = False
 ) -> str:
     """The log line for a decision (request may be None if it could not be built).
 
@@ -89,15 +87,13 @@ class AuditError(Exception):
     """The decision could not be logged; an allowed login must then be refused."""
 
 
-class _Channel:
-    """The one datagram socket to syslog, connected lazily (or early, before a chroot)."""
-
-    socket: _socket.socket | None = None
+# The one datagram socket to syslog, connected lazily (or early, before a chroot).
+_channel: list[_socket.socket] = []
 
 
 def connect() -> None:
     """Connect to /dev/log now (the chroot shell calls this before chroot, like LOG_NDELAY)."""
-    if _Channel.socket is not None:
+    if _channel:
         return
     channel = _socket.socket(_socket.AF_UNIX, _socket.SOCK_DGRAM | _socket.SOCK_CLOEXEC)
     channel.settimeout(SEND_TIMEOUT)
@@ -106,7 +102,7 @@ def connect() -> None:
     except OSError as error:
         channel.close()
         raise AuditError(f"cannot connect to {LOG_SOCKET}: {error.strerror}") from None
-    _Channel.socket = channel
+    _channel.append(channel)
 
 
 def log(text: str, priority: int = INFO) -> None:
@@ -120,7 +116,7 @@ def log(text: str, priority: int = INFO) -> None:
     message = f"<{FACILITY_AUTHPRIV | priority}>{stamp} {IDENT}[{posix.getpid()}]: {text}"
     try:
         connect()
-        _Channel.socket.send(message.encode("utf-8", "surrogateescape"))  # type: ignore[union-attr]
+        _channel[0].send(message.encode("utf-8", "surrogateescape"))
     except TimeoutError:
         raise AuditError(f"{LOG_SOCKET} is not accepting messages") from None
     except OSError as error:

@@ -6,8 +6,6 @@ they claim to be — the client's locale and SSH_CONNECTION/SSH_CLIENT.
 LD_*, PYTHON*, BASH_ENV, ENV, IFS, TMPDIR, and everything else never pass.
 """
 
-from __future__ import annotations
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from scponly_py.request import Request
@@ -60,7 +58,7 @@ def _sane_connection(value: str, fields: int) -> bool:
     )
 
 
-def build(request: Request, home: str) -> tuple[tuple[str, str], ...]:
+def build(request: "Request", home: str) -> tuple[tuple[str, str], ...]:
     """The child's complete environment, sorted by name."""
     environment = {
         "PATH": FIXED_PATH,

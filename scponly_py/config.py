@@ -15,8 +15,6 @@ and its stamp matches the source exactly; otherwise it parses the TOML itself
 (slow but correct) and says so in syslog.
 """
 
-from __future__ import annotations
-
 import marshal
 import posix
 

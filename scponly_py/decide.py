@@ -6,8 +6,6 @@ and returns `Allow` or `Refuse`. Tests, fuzzers and `scponly-py explain` call
 it directly; the login shell calls exactly the same function.
 """
 
-from __future__ import annotations
-
 from scponly_py import childenv, programs, words
 from scponly_py.decision import Allow, Refusal, Refuse
 
@@ -43,14 +41,14 @@ def _is_rc_file_run(command_words: list[str]) -> bool:
     )
 
 
-def start_directory(request: Request, policy: Policy) -> str:
+def start_directory(request: "Request", policy: "Policy") -> str:
     """Where the program starts: HOME, or HOME/start_dir."""
     if not policy.start_dir:
         return request.home
     return f"{request.home.rstrip('/')}/{policy.start_dir}"
 
 
-def decide(request: Request, policy: Policy) -> Allow | Refuse:
+def decide(request: "Request", policy: "Policy") -> Allow | Refuse:
     """Allow exactly one exec, or refuse with a reason the client may read."""
     try:
         return _decide(request, policy)
@@ -58,7 +56,7 @@ def decide(request: Request, policy: Policy) -> Allow | Refuse:
         return Refuse(program="-", reason=refusal.reason)
 
 
-def _decide(request: Request, policy: Policy) -> Allow | Refuse:
+def _decide(request: "Request", policy: "Policy") -> Allow | Refuse:
     if request.uid == 0:
         raise Refusal("root may not use this shell")
     if request.command is None:

@@ -5,8 +5,6 @@ Grammar code raises `Refusal` deep inside a check, and `decide()` turns it into
 a `Refuse`, so a forgotten branch cannot fall through into an exec.
 """
 
-from __future__ import annotations
-
 from scponly_py.records import Record
 
 

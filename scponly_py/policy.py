@@ -29,8 +29,6 @@ WinSCP's SCP mode (`programs` contains "winscp") runs `ls`, `chmod`, `mkdir`,
 too (defaults `/bin/NAME`, which exists on merged-/usr and classic layouts).
 """
 
-from __future__ import annotations
-
 from scponly_py.records import Record
 
 PROGRAMS = ("sftp", "scp", "rsync", "unison", "svnserve", "winscp")

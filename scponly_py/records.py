@@ -6,8 +6,6 @@ uses this small base class instead: fields in `__slots__`, set once by
 `__init__`, compared by value, and read-only afterwards.
 """
 
-from __future__ import annotations
-
 
 class Record:
     """Base class for value objects whose fields are listed in `__slots__`."""
@@ -15,9 +13,9 @@ class Record:
     __slots__: tuple[str, ...] = ()
 
     def __init__(self, **fields: object) -> None:
-        missing = [name for name in self.__slots__ if name not in fields]
-        unknown = [name for name in fields if name not in self.__slots__]
-        if missing or unknown:
+        if fields.keys() != set(self.__slots__):
+            missing = [name for name in self.__slots__ if name not in fields]
+            unknown = [name for name in fields if name not in self.__slots__]
             raise TypeError(f"{type(self).__name__}: missing {missing}, unknown {unknown}")
         for name, value in fields.items():
             object.__setattr__(self, name, value)
@@ -41,7 +39,7 @@ class Record:
         inner = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
         return f"{type(self).__name__}({inner})"
 
-    def replace(self, **changes: object) -> Record:
+    def replace(self, **changes: object) -> "Record":
         """A copy with some fields changed (records are never mutated)."""
         fields = {name: getattr(self, name) for name in self.__slots__}
         fields.update(changes)

@@ -11,8 +11,6 @@ decoded as UTF-8 with surrogateescape, so undecodable file names survive
 unchanged whatever locale the client asked for.
 """
 
-from __future__ import annotations
-
 import grp
 import posix
 import pwd

@@ -65,8 +65,6 @@ fails closed: an over-long line or a log line that cannot be written ends the
 session with status 1.
 """
 
-from __future__ import annotations
-
 import _signal
 import posix
 
@@ -107,7 +105,7 @@ class Session:
     """The state of one SCP-mode session: current directory, last status, unset variables."""
 
     def __init__(
-        self, request: Request, policy: Policy, is_directory: Callable[[str], bool]
+        self, request: "Request", policy: "Policy", is_directory: "Callable[[str], bool]"
     ) -> None:
         self.request = request
         self.policy = policy
@@ -386,7 +384,7 @@ def _exit(session: Session, command_words: list[str]) -> list[tuple]:
     return [(EXIT, status)]
 
 
-BUILTINS: dict[str, Callable[[Session, list[str]], list[tuple]]] = {
+BUILTINS: "dict[str, Callable[[Session, list[str]], list[tuple]]]" = {
     "pwd": _pwd,
     "cd": _cd,
     "echo": _echo,
@@ -526,7 +524,7 @@ def _cp(arguments: list[str]) -> list[str]:
 
 
 # name -> (grammar, what the account needs: read | write | link | copy)
-TOOLS: dict[str, tuple[Callable[[list[str]], list[str]], str]] = {
+TOOLS: "dict[str, tuple[Callable[[list[str]], list[str]], str]]" = {
     "ls": (_ls, "read"),
     "chmod": (_chmod, "write"),
     "mkdir": (_mkdir, "write"),
@@ -610,7 +608,7 @@ def _run(decision: Allow) -> int:
     return 128 - code if code < 0 else code
 
 
-def serve(request: Request, policy: Policy, fd: int = 0) -> int:
+def serve(request: "Request", policy: "Policy", fd: int = 0) -> int:
     """Run one SCP-mode session on the process's stdio; return the exit status."""
     session = Session(request, policy, _is_directory)
     start = (

@@ -11,8 +11,6 @@ not, because nothing legitimate needs them and they corrupt logs.
 Limits are explicit and refuse rather than truncate.
 """
 
-from __future__ import annotations
-
 from scponly_py.decision import Refusal
 
 MAX_COMMAND_LENGTH = 16384

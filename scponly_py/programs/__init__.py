@@ -7,8 +7,6 @@ The program actually exec'd is always the policy's absolute path, never the
 client's word.
 """
 
-from __future__ import annotations
-
 import sys
 
 TYPE_CHECKING = False
@@ -79,7 +77,7 @@ def identify(first_word: str, configured_paths: tuple[tuple[str, str], ...]) -> 
     return None
 
 
-def grammar(name: str) -> ModuleType:
+def grammar(name: str) -> "ModuleType":
     """The grammar module of program `name` (imported on first use)."""
     module_name = PROGRAMS[name][0]
     __import__(module_name)

@@ -87,8 +87,6 @@ uses it. The only other use of HOME by a server is `-C`, which then no longer
 reads the user's `~/.cvsignore`.
 """
 
-from __future__ import annotations
-
 from scponly_py.decision import Refusal
 
 TYPE_CHECKING = False
@@ -135,7 +133,7 @@ def _refuse_long(option: str, raw: str) -> None:
         raise Refusal(f"rsync {option} is too long")
 
 
-def _charset(allowed: str, what: str, max_length: int = 256) -> Callable[[str, str], str]:
+def _charset(allowed: str, what: str, max_length: int = 256) -> "Callable[[str, str], str]":
     characters = frozenset(allowed) | ASCII_LETTERS | DIGITS
 
     def check(option: str, raw: str) -> str:
@@ -146,7 +144,7 @@ def _charset(allowed: str, what: str, max_length: int = 256) -> Callable[[str, s
     return check
 
 
-def _integer(negative: bool) -> Callable[[str, str], str]:
+def _integer(negative: bool) -> "Callable[[str, str], str]":
     def check(option: str, raw: str) -> str:
         digits = raw[1:] if negative and raw.startswith("-") else raw
         if not 1 <= len(digits) <= 10 or not all(char in DIGITS for char in digits):
@@ -185,7 +183,7 @@ PATH = "path"
 
 # Long options accepted: None = no value; a checker = value checked by kind;
 # PATH = a path confined to the user's area. Derived from rrsync's table.
-LONG_OPTIONS: dict[str, Callable[[str, str], str] | str | None] = {
+LONG_OPTIONS: "dict[str, Callable[[str, str], str] | str | None]" = {
     "append": None,
     "backup-dir": PATH,
     "block-size": _size,
@@ -317,7 +315,7 @@ REMOVE_OPTIONS = frozenset({"remove-source-files", "remove-sent-files"})
 HARD_LINK_OPTIONS = frozenset({"hard-links", "link-dest"})
 
 
-def child_home(request: Request) -> str:
+def child_home(request: "Request") -> str:
     """HOME for the rsync child: never the user's own, so `~/.popt` is never read.
 
     rsync reads popt's default configuration (`/etc/popt`, `/etc/popt.d/*`,
@@ -443,7 +441,7 @@ def _parse_options(args: list[str], home: str) -> tuple[_Parsed, list[str]]:
     raise Refusal("rsync server arguments must contain the '.' placeholder")
 
 
-def check(words: list[str], policy: Policy, request: Request) -> list[str]:
+def check(words: list[str], policy: "Policy", request: "Request") -> list[str]:
     """Validate an rsync server command; return the argv (after argv[0]) to exec."""
     if len(words) < 2 or words[1] != "--server":
         raise Refusal("rsync is only allowed as a server (rsync --server ...)")

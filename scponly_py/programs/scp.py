@@ -11,8 +11,6 @@ The exec'd argv is rebuilt in a fixed order with `--` before the operands, so
 scp reads it the same way whatever getopt it was built with.
 """
 
-from __future__ import annotations
-
 from scponly_py.decision import Refusal
 from scponly_py.programs import shortopts
 
@@ -57,7 +55,7 @@ FLAG_ORDER = "vqrpd"
 MAX_SOURCES = 512
 
 
-def check(words: list[str], policy: Policy, request: Request) -> list[str]:
+def check(words: list[str], policy: "Policy", request: "Request") -> list[str]:
     """Validate an scp server command; return the argv (after argv[0]) to exec."""
     options, operands = shortopts.parse(NAME, words[1:], ALLOWED, REFUSED)
     letters = [letter for letter, _ in options]

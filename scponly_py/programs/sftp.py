@@ -14,8 +14,6 @@ list) and logging options are kept; `-d` and `-u` are replaced by the policy;
 `-c`, `-h`, `-Q` are refused.
 """
 
-from __future__ import annotations
-
 from scponly_py.decision import Refusal
 from scponly_py.programs import shortopts
 
@@ -83,7 +81,7 @@ REFUSED = {
 }
 
 
-def check(words: list[str], policy: Policy, request: Request) -> list[str]:
+def check(words: list[str], policy: "Policy", request: "Request") -> list[str]:
     """Validate an sftp-server command; return the argv (after argv[0]) built from policy."""
     options, operands = shortopts.parse("sftp-server", words[1:], ALLOWED, REFUSED)
     if operands:

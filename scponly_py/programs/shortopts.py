@@ -13,8 +13,6 @@ refused; so are letters listed in `refused` (with a reason that names the
 danger, for a clearer message).
 """
 
-from __future__ import annotations
-
 from scponly_py.decision import Refusal
 from scponly_py.records import Record
 
@@ -27,7 +25,7 @@ class Spec(Record):
     """One allowed option letter; `check` validates (and may normalise) its value."""
 
     __slots__ = ("check", "takes_value")
-    check: Callable[[str], str] | None
+    check: "Callable[[str], str] | None"
     takes_value: bool
 
 
@@ -35,7 +33,7 @@ def flag() -> Spec:
     return Spec(takes_value=False, check=None)
 
 
-def value(check: Callable[[str], str]) -> Spec:
+def value(check: "Callable[[str], str]") -> Spec:
     return Spec(takes_value=True, check=check)
 
 
@@ -80,7 +78,7 @@ def parse(
     return options, args[index:]
 
 
-def decimal(low: int, high: int, what: str) -> Callable[[str], str]:
+def decimal(low: int, high: int, what: str) -> "Callable[[str], str]":
     """A checker for an ASCII decimal in [low, high]: no sign, no spaces, no full-width digits."""
 
     def check(raw: str) -> str:
@@ -94,7 +92,7 @@ def decimal(low: int, high: int, what: str) -> Callable[[str], str]:
     return check
 
 
-def one_of(choices: frozenset[str], what: str) -> Callable[[str], str]:
+def one_of(choices: frozenset[str], what: str) -> "Callable[[str], str]":
     """A checker for a value from a fixed set, compared ASCII-case-insensitively."""
 
     def check(raw: str) -> str:

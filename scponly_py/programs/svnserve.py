@@ -39,8 +39,6 @@ repository with a hook in their own home and committed to it. The related
 *client*, which is never allowed here.
 """
 
-from __future__ import annotations
-
 from scponly_py.decision import Refusal
 
 TYPE_CHECKING = False
@@ -52,14 +50,14 @@ NAME = "svnserve"
 SERVER_FORM = ("-t",)
 
 
-def root_directory(policy: Policy, request: Request) -> str:
+def root_directory(policy: "Policy", request: "Request") -> str:
     """The directory svnserve serves: `svn_root` as is if absolute, else below HOME."""
     if policy.svn_root.startswith("/"):
         return policy.svn_root
     return f"{request.home.rstrip('/')}/{policy.svn_root}"
 
 
-def check(words: list[str], policy: Policy, request: Request) -> list[str]:
+def check(words: list[str], policy: "Policy", request: "Request") -> list[str]:
     """Validate `svnserve -t`; return the argv (after argv[0]) built from the policy."""
     arguments = tuple(words[1:])
     if arguments != SERVER_FORM:

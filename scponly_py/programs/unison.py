@@ -33,8 +33,6 @@ variable is never passed). With `-repeat watch` a 2.52 server starts
 `/usr/bin:/bin`.
 """
 
-from __future__ import annotations
-
 from scponly_py.decision import Refusal
 
 TYPE_CHECKING = False
@@ -54,7 +52,7 @@ DANGEROUS = (
 )  # fmt: skip
 
 
-def check(words: list[str], policy: Policy, request: Request) -> list[str]:
+def check(words: list[str], policy: "Policy", request: "Request") -> list[str]:
     """Validate a unison server command; return the argv (after argv[0]) to exec."""
     arguments = tuple(words[1:])
     if arguments not in SERVER_FORMS:

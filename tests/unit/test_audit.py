@@ -112,10 +112,10 @@ def log_socket(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     receiver.bind(str(path))
     receiver.settimeout(5)
     monkeypatch.setattr(audit, "LOG_SOCKET", str(path))
-    monkeypatch.setattr(audit._Channel, "socket", None)
+    monkeypatch.setattr(audit, "_channel", [])
     yield receiver
-    if audit._Channel.socket is not None:
-        audit._Channel.socket.close()
+    for channel in audit._channel:
+        channel.close()
     receiver.close()
 
 
@@ -134,7 +134,7 @@ def test_notice_priority(log_socket: socket.socket) -> None:
 
 def test_missing_log_socket_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(audit, "LOG_SOCKET", str(tmp_path / "absent"))
-    monkeypatch.setattr(audit._Channel, "socket", None)
+    monkeypatch.setattr(audit, "_channel", [])
     with pytest.raises(audit.AuditError, match="cannot connect"):
         audit.log("x")
 
