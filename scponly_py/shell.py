@@ -9,8 +9,6 @@ line on stderr, one syslog line and exit status 1, and catches everything so
 that no traceback reaches the client (fail closed).
 """
 
-from __future__ import annotations
-
 import _signal
 import posix
 import sys
@@ -57,7 +55,7 @@ def ensure_standard_fds() -> None:
             posix.open("/dev/null", posix.O_RDWR)
 
 
-def refuse(request: Request | None, decision: Refuse, policy: Policy | None = None) -> int:
+def refuse(request: "Request | None", decision: Refuse, policy: "Policy | None" = None) -> int:
     """Tell the client, log, and return the exit status."""
     if request is not None and request.command is None and request.uid != 0:
         enabled = ", ".join(sorted(policy.programs)) if policy else "sftp, scp"
@@ -71,7 +69,7 @@ def refuse(request: Request | None, decision: Refuse, policy: Policy | None = No
     return REFUSED
 
 
-def execute(request: Request, decision: Allow) -> int:
+def execute(request: "Request", decision: "Allow") -> int:
     """Replace this process with the allowed program; return only if that fails."""
     encode = requests.encode
     try:
@@ -95,12 +93,13 @@ def execute(request: Request, decision: Allow) -> int:
     return REFUSED  # not reached: execve does not return on success
 
 
-def login(args: list[bytes], jail: Jail | None = None) -> int:
+def login(args: list[bytes], jail: "Jail | None" = None, startup_warning: str | None = None) -> int:
     """Handle one login (`-c CMD`, forced command, or interactive).
 
     `jail` (scponly-pyc only) runs after the config is loaded and before the
     decision: it chroots, drops privileges and returns the request with the
-    in-jail home, or raises `Refusal`.
+    in-jail home, or raises `Refusal`. `startup_warning` (from the launcher,
+    e.g. why the login bundle was not used) goes to syslog.
     """
     if not sys.flags.isolated:
         return refuse(None, Refuse(program="-", reason=NOT_ISOLATED))
@@ -112,12 +111,14 @@ def login(args: list[bytes], jail: Jail | None = None) -> int:
         loaded = config.load()
     except ConfigError as error:
         return refuse(request, Refuse(program="-", reason=f"configuration error: {error}"))
+    warnings = [startup_warning] if startup_warning else []
     if loaded.source == "toml":
+        warnings.append(
+            "config.compiled is missing or stale; run 'scponly-py check-config' as root"
+        )
+    for warning in warnings:
         try:
-            audit.log(
-                "config.compiled is missing or stale; run 'scponly-py check-config' as root",
-                audit.WARNING,
-            )
+            audit.log(warning, audit.WARNING)
         except audit.AuditError:
             pass  # the decision's own line below fails closed if logging is broken
     policy = effective_policy(loaded.config, request.user, request.groups)
@@ -147,7 +148,7 @@ def fsencode(argument: str) -> bytes:
     return argument.encode(sys.getfilesystemencoding(), sys.getfilesystemencodeerrors())
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, startup_warning: str | None = None) -> int:
     """Console entry: admin subcommands, else a login; every failure is one line and exit 1."""
     try:
         ensure_standard_fds()
@@ -157,18 +158,23 @@ def main(argv: list[str] | None = None) -> int:
             from scponly_py import cli  # noqa: PLC0415 - admin code stays off the login path
 
             return cli.run(arguments)
-        return login(args)
+        return login(args, startup_warning=startup_warning)
     except BaseException as error:  # noqa: BLE001 - fail closed, never a traceback
         return internal_error(error)
 
 
 def internal_error(error: BaseException) -> int:
-    """The answer to any unexpected exception: one line, one log line, exit 1."""
+    """The answer to any unexpected exception: one line, one log line, exit 1.
+
+    The client learns nothing more; the log also gets an ImportError's message,
+    which says which module could not be loaded (e.g. a stale login bundle).
+    """
     say("scponly-py: refused: internal error")
+    detail = f" detail={audit.escape(str(error))}" if isinstance(error, ImportError) else ""
     try:
         audit.log(
             f"decision=refuse uid={posix.getuid()} reason=internal-error "
-            f"error={audit.escape(type(error).__name__)}",
+            f"error={audit.escape(type(error).__name__)}{detail}",
             audit.WARNING,
         )
     except BaseException:  # noqa: BLE001, S110 - nothing more can be done; still refusing

@@ -24,7 +24,13 @@ def main() -> None:
 @click.option("--register/--no-register", default=True, help="Add it to /etc/shells.")
 @click.option("--dry-run", is_flag=True, help="Print the launcher, write nothing.")
 def install_shell(dest: str, python_path: str | None, register: bool, dry_run: bool) -> None:
-    """Write the login-shell launcher that runs Python isolated (-I) and without site (-S)."""
+    """Write the login-shell launcher that runs Python isolated (-I) and without site (-S).
+
+    It also compiles the package into its login bundle (__pycache__/login.bundle),
+    which the launcher runs from while the package's files are unchanged. Run it
+    again after every upgrade or change of the package; until then logins import
+    the files on disk (slower) and say so in syslog.
+    """
     interpreter = python_path or launcher.interpreter()
     parent = launcher.package_parent()
     if dry_run:
@@ -36,7 +42,7 @@ def install_shell(dest: str, python_path: str | None, register: bool, dry_run: b
         launcher.install(dest, interpreter, parent)
     except launcher.UnsafeInstall as error:
         raise click.ClickException(str(error)) from None
-    click.echo(f"wrote {dest} ({interpreter} -IS, package in {parent})")
+    click.echo(f"wrote {dest} ({interpreter} -IS, package and its login bundle in {parent})")
     if register:
         _register_shell(dest)
 

@@ -20,15 +20,39 @@ import stat
 import sys
 
 import scponly_py
+from scponly_py import bundle
+from setup_chroot import login_bundle
 
+# Kept short: the launcher is a script, and Python compiles a script's source on
+# every run (about 50 000 instructions a line); everything else runs from the
+# bundle. The bundle's outer layer is plain data, safe to read in any Python;
+# its code is unmarshalled only if it was compiled for this interpreter.
 LAUNCHER_TEMPLATE = """#!{interpreter} -IS
-# scponly-py login shell, written by 'scponly-py-setup install-shell'.
-# Isolated (-I) and without site (-S): nothing a user uploads or sets can
-# change what Python loads. Do not edit; re-run install-shell instead.
+# scponly-py login shell, written by 'scponly-py-setup install-shell'; do not
+# edit, re-run it. Isolated (-I) and without site (-S): nothing a user uploads
+# or sets can change what Python loads. The package is served from its login
+# bundle (scponly_py/bundle.py) while that matches the files on disk, else
+# imported from them.
 import sys
 sys.path.append({package_parent!r})
-from scponly_py.shell import main
-sys.exit(main())
+try:
+    import marshal
+    from _frozen_importlib_external import MAGIC_NUMBER
+    with open({bundle_path!r}, "rb") as bundle:
+        data = bundle.read()
+    tag, magic, loader, *contents = marshal.loads(data)
+    if tag != {tag!r} or magic != MAGIC_NUMBER:
+        raise ImportError("it was written for another version")
+    scope = {{"__name__": "scponly_py.bundle"}}
+    exec(marshal.loads(loader), scope)
+    problem = scope["activate"]({bundle_path!r}, data, *contents)
+except Exception as error:
+    problem = f"login bundle {bundle_path} not used: {{error}}"
+try:
+    from scponly_py.shell import main
+except Exception as error:
+    sys.exit(f"scponly-py: refused: cannot load the login shell ({{type(error).__name__}})")
+sys.exit(main(startup_warning=problem))
 """
 
 
@@ -50,7 +74,12 @@ def render(interpreter_path: str, parent: str) -> str:
     """The launcher's text."""
     if any(char in interpreter_path for char in " \t\n") or len(interpreter_path) > 100:
         raise UnsafeInstall(f"interpreter path {interpreter_path!r} cannot be used in a #! line")
-    return LAUNCHER_TEMPLATE.format(interpreter=interpreter_path, package_parent=parent)
+    return LAUNCHER_TEMPLATE.format(
+        interpreter=interpreter_path,
+        package_parent=parent,
+        bundle_path=bundle.location(os.path.join(parent, "scponly_py")),
+        tag=bundle.TAG,
+    )
 
 
 def unsafe_reasons(path: str, *, need_read: bool) -> list[str]:
@@ -101,19 +130,32 @@ def check_tree(interpreter_path: str, parent: str) -> list[str]:
 
 
 def install(destination: str, interpreter_path: str, parent: str, *, check: bool = True) -> str:
-    """Write the launcher atomically at `destination` (mode 0755); return its text."""
+    """Write the login bundle and then the launcher at `destination` (mode 0755); return its text.
+
+    The bundle first: a launcher never runs without the bundle of its package.
+    """
     if check:
         reasons = check_tree(interpreter_path, parent)
         if reasons:
             raise UnsafeInstall("; ".join(reasons[:5]))
     text = render(interpreter_path, parent)
+    try:
+        login_bundle.write(interpreter_path, os.path.join(parent, "scponly_py"))
+    except login_bundle.BundleError as error:
+        raise UnsafeInstall(str(error)) from None
+    _write_atomically(destination, text.encode(), 0o755)
+    return text
+
+
+def _write_atomically(destination: str, data: bytes, mode: int) -> None:
     directory, name = os.path.split(os.path.abspath(destination))
     temporary = os.path.join(directory, f".{name}.{os.getpid()}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o755)
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
     try:
-        os.write(fd, text.encode())
-        os.fchmod(fd, 0o755)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fchmod(fd, mode)
     finally:
         os.close(fd)
     os.rename(temporary, destination)
-    return text
