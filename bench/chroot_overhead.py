@@ -1,9 +1,10 @@
 """Login overhead of scponly-pyc (the frozen chroot shell) next to scponly-py and the floor.
 
-Inside a sandbox (tests/e2e/sandbox.py) as an ordinary user, one hyperfine run times exec ->
-exec of /bin/true (configured as the sftp program) for:
+Inside a sandbox (tests/e2e/sandbox.py) as an ordinary user, hyperfine times exec -> exec of
+/bin/true (configured as the sftp program), in rounds that rotate the commands' order (see
+login_overhead.py), for:
   * `python3 -I -S -c pass` (the interpreter floor),
-  * scponly-py through its isolated Python launcher (no chroot),
+  * scponly-py through its isolated Python launcher and login bundle (no chroot),
   * the frozen scponly-py (PyInstaller onedir, no chroot),
   * scponly-pyc with cap_sys_chroot+ep and setuid root: jail checks, chroot, drop, verify,
     exec of /bin/true inside a jail made by `scponly-py-setup create`,
@@ -21,7 +22,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.login_overhead import hyperfine  # noqa: E402
+from bench.login_overhead import rotated_rounds  # noqa: E402
 from tests.e2e.sandbox import Sandbox  # noqa: E402
 
 BUILD = Path("/var/tmp/scponly-py-frozen")
@@ -66,15 +67,22 @@ def main() -> int:
             "scponly-pyc (cap_sys_chroot+ep)": f"/srv/cap/scponly-py/scponly-pyc {request}",
             "scponly-pyc (setuid root)": f"/srv/suid/scponly-py/scponly-pyc {request}",
         }
-        results = hyperfine(sandbox, user.uid, list(commands.values()), 200, out / "chroot.json")
+        results = rotated_rounds(
+            sandbox,
+            user.uid,
+            list(commands.values()),
+            runs=60,
+            rounds=5,
+            output=out / "chroot.json",
+        )
     finally:
         sandbox.stop()
-    floor = results[commands["python3 -I -S -c pass (floor)"]][0]
-    print("Login overhead, exec -> exec of /bin/true (hyperfine -N, 200 runs, ordinary user)")
-    print(f"{'command':42} {'median ms':>10} {'mean ms':>9} {'± ms':>6} {'x floor':>8}")
+    print("Login overhead, exec -> exec of /bin/true (hyperfine -N, ordinary user,")
+    print("5 rotated rounds of 60 runs; medians over rounds)")
+    print(f"{'command':42} {'median ms':>10} {'x floor':>8}")
     for label, command in commands.items():
-        median, mean, stddev = results[command]
-        print(f"{label:42} {median:10.2f} {mean:9.2f} {stddev:6.2f} {median / floor:8.2f}")
+        median, ratio = results[command]
+        print(f"{label:42} {median:10.2f} {ratio:8.2f}")
     print(f"\nonedir tree: {size} apparent size, {files} files ({tree})")
     return 0
 

@@ -3,14 +3,17 @@
 After the exec nothing of scponly-py runs, so the only possible difference is
 start-up; this proves it on a large transfer. For each of scp -O, sftp and
 rsync it uploads SIZE bytes to a user whose shell is scponly-py and to one
-whose shell is bash, alternating, and prints MB/s and the ratio.
+whose shell is bash, back to back and in alternating order (the machine's
+speed drifts), and prints the best MB/s of each and the median over rounds of
+the pair's throughput ratio.
 
-Run as root: sudo /opt/scponly-py/bin/python bench/throughput.py [--mib 1024] [--rounds 2]
+Run as root: sudo /opt/scponly-py/bin/python bench/throughput.py [--mib 1024] [--rounds 7]
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -28,7 +31,7 @@ programs = ["sftp", "scp", "rsync"]
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--mib", type=int, default=1024, help="size of the file in MiB")
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=7)
     options = parser.parse_args()
 
     sandbox = Sandbox.create()
@@ -52,10 +55,11 @@ def main() -> int:
                 "rsync", "--whole-file", "-e", ssh, str(payload), f"{user}@sandbox:p.bin",
             ],
         }  # fmt: skip
-        best: dict[tuple[str, str], float] = {}
-        for _ in range(options.rounds):
+        times: dict[tuple[str, str], list[float]] = {}
+        for round_number in range(options.rounds):
+            users = ("viashell", "direct") if round_number % 2 == 0 else ("direct", "viashell")
             for protocol, argv in commands.items():
-                for user in ("viashell", "direct"):
+                for user in users:
                     (sandbox.users[user].home / "p.bin").unlink(missing_ok=True)
                     script = f"put {payload} p.bin\n".encode() if protocol == "sftp" else None
                     started = time.monotonic()
@@ -66,17 +70,27 @@ def main() -> int:
                     size = (sandbox.users[user].home / "p.bin").stat().st_size
                     if size != options.mib << 20:
                         raise SystemExit(f"{protocol} {user}: {size} bytes arrived")
-                    key = (protocol, user)
-                    best[key] = min(best.get(key, elapsed), elapsed)
+                    times.setdefault((protocol, user), []).append(elapsed)
     finally:
         sandbox.stop()
 
-    print(f"Upload of {options.mib} MiB over loopback, best of {options.rounds} (MB/s)")
-    print(f"{'protocol':10} {'scponly-py':>12} {'bash':>12} {'ratio':>8}")
+    print(
+        f"Upload of {options.mib} MiB over loopback, {options.rounds} rounds: best MB/s, and the"
+        " median over rounds of (scponly-py MB/s / bash MB/s) of runs made back to back"
+    )
+    print(f"{'protocol':10} {'scponly-py':>12} {'bash':>12} {'median ratio':>13} {'range':>14}")
     for protocol in commands:
-        through = (options.mib << 20) / best[(protocol, "viashell")] / 1e6
-        direct = (options.mib << 20) / best[(protocol, "direct")] / 1e6
-        print(f"{protocol:10} {through:12.1f} {direct:12.1f} {through / direct:8.3f}")
+        through_times, direct_times = times[(protocol, "viashell")], times[(protocol, "direct")]
+        ratios = [
+            direct / through for through, direct in zip(through_times, direct_times, strict=True)
+        ]
+        through = (options.mib << 20) / min(through_times) / 1e6
+        direct = (options.mib << 20) / min(direct_times) / 1e6
+        spread = f"{min(ratios):.2f}-{max(ratios):.2f}"
+        print(
+            f"{protocol:10} {through:12.1f} {direct:12.1f} "
+            f"{statistics.median(ratios):13.3f} {spread:>14}"
+        )
     return 0
 
 
