@@ -10,9 +10,14 @@ distribution's conventions differing (sftp-server path, /usr/sbin on Arch being 
 where hooks and docs go). Everything is written with the modes the package must carry
 (directories 0755, programs 0755, data 0644); ownership is root's, set by the package tool.
 
-    /usr/lib/scponly-py/            the frozen onedir login shells: scponly-py, scponly-pyc,
-                                    _internal/ (--frozen: packaging/build-frozen.sh's tree)
-    /usr/bin/scponly-py             -> ../lib/scponly-py/scponly-py (login shell, admin helpers)
+    /usr/lib/scponly-py/            the frozen onedir shells: scponly-pyc, and scponly-py for
+                                    ChrootDirectory jails (no Python in a jail), _internal/
+                                    (--frozen: packaging/build-frozen.sh's tree)
+    /usr/bin/scponly-py             the login shell: the `#!/usr/bin/python3 -IS` launcher that
+                                    install-shell writes, for the modules in DATADIR (it starts
+                                    in half the frozen shell's time); the package scripts build
+                                    its login bundle on the machine (`scponly-py-setup
+                                    login-bundle`)
     SBINDIR/scponly-pyc             -> ../lib/scponly-py/scponly-pyc (chroot login shell; the
                                     package adds cap_sys_chroot+ep when installing)
     SBINDIR/scponly-py-setup        the admin tool: /usr/bin/python3 -I, modules from
@@ -22,7 +27,7 @@ where hooks and docs go). Everything is written with the modes the package must 
     arch only: /usr/share/libalpm/hooks/scponly-py.hook (Debian has a dpkg file trigger,
                                     RPM a %transfiletriggerin, each in its own files)
 
-The login shells themselves never import anything from here.
+The frozen shells never import anything from DATADIR; the launcher imports scponly_py from it.
 """
 
 from __future__ import annotations
@@ -39,6 +44,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGING = ROOT / "packaging"
+sys.path.insert(0, str(ROOT))
+
+from setup_chroot import launcher  # noqa: E402 - the launcher text install-shell writes
+
 LIBDIR = "/usr/lib/scponly-py"
 DATADIR = "/usr/share/scponly-py"
 CONFDIR = "/etc/scponly-py"
@@ -165,11 +174,11 @@ def stage(
     make_dirs(destdir)
 
     copy_frozen(frozen, target(destdir, LIBDIR))
-    for name, directory in (("scponly-py", "/usr/bin"), ("scponly-pyc", sbindir)):
-        link = target(destdir, f"{directory}/{name}")
-        make_dirs(link.parent)
-        link.unlink(missing_ok=True)
-        link.symlink_to(os.path.relpath(f"{LIBDIR}/{name}", directory))
+    link = target(destdir, f"{sbindir}/scponly-pyc")
+    make_dirs(link.parent)
+    link.unlink(missing_ok=True)
+    link.symlink_to(os.path.relpath(f"{LIBDIR}/scponly-pyc", sbindir))
+    write(target(destdir, "/usr/bin/scponly-py"), launcher.render(PYTHON, DATADIR), 0o755)
 
     datadir = copy_python(destdir)
     if compile_python:

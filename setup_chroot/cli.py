@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+
 import click
 
-from setup_chroot import jailcli, launcher, users
+from scponly_py import bundle
+from setup_chroot import jailcli, launcher, login_bundle, users
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -45,6 +49,30 @@ def install_shell(dest: str, python_path: str | None, register: bool, dry_run: b
     click.echo(f"wrote {dest} ({interpreter} -IS, package and its login bundle in {parent})")
     if register:
         _register_shell(dest)
+
+
+@main.command("login-bundle")
+@click.option(
+    "--python", "python_path", default=None, help="The launcher's interpreter (default: this one)."
+)
+@click.option("--remove", is_flag=True, help="Delete the bundle instead (package removal).")
+def login_bundle_command(python_path: str | None, remove: bool) -> None:
+    """(Re)compile the installed package's login bundle, as install-shell does.
+
+    For the packages' scripts: they ship the launcher and build its bundle on the
+    machine itself after every install, upgrade or Python change, because the
+    bundle is trusted only while each source file keeps its inode and ctime.
+    """
+    package_dir = os.path.join(launcher.package_parent(), "scponly_py")
+    if remove:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(bundle.location(package_dir))
+        return
+    try:
+        path = login_bundle.write(python_path or launcher.interpreter(), package_dir)
+    except login_bundle.BundleError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"wrote {path}")
 
 
 def _register_shell(path: str) -> None:

@@ -138,11 +138,15 @@ SHELL_PAGE = {
                 "authorized_keys) the request is taken from SSH_ORIGINAL_COMMAND, which is "
                 "trusted only in that mode. Root (uid 0) is always refused, and so is sshd's "
                 "run of ~/.ssh/rc.",
-                "The login shell runs Python isolated: the packaged `/usr/bin/scponly-py` is a "
-                "frozen program (PyInstaller, one directory under /usr/lib/scponly-py) and the "
-                "pip route uses the `#!python -IS` launcher written by `scponly-py-setup "
-                "install-shell`. A console script written by pip is for the administrative "
-                "commands only and refuses every login.",
+                "The login shell runs Python isolated: `/usr/bin/scponly-py` is a "
+                "`#!python -IS` launcher (the packages ship it; on the pip route "
+                "`scponly-py-setup install-shell` writes it) that runs the package from its "
+                "login bundle, one precompiled file built on the machine by "
+                "`scponly-py-setup login-bundle` or `install-shell`, while every source file "
+                "is unchanged, and otherwise imports the files and says so in syslog. A "
+                "console script written by pip is for the administrative commands only and "
+                "refuses every login. The frozen `/usr/lib/scponly-py/scponly-py` (PyInstaller, "
+                "no Python needed) is for ChrootDirectory jails.",
             ],
         ),
         ("ADMINISTRATIVE COMMANDS", "@argparse"),
@@ -195,8 +199,13 @@ SHELL_PAGE = {
                             "if its stamp matches config.toml.",
                         ),
                         (
+                            "`/usr/share/scponly-py/scponly_py/__pycache__/login.bundle`",
+                            "The login bundle of the packaged launcher.",
+                        ),
+                        (
                             "`/usr/lib/scponly-py/`",
-                            "The frozen login shells (packages).",
+                            "The frozen shells (packages): scponly-pyc, and scponly-py for "
+                            "ChrootDirectory jails.",
                         ),
                         ("`/etc/shells`", "The packages register the login shells here."),
                     ],

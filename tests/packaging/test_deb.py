@@ -28,6 +28,7 @@ pytestmark = [pytest.mark.root, pytest.mark.e2e]
 PACKAGE = "scponly-py"
 SHELLS = ("/usr/bin/scponly-py", "/usr/sbin/scponly-pyc")
 CHROOT_SHELL = "/usr/lib/scponly-py/scponly-pyc"
+BUNDLE = "/usr/share/scponly-py/scponly_py/__pycache__/login.bundle"
 JAIL = "/srv/jail"
 OVERLAYS = """
 set -e
@@ -120,7 +121,8 @@ def test_package_metadata_and_files(deb: Path) -> None:
         assert owner == "root/root", line
         if not mode.startswith("l"):  # no setuid/setgid bit, nothing group/other-writable
             assert "s" not in mode and mode[8] != "w" and mode[5] != "w", line
-    assert "./usr/bin/scponly-py -> ../lib/scponly-py/scponly-py" in listing
+    launcher = [line for line in listing.splitlines() if line.endswith(" ./usr/bin/scponly-py")]
+    assert len(launcher) == 1 and launcher[0].startswith("-rwxr-xr-x"), launcher
     assert "./usr/sbin/scponly-pyc -> ../lib/scponly-py/scponly-pyc" in listing
     conffiles = subprocess.run(
         ["dpkg-deb", "-I", str(deb), "conffiles"], capture_output=True, check=True, text=True
@@ -160,6 +162,7 @@ def test_installed_state(box: PackageSandbox) -> None:
     assert "cap_sys_chroot=ep" in caps
     assert box.path(CHROOT_SHELL).stat().st_mode & 0o7777 == 0o755  # capability, not setuid
     assert box.path("/etc/scponly-py/config.compiled").exists()  # postinst ran check-config
+    assert box.path(BUNDLE).stat().st_size > 0  # postinst built the launcher's login bundle
     config = box.path("/etc/scponly-py/config.toml").read_text()
     assert 'sftp = "/usr/lib/openssh/sftp-server"' in config
     version = box.installed("scponly-py", "--version").stdout.decode()
@@ -178,6 +181,7 @@ def test_installed_state(box: PackageSandbox) -> None:
 
 def test_plain_user_transfers_and_refusals(box: PackageSandbox, tmp_path: Path) -> None:
     user = box.add_user("debalice", shell="/usr/bin/scponly-py")  # noqa: S604 - a login shell
+    first = box.log_mark()
     tmp_path.chmod(0o755)
     data = os.urandom(100_000) + b"\0\r\n"
     payload = tmp_path / "payload.bin"
@@ -194,6 +198,9 @@ def test_plain_user_transfers_and_refusals(box: PackageSandbox, tmp_path: Path) 
     batch = box.sftp_batch("debalice", f"put {payload} sftp.bin\nls -1\n")
     assert batch.returncode == 0, batch.stderr
     assert (user.home / "sftp.bin").read_bytes() == data
+    logged = box.log_since(first, "decision=allow")
+    assert any("decision=allow user=debalice" in line for line in logged)
+    assert not any("login bundle" in line for line in logged)  # served from the bundle
     mark = box.log_mark()
     refused = box.ssh("debalice", "id")
     assert refused.returncode == 1

@@ -95,13 +95,20 @@ def test_distribution_defaults(staged: dict[str, tuple[Path, list[str]]], distro
     assert f'sftp = "{SFTP[distro]}"' in config
     sbindir = "usr/bin" if distro == "arch" else "usr/sbin"
     assert os.readlink(destdir / sbindir / "scponly-pyc") == "../lib/scponly-py/scponly-pyc"
-    assert os.readlink(destdir / "usr/bin/scponly-py") == "../lib/scponly-py/scponly-py"
+    shell = destdir / "usr/bin/scponly-py"  # the launcher install-shell writes, not a symlink
+    assert not shell.is_symlink() and shell.stat().st_mode & 0o777 == 0o755
+    text = shell.read_text()
+    assert text.startswith("#!/usr/bin/python3 -IS\n")
+    assert "sys.path.append('/usr/share/scponly-py')" in text
+    assert "/usr/share/scponly-py/scponly_py/__pycache__/login.bundle" in text
     setup = (destdir / sbindir / "scponly-py-setup").read_text()
     assert setup.startswith("#!/usr/bin/python3 -I\n") and "/usr/share/scponly-py" in setup
     hook = "/usr/share/libalpm/hooks/scponly-py.hook"
     assert (hook in paths) == (distro == "arch")
     if distro == "arch":
-        assert "scponly-py-setup update --all" in (destdir / hook.lstrip("/")).read_text()
+        text = (destdir / hook.lstrip("/")).read_text()
+        assert "scponly-py-setup login-bundle" in text
+        assert "scponly-py-setup update --all" in text
 
 
 def test_modes(staged: dict[str, tuple[Path, list[str]]]) -> None:

@@ -185,3 +185,26 @@ def test_bundled_code_is_the_code_on_disk(package: Path) -> None:
         expected = compile(Path(origin).read_bytes(), origin, "exec", dont_inherit=True)
         assert code.co_code == expected.co_code, name
         assert code.co_filename == origin
+
+
+def test_login_bundle_command_writes_and_removes(
+    package: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the packages' scripts run: `scponly-py-setup login-bundle [--remove]`."""
+    from click.testing import CliRunner  # noqa: PLC0415 - only this test needs click
+
+    from setup_chroot import cli  # noqa: PLC0415
+
+    monkeypatch.setattr(launcher, "package_parent", lambda: str(package.parent))
+    path = Path(bundle.location(str(package)))
+    removed = CliRunner().invoke(cli.main, ["login-bundle", "--remove"])
+    assert removed.exit_code == 0, removed.output
+    assert not path.exists()
+    assert CliRunner().invoke(cli.main, ["login-bundle", "--remove"]).exit_code == 0
+    written = CliRunner().invoke(cli.main, ["login-bundle"])
+    assert written.exit_code == 0, written.output
+    assert written.output == f"wrote {path}\n"
+    assert run_launcher(package)[:2] == ["None", "BundleFinder"]
+    failed = CliRunner().invoke(cli.main, ["login-bundle", "--python", "/bin/false"])
+    assert failed.exit_code == 1
+    assert "could not compile" in failed.output
