@@ -63,13 +63,13 @@ def login_bundle_command(python_path: str | None, remove: bool) -> None:
     machine itself after every install, upgrade or Python change, because the
     bundle is trusted only while each source file keeps its inode and ctime.
     """
-    package_dir = os.path.join(launcher.package_parent(), "scponly_py")
+    parent = launcher.package_parent()
     if remove:
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(bundle.location(package_dir))
+            os.unlink(bundle.location(os.path.join(parent, "scponly_py")))
         return
     try:
-        path = login_bundle.write(python_path or launcher.interpreter(), package_dir)
+        path = launcher.write_bundle(python_path or launcher.interpreter(), parent)
     except login_bundle.BundleError as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"wrote {path}")

@@ -140,11 +140,21 @@ def install(destination: str, interpreter_path: str, parent: str, *, check: bool
             raise UnsafeInstall("; ".join(reasons[:5]))
     text = render(interpreter_path, parent)
     try:
-        login_bundle.write(interpreter_path, os.path.join(parent, "scponly_py"))
+        write_bundle(interpreter_path, parent)
     except login_bundle.BundleError as error:
         raise UnsafeInstall(str(error)) from None
     _write_atomically(destination, text.encode(), 0o755)
     return text
+
+
+def write_bundle(interpreter_path: str, parent: str) -> str:
+    """Compile the package's login bundle with the launcher's interpreter; return its path."""
+    package_dir = os.path.join(parent, "scponly_py")
+    data = login_bundle.build(interpreter_path, package_dir)
+    path = bundle.location(package_dir)
+    os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+    _write_atomically(path, data, 0o644)
+    return path
 
 
 def _write_atomically(destination: str, data: bytes, mode: int) -> None:

@@ -1,4 +1,4 @@
-"""Write the login bundle that the launcher serves the package from (see scponly_py/bundle.py).
+"""Build the login bundle that the launcher serves the package from (see scponly_py/bundle.py).
 
 The bytecode must be the launcher's interpreter's, so the compiling runs in
 that interpreter (`-I -S`, a fixed snippet); stamps are taken from the file
@@ -153,6 +153,7 @@ def build(interpreter: str, package_dir: str) -> bytes:
     # unmarshals only the modules it runs, straight from the bytes it read.
     # Offsets are marshalled as fixed-size ints, so the header's length does
     # not depend on them and one extra pass makes them absolute.
+    preload = preload_order(found)
     header_length = 0
     for _ in range(3):
         offset = header_length
@@ -161,26 +162,8 @@ def build(interpreter: str, package_dir: str) -> bytes:
             path, is_package = found[name]
             index.append((name, path, is_package, tuple(stamp), offset, len(code)))
             offset += len(code)
-        header = marshal.dumps((bundle.TAG, magic, loader, preload_order(found), tuple(index)))
+        header = marshal.dumps((bundle.TAG, magic, loader, preload, tuple(index)))
         if len(header) == header_length:
             return header + b"".join(code for _, code in codes)
         header_length = len(header)
     raise BundleError("the bundle's index did not settle")  # marshal ints have a fixed size
-
-
-def write(interpreter: str, package_dir: str) -> str:
-    """Build the bundle and replace the old one atomically; return its path."""
-    data = build(interpreter, package_dir)
-    path = bundle.location(package_dir)
-    os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
-    temporary = f"{path}.{os.getpid()}.tmp"
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fchmod(fd, 0o644)
-    finally:
-        os.close(fd)
-    os.rename(temporary, path)
-    return path

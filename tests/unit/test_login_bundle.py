@@ -33,7 +33,7 @@ PROBE = (
 def package(tmp_path: Path) -> Path:
     """A copy of the package with its bundle; returns the package directory."""
     shutil.copytree(PACKAGE, tmp_path / "scponly_py", ignore=shutil.ignore_patterns("__pycache__"))
-    login_bundle.write(launcher.interpreter(), str(tmp_path / "scponly_py"))
+    launcher.write_bundle(launcher.interpreter(), str(tmp_path))
     return tmp_path / "scponly_py"
 
 
