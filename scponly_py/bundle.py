@@ -5,12 +5,11 @@ directory scan, stats, an open and a read of its .pyc, and importlib's own
 Python code; over a dozen modules that was most of the shell's cost above the
 interpreter floor. `scponly-py-setup install-shell` therefore compiles every
 module into `__pycache__/login.bundle` (setup_chroot/login_bundle.py). The
-launcher reads it, checks that it was written in this format for this
-interpreter (tag and bytecode magic number), runs this module's code from it
-and calls `activate()`.
-
-`activate()` trusts the bundle only while the source files still have the
-stamps they had when they were compiled; otherwise (an upgrade without
+launcher loads this module straight from its .pyc (no search, no compiling)
+and calls `activate()`, which reads the bundle, checks that it was written in
+this format for this interpreter (tag and bytecode magic number) before it
+unmarshals any code, and trusts it only while the source files still have the
+stamps they had when they were compiled. Otherwise (an upgrade without
 `install-shell`, an edited file) the login imports the files on disk, which
 is correct, only slower, and logs why. It then runs the modules every login
 needs in dependency order, directly (the import system's per-module
@@ -29,8 +28,9 @@ import marshal
 import posix
 import sys
 from _frozen_importlib import ModuleSpec
+from _frozen_importlib_external import MAGIC_NUMBER
 
-TAG = "scponly-py login bundle 2"
+TAG = "scponly-py login bundle 3"
 NAME = "login.bundle"
 
 
@@ -120,13 +120,20 @@ class BundleFinder:
             raise
 
 
-def activate(path: str, data: bytes, preload: tuple[str, ...], index: tuple) -> str | None:
-    """Serve the package from the bundle (None), or say why not and change nothing.
+def activate(path: str) -> str | None:
+    """Serve the package from the bundle at `path` (None), or say why not and change nothing.
 
-    `data` is the whole file; `index` locates each module's code in it.
-    `preload` lists the modules every login imports, dependencies first: if
-    any of their sources changed, the bundle is not used at all.
+    The file is `marshal((TAG, magic number, preload, index))` followed by each
+    module's marshalled code; the first part is plain data, safe to read in any
+    Python, and `index` locates each module's code. `preload` lists the modules
+    every login imports, dependencies first: if any of their sources changed,
+    the bundle is not used at all.
     """
+    with open(path, "rb") as file:
+        data = file.read()
+    tag, magic, preload, index = marshal.loads(data)  # noqa: S302 - plain data, checked next
+    if tag != TAG or magic != MAGIC_NUMBER:
+        return f"login bundle {path} was written for another version or another Python"
     finder = BundleFinder(path, data, index)
     for name in preload:
         changed = finder.changed(name)

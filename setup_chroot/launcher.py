@@ -24,9 +24,9 @@ from scponly_py import bundle
 from setup_chroot import login_bundle
 
 # Kept short: the launcher is a script, and Python compiles a script's source on
-# every run (about 50 000 instructions a line); everything else runs from the
-# bundle. The bundle's outer layer is plain data, safe to read in any Python;
-# its code is unmarshalled only if it was compiled for this interpreter.
+# every run (about 50 000 instructions a statement). The bundle's loader comes from
+# its .pyc through importlib's own (frozen) loader, which checks the magic number
+# and the source's mtime and size, without searching sys.path.
 LAUNCHER_TEMPLATE = """#!{interpreter} -IS
 # scponly-py login shell, written by 'scponly-py-setup install-shell'; do not
 # edit, re-run it. Isolated (-I) and without site (-S): nothing a user uploads
@@ -36,16 +36,10 @@ LAUNCHER_TEMPLATE = """#!{interpreter} -IS
 import sys
 sys.path.append({package_parent!r})
 try:
-    import marshal
-    from _frozen_importlib_external import MAGIC_NUMBER
-    with open({bundle_path!r}, "rb") as bundle:
-        data = bundle.read()
-    tag, magic, loader, *contents = marshal.loads(data)
-    if tag != {tag!r} or magic != MAGIC_NUMBER:
-        raise ImportError("it was written for another version")
-    scope = {{"__name__": "scponly_py.bundle"}}
-    exec(marshal.loads(loader), scope)
-    problem = scope["activate"]({bundle_path!r}, data, *contents)
+    from _frozen_importlib_external import SourceFileLoader
+    loader = SourceFileLoader("scponly_py.bundle", {loader_path!r})
+    exec(loader.get_code("scponly_py.bundle"), scope := {{"__name__": "scponly_py.bundle"}})
+    problem = scope["activate"]({bundle_path!r})
 except Exception as error:
     problem = f"login bundle {bundle_path} not used: {{error}}"
 try:
@@ -74,11 +68,12 @@ def render(interpreter_path: str, parent: str) -> str:
     """The launcher's text."""
     if any(char in interpreter_path for char in " \t\n") or len(interpreter_path) > 100:
         raise UnsafeInstall(f"interpreter path {interpreter_path!r} cannot be used in a #! line")
+    package_dir = os.path.join(parent, "scponly_py")
     return LAUNCHER_TEMPLATE.format(
         interpreter=interpreter_path,
         package_parent=parent,
-        bundle_path=bundle.location(os.path.join(parent, "scponly_py")),
-        tag=bundle.TAG,
+        loader_path=os.path.join(package_dir, "bundle.py"),
+        bundle_path=bundle.location(package_dir),
     )
 
 

@@ -23,11 +23,15 @@ from scponly_py import bundle
 ENTRIES = ("scponly_py.shell", "scponly_py.programs.sftp")
 PACKAGE = "scponly_py"
 
-# argv: the source files. stdout: MAGIC_NUMBER + marshal([(stamp, marshalled code)]).
-COMPILE = """import marshal, posix, sys
+# argv: the loader's source (byte-compiled to its .pyc, which the launcher loads without a
+# search), then every source file. stdout: MAGIC_NUMBER + marshal([(stamp, marshalled code)]).
+COMPILE = """import marshal, posix, py_compile, sys
 from _frozen_importlib_external import MAGIC_NUMBER
+py_compile.compile(
+    sys.argv[1], doraise=True, invalidation_mode=py_compile.PycInvalidationMode.TIMESTAMP
+)
 out = []
-for path in sys.argv[1:]:
+for path in sys.argv[2:]:
     fd = posix.open(path, posix.O_RDONLY | posix.O_NOFOLLOW | posix.O_CLOEXEC)
     info = posix.fstat(fd)
     source = b""
@@ -139,7 +143,15 @@ def build(interpreter: str, package_dir: str) -> bytes:
     found = modules(package_dir)
     names = list(found)
     compiled = subprocess.run(
-        [interpreter, "-I", "-S", "-c", COMPILE, *(found[name][0] for name in names)],
+        [
+            interpreter,
+            "-I",
+            "-S",
+            "-c",
+            COMPILE,
+            found[bundle.__name__][0],
+            *(found[name][0] for name in names),
+        ],
         capture_output=True,
         check=False,
     )
@@ -148,8 +160,7 @@ def build(interpreter: str, package_dir: str) -> bytes:
         raise BundleError(f"{interpreter} could not compile {package_dir}: {last}")
     magic, payload = compiled.stdout[:4], compiled.stdout[4:]
     codes = marshal.loads(payload)  # noqa: S302 - our own snippet's output
-    loader = codes[names.index(bundle.__name__)][1]
-    # The index and the loader first, then every module's code: a login
+    # The index first, then every module's code: a login
     # unmarshals only the modules it runs, straight from the bytes it read.
     # Offsets are marshalled as fixed-size ints, so the header's length does
     # not depend on them and one extra pass makes them absolute.
@@ -162,7 +173,7 @@ def build(interpreter: str, package_dir: str) -> bytes:
             path, is_package = found[name]
             index.append((name, path, is_package, tuple(stamp), offset, len(code)))
             offset += len(code)
-        header = marshal.dumps((bundle.TAG, magic, loader, preload, tuple(index)))
+        header = marshal.dumps((bundle.TAG, magic, preload, tuple(index)))
         if len(header) == header_length:
             return header + b"".join(code for _, code in codes)
         header_length = len(header)
