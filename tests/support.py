@@ -1,10 +1,13 @@
-"""Builders shared by the unit, property and attack tests: a Request and a Policy in one call.
+"""Builders shared by the tests: a Request and a Policy in one call, and a file "edit".
 
-Both are plain records; building them here (instead of through the config
+Both records are plain; building them here (instead of through the config
 loader or the passwd database) keeps `decide()` tests pure and fast.
 """
 
 from __future__ import annotations
+
+import os
+from pathlib import Path
 
 from scponly_py.policy import BUILTIN_PATHS, Policy
 from scponly_py.request import Request
@@ -62,3 +65,9 @@ def make_request(
         uid=uid,
         user=user,
     )
+
+
+def touch(path: Path) -> None:
+    """Give `path` a newer mtime, as an edit would (the content stays the same)."""
+    info = path.stat()
+    os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns + 1_000_000_000))

@@ -12,6 +12,7 @@ import pytest
 from scponly_py import bundle
 from setup_chroot import launcher
 from tests.e2e.sandbox import Sandbox
+from tests.support import touch
 
 
 @pytest.fixture(scope="module")
@@ -28,6 +29,13 @@ def package(sandbox: Sandbox) -> Path:
 def sftp_works(sandbox: Sandbox) -> bool:
     result = sandbox.sftp_batch("bundled", "pwd\n")
     return result.returncode == 0 and b"Remote working directory" in result.stdout
+
+
+def sftp_login_lines(sandbox: Sandbox) -> list[str]:
+    """Log in with sftp (it must work); return the syslog lines of that login."""
+    mark = sandbox.log_mark()
+    assert sftp_works(sandbox)
+    return sandbox.log_since(mark, wait_for="decision=allow")
 
 
 def reinstall(sandbox: Sandbox, *, check: bool = True) -> None:
@@ -64,10 +72,8 @@ def unreadable_sources(sandbox: Sandbox) -> Iterator[None]:
 def test_logins_run_from_the_bundle_alone(sandbox: Sandbox) -> None:
     # Without the bundle the user could not read a single module the login runs,
     # so a working login proves where its code came from.
-    mark = sandbox.log_mark()
     with unreadable_sources(sandbox):
-        assert sftp_works(sandbox)
-    lines = sandbox.log_since(mark, wait_for="decision=allow")
+        lines = sftp_login_lines(sandbox)
     assert any("decision=allow user=bundled" in line for line in lines)
     assert not any("login bundle" in line for line in lines)
 
@@ -83,36 +89,26 @@ def test_unreadable_package_without_bundle_is_one_line_not_a_traceback(sandbox: 
 
 
 def test_stale_bundle_is_logged_and_the_files_on_disk_are_used(sandbox: Sandbox) -> None:
-    words = package(sandbox) / "words.py"
-    info = words.stat()
-    os.utime(words, ns=(info.st_atime_ns, info.st_mtime_ns + 1_000_000_000))
+    touch(package(sandbox) / "words.py")
     try:
-        mark = sandbox.log_mark()
-        assert sftp_works(sandbox)
-        lines = sandbox.log_since(mark, wait_for="decision=allow")
+        lines = sftp_login_lines(sandbox)
         assert any("is stale" in line and "words.py changed" in line for line in lines)
     finally:
         reinstall(sandbox)
-    mark = sandbox.log_mark()
-    assert sftp_works(sandbox)
-    assert not any("login bundle" in line for line in sandbox.log_since(mark, "decision=allow"))
+    assert not any("login bundle" in line for line in sftp_login_lines(sandbox))
 
 
 def test_missing_bundle_is_logged(sandbox: Sandbox) -> None:
     os.unlink(bundle.location(str(package(sandbox))))
     try:
-        mark = sandbox.log_mark()
-        assert sftp_works(sandbox)
-        lines = sandbox.log_since(mark, wait_for="decision=allow")
+        lines = sftp_login_lines(sandbox)
         assert any("login bundle" in line and "not used" in line for line in lines)
     finally:
         reinstall(sandbox)
 
 
 def test_a_grammar_changed_under_a_running_bundle_refuses_that_program(sandbox: Sandbox) -> None:
-    scp = package(sandbox) / "programs" / "scp.py"
-    info = scp.stat()
-    os.utime(scp, ns=(info.st_atime_ns, info.st_mtime_ns + 1_000_000_000))
+    touch(package(sandbox) / "programs" / "scp.py")
     try:
         mark = sandbox.log_mark()
         result = sandbox.ssh("bundled", "scp -t upload.bin", input=b"")

@@ -19,6 +19,7 @@ import pytest
 
 from scponly_py import bundle
 from setup_chroot import launcher, login_bundle
+from tests.support import touch
 
 PACKAGE = Path(launcher.package_parent()) / "scponly_py"
 LOGIN = "sys.exit(main(startup_warning=problem))"
@@ -59,11 +60,6 @@ def read_bundle(package: Path) -> tuple[bytes, tuple]:
     with open(bundle.location(str(package)), "rb") as file:
         data = file.read()
     return data, marshal.loads(data)  # noqa: S302 - written by this test
-
-
-def touch(path: Path) -> None:
-    info = path.stat()
-    os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns + 1_000_000_000))
 
 
 def test_the_launcher_serves_the_login_path_from_the_bundle(package: Path) -> None:
