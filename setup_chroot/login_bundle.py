@@ -1,11 +1,11 @@
 """Build the login bundle that the launcher serves the package from (see scponly_py/bundle.py).
 
 The bytecode must be the launcher's interpreter's, so the compiling runs in
-that interpreter (`-I -S`, a fixed snippet); stamps are taken from the file
-descriptor that was read, so a file changed while we compile makes the
-bundle stale rather than wrong. Which modules every login imports, and in
-which order, is read from the top-level imports of `ENTRIES` (with `ast`,
-never by running anything).
+that interpreter (`-I -S`, a fixed snippet). Every source's stamp is taken
+before and after; a file changed in between fails the build rather than give
+a bundle whose stamps do not match its code. Which modules every login
+imports, and in which order, is read from the top-level imports of `ENTRIES`
+(with `ast`, never by running anything).
 """
 
 from __future__ import annotations
@@ -24,22 +24,16 @@ ENTRIES = ("scponly_py.shell", "scponly_py.programs.sftp")
 PACKAGE = "scponly_py"
 
 # argv: the loader's source (byte-compiled to its .pyc, which the launcher loads without a
-# search), then every source file. stdout: MAGIC_NUMBER + marshal([(stamp, marshalled code)]).
-COMPILE = """import marshal, posix, py_compile, sys
+# search), then every source file. stdout: MAGIC_NUMBER + marshal([marshalled code, ...]).
+COMPILE = """import marshal, py_compile, sys
 from _frozen_importlib_external import MAGIC_NUMBER
 py_compile.compile(
     sys.argv[1], doraise=True, invalidation_mode=py_compile.PycInvalidationMode.TIMESTAMP
 )
 out = []
 for path in sys.argv[2:]:
-    fd = posix.open(path, posix.O_RDONLY | posix.O_NOFOLLOW | posix.O_CLOEXEC)
-    info = posix.fstat(fd)
-    source = b""
-    while chunk := posix.read(fd, 1 << 20):
-        source += chunk
-    posix.close(fd)
-    stamp = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
-    out.append((stamp, marshal.dumps(compile(source, path, "exec", dont_inherit=True))))
+    with open(path, "rb") as source:
+        out.append(marshal.dumps(compile(source.read(), path, "exec", dont_inherit=True)))
 sys.stdout.buffer.write(MAGIC_NUMBER + marshal.dumps(out))
 """
 
@@ -142,6 +136,8 @@ def build(interpreter: str, package_dir: str) -> bytes:
     """The bundle of the package in `package_dir`, compiled by `interpreter`."""
     found = modules(package_dir)
     names = list(found)
+    paths = [found[name][0] for name in names]
+    stamps = [bundle.file_stamp(os.stat(path)) for path in paths]
     compiled = subprocess.run(
         [
             interpreter,
@@ -150,7 +146,7 @@ def build(interpreter: str, package_dir: str) -> bytes:
             "-c",
             COMPILE,
             found[bundle.__name__][0],
-            *(found[name][0] for name in names),
+            *paths,
         ],
         capture_output=True,
         check=False,
@@ -158,8 +154,10 @@ def build(interpreter: str, package_dir: str) -> bytes:
     if compiled.returncode != 0:
         last = compiled.stderr.decode(errors="replace").strip().splitlines()[-1:]
         raise BundleError(f"{interpreter} could not compile {package_dir}: {last}")
+    if stamps != [bundle.file_stamp(os.stat(path)) for path in paths]:
+        raise BundleError(f"{package_dir} changed while it was compiled; run this again")
     magic, payload = compiled.stdout[:4], compiled.stdout[4:]
-    codes = marshal.loads(payload)  # noqa: S302 - our own snippet's output
+    codes = list(zip(stamps, marshal.loads(payload), strict=True))  # noqa: S302 - our snippet
     # The index first, then every module's code: a login
     # unmarshals only the modules it runs, straight from the bytes it read.
     # Offsets are marshalled as fixed-size ints, so the header's length does
@@ -171,7 +169,7 @@ def build(interpreter: str, package_dir: str) -> bytes:
         index = []
         for name, (stamp, code) in zip(names, codes, strict=True):
             path, is_package = found[name]
-            index.append((name, path, is_package, tuple(stamp), offset, len(code)))
+            index.append((name, path, is_package, stamp, offset, len(code)))
             offset += len(code)
         header = marshal.dumps((bundle.TAG, magic, preload, tuple(index)))
         if len(header) == header_length:

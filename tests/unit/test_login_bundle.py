@@ -207,3 +207,18 @@ def test_login_bundle_command_writes_and_removes(
     failed = CliRunner().invoke(cli.main, ["login-bundle", "--python", "/bin/false"])
     assert failed.exit_code == 1
     assert "could not compile" in failed.output
+
+
+def test_a_source_changed_while_compiling_fails_the_build(
+    package: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_run = subprocess.run
+
+    def run_then_edit(*args: object, **kwargs: object) -> subprocess.CompletedProcess:
+        result = real_run(*args, **kwargs)  # type: ignore[call-overload]
+        touch(package / "words.py")
+        return result
+
+    monkeypatch.setattr(login_bundle.subprocess, "run", run_then_edit)
+    with pytest.raises(login_bundle.BundleError, match="changed while it was compiled"):
+        login_bundle.build(launcher.interpreter(), str(package))
