@@ -13,11 +13,13 @@ where hooks and docs go). Everything is written with the modes the package must 
     /usr/lib/scponly-py/            the frozen onedir shells: scponly-pyc, and scponly-py for
                                     ChrootDirectory jails (no Python in a jail), _internal/
                                     (--frozen: packaging/build-frozen.sh's tree)
-    /usr/bin/scponly-py             the login shell: the `#!/usr/bin/python3 -IS` launcher that
-                                    install-shell writes, for the modules in DATADIR (it starts
-                                    in half the frozen shell's time); the package scripts build
-                                    its login bundle on the machine (`scponly-py-setup
-                                    login-bundle`)
+    /usr/bin/scponly-py             the login shell: the secure-execution front
+                                    (scponly_py/front.c, compiled here; the package gives it
+                                    cap_wake_alarm+p when installing) that execs
+    /usr/lib/scponly-py/launcher    the `#!/usr/bin/python3 -IS` launcher install-shell writes,
+                                    for the modules in DATADIR (it starts in half the frozen
+                                    shell's time); the package scripts build its login bundle
+                                    on the machine (`scponly-py-setup login-bundle`)
     SBINDIR/scponly-pyc             -> ../lib/scponly-py/scponly-pyc (chroot login shell; the
                                     package adds cap_sys_chroot+ep when installing)
     SBINDIR/scponly-py-setup        the admin tool: /usr/bin/python3 -I, modules from
@@ -49,6 +51,7 @@ sys.path.insert(0, str(ROOT))
 from setup_chroot import launcher  # noqa: E402 - the launcher text install-shell writes
 
 LIBDIR = "/usr/lib/scponly-py"
+LAUNCHER = f"{LIBDIR}/launcher"
 DATADIR = "/usr/share/scponly-py"
 CONFDIR = "/etc/scponly-py"
 PYTHON = "/usr/bin/python3"
@@ -178,7 +181,14 @@ def stage(
     make_dirs(link.parent)
     link.unlink(missing_ok=True)
     link.symlink_to(os.path.relpath(f"{LIBDIR}/scponly-pyc", sbindir))
-    write(target(destdir, "/usr/bin/scponly-py"), launcher.render(PYTHON, DATADIR), 0o755)
+    write(target(destdir, LAUNCHER), launcher.render(PYTHON, DATADIR), 0o755)
+    front = target(destdir, "/usr/bin/scponly-py")
+    make_dirs(front.parent)
+    try:
+        launcher.build_front(str(front), LAUNCHER)
+    except launcher.UnsafeInstall as error:
+        raise StageError(str(error)) from None
+    front.chmod(0o755)
 
     datadir = copy_python(destdir)
     if compile_python:

@@ -23,6 +23,10 @@ OWN_NAMES = frozenset({"scponly-py", "scponly-pyc"})
 # Environment variables the child may inherit, after `childenv` checks them.
 PASSED_VARIABLES = ("LANG", "LANGUAGE", "SSH_CLIENT", "SSH_CONNECTION")
 PASSED_PREFIX = "LC_"
+# Every variable the shell reads (the front passes only these, and LC_*, to the launcher).
+READ_VARIABLES = (*PASSED_VARIABLES, "SSH_ORIGINAL_COMMAND")
+# Set by the front only: "1" when it started in secure-execution mode, else why not.
+FRONT_VARIABLE = "SCPONLY_PY_FRONT"
 MAX_ENVIRONMENT_VALUE = 256
 
 

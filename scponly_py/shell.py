@@ -35,6 +35,15 @@ NOT_ISOLATED = (
     "scponly-py is not running isolated (python -I); use the launcher written by "
     "'scponly-py-setup install-shell' as the login shell"
 )
+NO_FRONT = (
+    "scponly-py was not started through its front; the login shell must be the program "
+    "'scponly-py-setup install-shell' or the package installs (/usr/bin/scponly-py), "
+    "not the launcher script"
+)
+INSECURE_START = (
+    "so the environment PAM or sshd set could have run code first (is its file capability "
+    "missing, or does sshd run with no_new_privs?); see 'scponly-py-setup check --user'"
+)
 
 
 def say(text: str) -> None:
@@ -103,8 +112,13 @@ def login(args: list[bytes], jail: "Jail | None" = None, startup_warning: str | 
     """
     if not sys.flags.isolated:
         return refuse(None, Refuse(program="-", reason=NOT_ISOLATED))
+    environment = dict(posix.environ)
+    if jail is None and not getattr(sys, "frozen", False):
+        problem = front_problem(environment.get(requests.FRONT_VARIABLE.encode()))
+        if problem is not None:
+            return refuse(None, Refuse(program="-", reason=problem))
     try:
-        request = requests.from_process(args, dict(posix.environ))
+        request = requests.from_process(args, environment)
     except Refusal as refusal:
         return refuse(None, Refuse(program="-", reason=refusal.reason))
     try:
@@ -141,6 +155,15 @@ def login(args: list[bytes], jail: "Jail | None" = None, startup_warning: str | 
     except audit.AuditError as error:
         return refuse(request, Refuse(program=decision.program, reason=f"audit log: {error}"))
     return execute(request, decision)  # type: ignore[arg-type]
+
+
+def front_problem(status: bytes | None) -> str | None:
+    """Why the front's report (SCPONLY_PY_FRONT) means this login must not go on, or None."""
+    if status == b"1":
+        return None
+    if status is None:
+        return NO_FRONT
+    return f"the login shell's front reports {requests.decode(status)!r}, {INSECURE_START}"
 
 
 def fsencode(argument: str) -> bytes:

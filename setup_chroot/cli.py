@@ -22,18 +22,20 @@ def main() -> None:
     "--dest",
     default="/usr/local/bin/scponly-py",
     show_default=True,
-    help="Where to write the isolated launcher (the path you give to usermod -s).",
+    help="Where to write the login shell's front (the path you give to usermod -s).",
 )
 @click.option("--python", "python_path", default=None, help="Interpreter (default: this one).")
 @click.option("--register/--no-register", default=True, help="Add it to /etc/shells.")
 @click.option("--dry-run", is_flag=True, help="Print the launcher, write nothing.")
 def install_shell(dest: str, python_path: str | None, register: bool, dry_run: bool) -> None:
-    """Write the login-shell launcher that runs Python isolated (-I) and without site (-S).
+    """Write the login shell: the secure-execution front and the isolated launcher it runs.
 
-    It also compiles the package into its login bundle (__pycache__/login.bundle),
-    which the launcher runs from while the package's files are unchanged. Run it
-    again after every upgrade or change of the package; until then logins import
-    the files on disk (slower) and say so in syslog.
+    The front (compiled from scponly_py/front.c with the machine's C compiler, given
+    cap_wake_alarm+p) goes to --dest; the launcher, which runs Python isolated (-I) and
+    without site (-S), to PREFIX/lib/scponly-py/launcher. It also compiles the package
+    into its login bundle (__pycache__/login.bundle), which the launcher runs from while
+    the package's files are unchanged. Run it again after every upgrade or change of the
+    package; until then logins import the files on disk (slower) and say so in syslog.
     """
     interpreter = python_path or launcher.interpreter()
     parent = launcher.package_parent()
@@ -46,7 +48,10 @@ def install_shell(dest: str, python_path: str | None, register: bool, dry_run: b
         launcher.install(dest, interpreter, parent)
     except launcher.UnsafeInstall as error:
         raise click.ClickException(str(error)) from None
-    click.echo(f"wrote {dest} ({interpreter} -IS, package and its login bundle in {parent})")
+    click.echo(
+        f"wrote {dest} (front, cap_wake_alarm+p) and {launcher.script_path(dest)} "
+        f"({interpreter} -IS, package and its login bundle in {parent})"
+    )
     if register:
         _register_shell(dest)
 

@@ -46,14 +46,14 @@ class InstallError(Exception):
     """The tree to install, or the place to install it, is unusable or unsafe."""
 
 
-def capability_xattr(capabilities: tuple[int, ...]) -> bytes:
-    """The `security.capability` value of `setcap <caps>+ep` (permitted + effective)."""
+def capability_xattr(capabilities: tuple[int, ...], *, effective: bool = True) -> bytes:
+    """The `security.capability` value of `setcap <caps>+ep` (or `+p` without `effective`)."""
     permitted = 0
     for capability in capabilities:
         permitted |= 1 << capability
     return struct.pack(
         "<5I",
-        VFS_CAP_REVISION_2 | VFS_CAP_FLAGS_EFFECTIVE,
+        VFS_CAP_REVISION_2 | (VFS_CAP_FLAGS_EFFECTIVE if effective else 0),
         permitted & 0xFFFFFFFF,
         0,
         permitted >> 32,

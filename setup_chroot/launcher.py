@@ -1,4 +1,10 @@
-"""The isolated launcher that is the real login shell.
+"""The login shell: a secure-execution front (scponly_py/front.c) and the isolated launcher.
+
+The front is what `usermod -s` names. It carries the file capability
+cap_wake_alarm+p, so the kernel starts it with AT_SECURE and nothing PAM or sshd
+put in the environment (LD_PRELOAD from ~/.pam_environment, ...) can run before
+our code; it drops the capability and execs the launcher with only the variables
+the shell reads (docs/design.md, "The login environment").
 
 pip writes console scripts as `#!/path/to/python` with no flags, so a user
 who uploads `~/.local/lib/python3.X/site-packages/x.pth` (or sets PYTHON*
@@ -16,12 +22,16 @@ others, and readable by the users who log in; `install` checks both.
 from __future__ import annotations
 
 import os
+import shutil
 import stat
+import subprocess
 import sys
+import tempfile
 
 import scponly_py
 from scponly_py import bundle
-from setup_chroot import login_bundle
+from scponly_py import request as requests
+from setup_chroot import frozen, login_bundle
 
 # Kept short: the launcher is a script, and Python compiles a script's source on
 # every run (about 50 000 instructions a statement). The bundle's loader comes from
@@ -48,6 +58,14 @@ except Exception as error:
     sys.exit(f"scponly-py: refused: cannot load the login shell ({{type(error).__name__}})")
 sys.exit(main(startup_warning=problem))
 """
+
+
+CAP_WAKE_ALARM = 35  # harmless if ever used; held only until the front's first steps
+FRONT_SOURCE = os.path.join(os.path.dirname(os.path.abspath(scponly_py.__file__)), "front.c")
+COMPILE_FLAGS = (  # hardened (as dpkg-buildflags), PIE, stripped
+    "-O2", "-Wall", "-Wextra", "-Werror", "-D_FORTIFY_SOURCE=2", "-fstack-protector-strong",
+    "-fstack-clash-protection", "-fPIE", "-pie", "-Wl,-z,relro,-z,now", "-s",
+)  # fmt: skip
 
 
 class UnsafeInstall(Exception):
@@ -124,21 +142,91 @@ def check_tree(interpreter_path: str, parent: str) -> list[str]:
     return reasons
 
 
-def install(destination: str, interpreter_path: str, parent: str, *, check: bool = True) -> str:
-    """Write the login bundle and then the launcher at `destination` (mode 0755); return its text.
+def script_path(destination: str) -> str:
+    """Where the launcher script goes for a front at `destination`: PREFIX/lib/scponly-py/launcher.
 
-    The bundle first: a launcher never runs without the bundle of its package.
+    /usr/bin/scponly-py (the packages) -> /usr/lib/scponly-py/launcher;
+    /usr/local/bin/scponly-py (install-shell) -> /usr/local/lib/scponly-py/launcher.
+    """
+    prefix = os.path.dirname(os.path.dirname(os.path.abspath(destination)))
+    return os.path.join(prefix, "lib", "scponly-py", "launcher")
+
+
+def front_defines(launcher_path: str) -> list[str]:
+    """The compiler's -D flags: the launcher's path and the variables the shell reads."""
+
+    def c_string(text: str) -> str:
+        if not text.isascii() or any(char in text for char in '"\\\n'):
+            raise UnsafeInstall(f"{text!r} cannot be compiled into the front")
+        return f'"{text}"'
+
+    names = ",".join(c_string(name) for name in requests.READ_VARIABLES)
+    return [
+        f"-DLAUNCHER={c_string(launcher_path)}",
+        f"-DPASSED_NAMES={names}",
+        f"-DPASSED_PREFIX={c_string(requests.PASSED_PREFIX)}",
+    ]
+
+
+def build_front(output: str, launcher_path: str, compiler: str = "cc") -> None:
+    """Compile scponly_py/front.c into `output` (hardened, PIE) for `launcher_path`."""
+    if shutil.which(compiler) is None:
+        raise UnsafeInstall(f"no C compiler ({compiler}) to build the login shell's front")
+    result = subprocess.run(
+        [compiler, *COMPILE_FLAGS, *front_defines(launcher_path), FRONT_SOURCE, "-o", output],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise UnsafeInstall(f"building the front failed: {result.stderr.strip()[-500:]}")
+
+
+def front_capability() -> bytes:
+    """The front's `security.capability`: cap_wake_alarm+p (permitted only, never effective)."""
+    return frozen.capability_xattr((CAP_WAKE_ALARM,), effective=False)
+
+
+def install(destination: str, interpreter_path: str, parent: str, *, check: bool = True) -> str:
+    """Install the login shell: bundle, launcher script, then the front at `destination`.
+
+    Returns the launcher's text. The front is built in a private temporary
+    directory, given cap_wake_alarm+p (read back), and renamed into place last,
+    so `destination` is never a front without its launcher and bundle.
     """
     if check:
         reasons = check_tree(interpreter_path, parent)
         if reasons:
             raise UnsafeInstall("; ".join(reasons[:5]))
     text = render(interpreter_path, parent)
+    directory = os.path.dirname(os.path.abspath(destination))
+    if not os.path.isdir(directory):
+        raise UnsafeInstall(f"{directory} does not exist")
     try:
         write_bundle(interpreter_path, parent)
     except login_bundle.BundleError as error:
         raise UnsafeInstall(str(error)) from None
-    _write_atomically(destination, text.encode(), 0o755)
+    script = script_path(destination)
+    os.makedirs(os.path.dirname(script), mode=0o755, exist_ok=True)
+    _write_atomically(script, text.encode(), 0o755)
+    with tempfile.TemporaryDirectory(dir=directory, prefix=".scponly-py-front.") as build:
+        built = os.path.join(build, "scponly-py")
+        build_front(built, script)
+        os.chmod(built, 0o755)  # noqa: S103 - a login shell every user runs
+        value = front_capability()
+        try:
+            os.setxattr(built, frozen.CAPABILITY_XATTR, value, follow_symlinks=False)
+            kept = os.getxattr(built, frozen.CAPABILITY_XATTR, follow_symlinks=False)
+        except OSError as error:
+            kept, reason = b"", error.strerror
+        else:
+            reason = "the file system did not keep it"
+        if kept != value:
+            raise UnsafeInstall(
+                f"cannot give {destination} cap_wake_alarm+p ({reason}): without it the "
+                "login shell cannot start in secure-execution mode"
+            )
+        os.rename(built, destination)
     return text
 
 

@@ -42,7 +42,7 @@ umask 022
 # shlibs/symbols files; the bundled libraries themselves are private (-l).
 mkdir -p "$WORK/debian"
 printf 'Source: scponly-py\n\nPackage: scponly-py\nArchitecture: any\n' > "$WORK/debian/control"
-mapfile -t objects < <(find "$ROOT/usr/lib/scponly-py" -type f \( -name 'scponly-py*' -o -name '*.so*' \) | LC_ALL=C sort)
+mapfile -t objects < <(find "$ROOT/usr/lib/scponly-py" "$ROOT/usr/bin/scponly-py" -type f \( -name 'scponly-py*' -o -name '*.so*' \) | LC_ALL=C sort)
 SHLIBS=$(cd "$WORK" && dpkg-shlibdeps -O --ignore-missing-info -l"$ROOT/usr/lib/scponly-py/_internal" \
     "${objects[@]}" 2>/dev/null | sed -n 's/^shlibs:Depends=//p')
 SHLIBS=${SHLIBS:-libc6}

@@ -31,8 +31,8 @@ def sandbox_factory():
         pytest.skip(f"missing {missing or SSHD}; run scripts/test.sh to install them")
     created: list[Sandbox] = []
 
-    def create(sshd_extra: str = "") -> Sandbox:
-        sandbox = Sandbox.create(sshd_extra)
+    def create(sshd_extra: str = "", *, stock: bool = False) -> Sandbox:
+        sandbox = Sandbox.create(sshd_extra, stock=stock)
         created.append(sandbox)
         return sandbox
 

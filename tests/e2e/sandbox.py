@@ -58,6 +58,15 @@ mount -t tmpfs -o mode=0755 tmpfs /run
 mkdir -m 0755 /run/sshd
 mkdir -m 0755 -p /etc/scponly-py
 """
+# Stock mode: useradd -m writes /home, /var/log/lastlog and /var/mail; sshd with PAM writes
+# /var/log/wtmp. All of it stays in the namespace.
+STOCK_SETUP_SCRIPT = """
+set -e
+mount -t tmpfs -o mode=0755 tmpfs /home
+mount -t overlay overlay -o lowerdir=/var,upperdir={root}/var.upper,workdir={root}/var.work /var
+"""
+STOCK_SSHD_CONFIG = "/etc/ssh/sshd_config"
+DROP_IN = "/etc/ssh/sshd_config.d/scponly-py-test.conf"
 
 
 def _die_with_parent() -> None:
@@ -79,8 +88,11 @@ class User:
 class Sandbox:
     """One sshd on 127.0.0.1:22 of a private network namespace, with its own users and syslog."""
 
-    def __init__(self, root: Path, launcher_python: str = "/usr/bin/python3") -> None:
+    def __init__(
+        self, root: Path, launcher_python: str = "/usr/bin/python3", *, stock: bool = False
+    ) -> None:
         self.root = root
+        self.stock = stock
         self.launcher_python = launcher_python
         self.holder: subprocess.Popen[bytes] | None = None
         self.processes: list[subprocess.Popen[bytes]] = []
@@ -97,11 +109,17 @@ class Sandbox:
     # -- life cycle -------------------------------------------------------------------------
 
     @classmethod
-    def create(cls, sshd_extra: str = "") -> Sandbox:
-        """Make the temp dir, namespaces, mounts, keys, syslog and sshd; return it running."""
+    def create(cls, sshd_extra: str = "", *, stock: bool = False) -> Sandbox:
+        """Make the temp dir, namespaces, mounts, keys, syslog and sshd; return it running.
+
+        `stock`: sshd runs from the host's own /etc/ssh/sshd_config and /etc/pam.d/sshd
+        (UsePAM yes, ~/.ssh/authorized_keys, StrictModes), with only its address, host key
+        and pid file given on the command line; `sshd_extra` becomes a drop-in in
+        sshd_config.d, and users are made with useradd -m (`add_stock_user`).
+        """
         root = Path(tempfile.mkdtemp(prefix="scponly-py-sandbox-", dir="/tmp"))
         root.chmod(0o755)
-        sandbox = cls(root)
+        sandbox = cls(root, stock=stock)
         try:
             sandbox._start(sshd_extra)
         except BaseException:
@@ -110,7 +128,9 @@ class Sandbox:
         return sandbox
 
     def _start(self, sshd_extra: str) -> None:
-        for name in ("etc.upper", "etc.work", "dev.upper", "dev.work", "bin", "home", "keys"):
+        for name in ("etc.upper", "etc.work", "dev.upper", "dev.work", "var.upper", "var.work"):
+            (self.root / name).mkdir(mode=0o755)
+        for name in ("bin", "home", "keys"):
             (self.root / name).mkdir(mode=0o755)
         self.holder = subprocess.Popen(
             ["unshare", "--net", "--mount", "--", "sleep", "infinity"],
@@ -124,6 +144,8 @@ class Sandbox:
             time.sleep(0.01)
         self.net_namespace = os.readlink(f"/proc/{self.holder.pid}/ns/net")
         self.run(["sh", "-c", SETUP_SCRIPT.format(root=self.root)], check=True)
+        if self.stock:
+            self.run(["sh", "-c", STOCK_SETUP_SCRIPT.format(root=self.root)], check=True)
         self._install_launcher()
         self._make_keys()
         self._start_syslog()
@@ -272,6 +294,16 @@ class Sandbox:
         self.syslog_process = process
 
     def _start_sshd(self, extra: str) -> None:
+        if self.stock:
+            if extra:
+                self.path(DROP_IN).write_text(extra)
+            plumbing = (
+                f"ListenAddress=127.0.0.1 Port=22 HostKey={self.root / 'host_key'} "
+                f"PidFile={self.root / 'sshd.pid'} LogLevel=VERBOSE"
+            )
+            options = [word for option in plumbing.split() for word in ("-o", option)]
+            self._spawn_sshd([SSHD, "-D", "-e", "-f", STOCK_SSHD_CONFIG, *options])
+            return
         config = self.root / "sshd_config"
         config.write_text(
             "ListenAddress 127.0.0.1\n"
@@ -291,8 +323,11 @@ class Sandbox:
             f"Subsystem sftp {SFTP_SERVER}\n"
             + extra.replace("{launcher}", str(self.launcher)).replace("{root}", str(self.root))
         )
+        self._spawn_sshd([SSHD, "-D", "-e", "-f", str(config)])
+
+    def _spawn_sshd(self, argv: list[str]) -> None:
         log = self.sshd_log.open("ab")
-        self.spawn([SSHD, "-D", "-e", "-f", str(config)], stderr=log, stdout=log)
+        self.spawn(argv, stderr=log, stdout=log)
         deadline = time.monotonic() + 10
         while True:
             probe = self.run(["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/22"], timeout=5)
@@ -322,6 +357,33 @@ class Sandbox:
         public_key = (self.root / "client_key.pub").read_text()
         (self.root / "keys" / name).write_text(public_key)
         user = User(name, uid, home, shell)
+        self.users[name] = user
+        return user
+
+    def add_stock_user(
+        self, name: str, shell: str | None = None, *, route: str = "usermod"
+    ) -> User:
+        """An account made as the README tells an administrator, with the client key installed
+        the way ssh-copy-id does (~/.ssh/authorized_keys, owned by the user).
+
+        `route` "usermod": `useradd -m NAME` then `usermod -s SHELL NAME`; "useradd":
+        `useradd -m -s SHELL NAME`.
+        """
+        shell = shell or str(self.launcher)
+        if route == "usermod":
+            self.run(["useradd", "-m", name], check=True)
+            self.run(["usermod", "-s", shell, name], check=True)
+        else:
+            self.run(["useradd", "-m", "-s", shell, name], check=True)
+        entry = self.run(["getent", "passwd", name], check=True).stdout.decode().split(":")
+        uid, home = int(entry[2]), entry[5]
+        key = (self.root / "client_key.pub").read_bytes()
+        script = (
+            'set -e; umask 077; mkdir -p "$1/.ssh"; cat > "$1/.ssh/authorized_keys"; '
+            'chown -R "$2:" "$1/.ssh"'
+        )
+        self.run(["sh", "-c", script, "-", home, name], input=key, check=True)
+        user = User(name, uid, Path(home), shell)
         self.users[name] = user
         return user
 

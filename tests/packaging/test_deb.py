@@ -45,6 +45,7 @@ EXPECTED = {
     "/usr/sbin/scponly-pyc",
     "/usr/sbin/scponly-py-setup",
     "/usr/lib/scponly-py/scponly-py",
+    "/usr/lib/scponly-py/launcher",
     "/usr/lib/scponly-py/scponly-pyc",
     "/usr/lib/scponly-py/_internal/base_library.zip",
     "/usr/share/scponly-py/scponly_py/shell.py",
@@ -180,6 +181,8 @@ def test_installed_state(box: PackageSandbox) -> None:
 
 
 def test_plain_user_transfers_and_refusals(box: PackageSandbox, tmp_path: Path) -> None:
+    capability = box.run(["getcap", "/usr/bin/scponly-py"], check=True).stdout.decode()
+    assert "cap_wake_alarm=p" in capability  # postinst: the front starts in secure-execution mode
     user = box.add_user("debalice", shell="/usr/bin/scponly-py")  # noqa: S604 - a login shell
     first = box.log_mark()
     tmp_path.chmod(0o755)

@@ -95,7 +95,11 @@ def test_distribution_defaults(staged: dict[str, tuple[Path, list[str]]], distro
     assert f'sftp = "{SFTP[distro]}"' in config
     sbindir = "usr/bin" if distro == "arch" else "usr/sbin"
     assert os.readlink(destdir / sbindir / "scponly-pyc") == "../lib/scponly-py/scponly-pyc"
-    shell = destdir / "usr/bin/scponly-py"  # the launcher install-shell writes, not a symlink
+    front = destdir / "usr/bin/scponly-py"  # the secure-execution front, compiled for LAUNCHER
+    assert not front.is_symlink() and front.stat().st_mode & 0o777 == 0o755
+    assert front.read_bytes().startswith(b"\x7fELF")
+    assert b"/usr/lib/scponly-py/launcher" in front.read_bytes()
+    shell = destdir / "usr/lib/scponly-py/launcher"  # the launcher install-shell writes
     assert not shell.is_symlink() and shell.stat().st_mode & 0o777 == 0o755
     text = shell.read_text()
     assert text.startswith("#!/usr/bin/python3 -IS\n")
@@ -228,10 +232,10 @@ def test_rpm_spec_builds_the_layout(frozen_tree: Path, tmp_path: Path) -> None:
         line.split("\t", 1) if "\t" in line else (line, "")
         for line in query("--filecaps").splitlines()
     )
-    assert capabilities["/usr/lib/scponly-py/scponly-pyc"] == "cap_sys_chroot=ep"
-    assert [path for path, cap in capabilities.items() if cap] == [
-        "/usr/lib/scponly-py/scponly-pyc"
-    ]
+    assert {path: cap for path, cap in capabilities.items() if cap} == {
+        "/usr/bin/scponly-py": "cap_wake_alarm=p",  # the front: secure-execution mode
+        "/usr/lib/scponly-py/scponly-pyc": "cap_sys_chroot=ep",
+    }
     assert not any(path.startswith("/usr/lib/.build-id") for path in files)
     scripts = query("--scripts")
     assert "/etc/shells" in scripts and "scponly-py check-config" in scripts

@@ -610,6 +610,7 @@ def _login(monkeypatch: pytest.MonkeyPatch, programs: tuple[str, ...], uid: int 
     calls: list = []
     interactive = request().replace(uid=uid)
     monkeypatch.setattr(shell, "sys", _Sys)
+    monkeypatch.setitem(shell.posix.environ, requests.FRONT_VARIABLE.encode(), b"1")
     monkeypatch.setattr(requests, "from_process", lambda args, environment: interactive)
     loaded = config.LoadedConfig(normalise({"defaults": {"programs": list(programs)}}), "test")
     monkeypatch.setattr(config, "load", lambda: loaded)
