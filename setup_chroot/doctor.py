@@ -20,7 +20,7 @@ import stat
 import struct
 from dataclasses import asdict, dataclass
 
-from setup_chroot import audit, pamstack, sshd
+from setup_chroot import pamstack, sshd
 
 SHELL_NAMES = frozenset({"scponly-py", "scponly-pyc"})
 MAX_READ = 64 * 1024
@@ -485,12 +485,12 @@ def file_findings(
             name,
             "ancestor",
             "high",
-            item.path,
-            f"{item.path} above the home {item.message}",
+            path,
+            f"{path} above the home {problem}",
             "its owner or writers can swap the home for another directory",
-            f"chown root {item.path}; chmod go-w {item.path}",
+            f"chown root {path}; chmod go-w {path}",
         )
-        for item in _ancestors(os.path.dirname(home.rstrip("/")) or "/")
+        for path, problem in _ancestors(os.path.dirname(home.rstrip("/")) or "/")
     ]
     info = _lstat(home)
     if info is None:
@@ -593,11 +593,24 @@ def file_findings(
     return found
 
 
-def _ancestors(directory: str) -> list[audit.Finding]:
-    try:
-        return audit.ancestors(directory)
-    except OSError:
-        return []
+def _ancestors(directory: str) -> list[tuple[str, str]]:
+    """(path, problem) for each directory on the real path above the home that others control.
+
+    Unlike a chroot's ancestors (audit.ancestors), a sticky root-owned
+    directory such as /tmp is fine here: others cannot rename the home out of it.
+    """
+    found = []
+    parts = [part for part in os.path.realpath(directory).split("/") if part]
+    for depth in range(len(parts) + 1):
+        current = "/" + "/".join(parts[:depth])
+        info = _lstat(current)
+        if info is None:
+            continue
+        if info.st_uid != 0:
+            found.append((current, f"is owned by uid {info.st_uid}"))
+        if info.st_mode & 0o022 and not info.st_mode & stat.S_ISVTX:
+            found.append((current, f"is group/other-writable (mode {_mode(info)})"))
+    return found
 
 
 def _pam_files(

@@ -82,7 +82,7 @@ def logical_lines(text: str) -> list[tuple[int, str]]:
 
 
 def fields(line: str) -> list[str]:
-    """Split on blanks; `[a b\\]c]` is one field `a b]c` (brackets kept on a control)."""
+    """Split on blanks; `[a b\\]c]` is one field `[a b]c]` (`stack` unwraps arguments)."""
     found: list[str] = []
     index = 0
     while index < len(line):
@@ -157,7 +157,8 @@ def stack(service: str, read: Reader) -> Stack:
             if control.lower() in ("include", "substack"):
                 load(words[2], kind, depth + 1, origin)
                 continue
-            rules.append(Rule(kind, control, words[2], tuple(words[3:]), origin))
+            args = tuple(word[1:-1] if word.startswith("[") else word for word in words[3:])
+            rules.append(Rule(kind, control, words[2], args, origin))
 
     load(service, None, 0, service)
     return Stack(tuple(rules), tuple(problems))
