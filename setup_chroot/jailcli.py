@@ -343,13 +343,6 @@ def remove_user(  # noqa: PLR0917 - click passes options as arguments
     help="With --user/--all-users: remove group/other write and foreign owners from the home,"
     " ~/.ssh and its key files (nothing else), print each change, then check again.",
 )
-@click.option(
-    "--pam-dir",
-    "pam_dirs",
-    multiple=True,
-    hidden=True,
-    help="Read sshd's PAM files from here (tests; default /etc/pam.d, /usr/lib/pam.d).",
-)
 @click.option("--sshd/--no-sshd", "with_sshd", default=True, help="Also run sshd -T per user.")
 @click.option("-f", "sshd_config", default=None, help="sshd_config to check (sshd -f).")
 @state_dir_option
@@ -361,7 +354,6 @@ def check(  # noqa: PLR0917 - click passes options as arguments
     user_names: tuple[str, ...],
     all_users: bool,
     fix: bool,
-    pam_dirs: tuple[str, ...],
     with_sshd: bool,
     sshd_config: str | None,
     state_dir: str,
@@ -383,7 +375,6 @@ def check(  # noqa: PLR0917 - click passes options as arguments
             all_users,
             fix=fix,
             dry_run=dry_run,
-            pam_dirs=pam_dirs or pamstack.PAM_DIRS,
             sshd_config=sshd_config if with_sshd else None,
             with_sshd=with_sshd,
             as_json=as_json,
@@ -416,7 +407,6 @@ def check(  # noqa: PLR0917 - click passes options as arguments
 
 def _audit_accounts(
     accounts: list[doctor.Account],
-    pam_dirs: tuple[str, ...],
     sshd_config: str | None,
     with_sshd: bool,
 ) -> list[tuple[doctor.Account, dict[str, list[str]] | None, list[doctor.Finding]]]:
@@ -428,7 +418,7 @@ def _audit_accounts(
         for who in accounts
     }
     first = next(iter(settings.values()), None)
-    server = doctor.load_server(first, pam_dirs)
+    server = doctor.load_server(first, pamstack.PAM_DIRS)
     return [
         (who, settings[who.name], doctor.check_account(who, settings[who.name], server))
         for who in accounts
@@ -441,7 +431,6 @@ def _check_accounts(
     *,
     fix: bool,
     dry_run: bool,
-    pam_dirs: tuple[str, ...],
     sshd_config: str | None,
     with_sshd: bool,
     as_json: bool,
@@ -454,7 +443,7 @@ def _check_accounts(
         if all_users:
             known = {who.name for who in accounts}
             accounts += [who for who in doctor.restricted_accounts() if who.name not in known]
-        results = _audit_accounts(accounts, pam_dirs, sshd_config, with_sshd)
+        results = _audit_accounts(accounts, sshd_config, with_sshd)
         changes: list[str] = []
         if fix or dry_run:
             for who, settings, _found in results:
@@ -464,7 +453,7 @@ def _check_accounts(
                 else:
                     changes += doctor.apply(who, planned)
             if not dry_run:
-                results = _audit_accounts(accounts, pam_dirs, sshd_config, with_sshd)
+                results = _audit_accounts(accounts, sshd_config, with_sshd)
     except (doctor.DoctorError, *ERRORS) as error:
         raise click.ClickException(str(error)) from None
     found = [item for _who, _settings, items in results for item in items]
