@@ -18,10 +18,11 @@ from dataclasses import replace
 
 import click
 
-from setup_chroot import audit, jailfs, plan, sshd, users
+from setup_chroot import audit, doctor, jailfs, pamstack, plan, sshd, users
 from setup_chroot.manifest import STATE_DIR, ManifestError, Store
 
 EXIT_FINDINGS = 3
+HOST, ADDR = "client.invalid", "192.0.2.1"  # sshd -T -C for account checks
 DEFAULT_PROFILES = ("sftp", "scp")
 WRITABLE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,63}", re.ASCII)
 ERRORS = (
@@ -323,19 +324,64 @@ def remove_user(  # noqa: PLR0917 - click passes options as arguments
 @click.command()
 @click.argument("jail", required=False)
 @click.option("--all", "every", is_flag=True, help="Every jail that has a manifest.")
+@click.option(
+    "--user",
+    "user_names",
+    multiple=True,
+    metavar="NAME",
+    help="Check this account instead of a jail (repeat for more): its PAM stack, sshd -T,"
+    " login shell, home, ~/.ssh, login-time files and leftover jobs.",
+)
+@click.option(
+    "--all-users",
+    is_flag=True,
+    help="Check every account whose login shell is scponly-py or scponly-pyc.",
+)
+@click.option(
+    "--fix",
+    is_flag=True,
+    help="With --user/--all-users: remove group/other write and foreign owners from the home,"
+    " ~/.ssh and its key files (nothing else), print each change, then check again.",
+)
 @click.option("--sshd/--no-sshd", "with_sshd", default=True, help="Also run sshd -T per user.")
 @click.option("-f", "sshd_config", default=None, help="sshd_config to check (sshd -f).")
 @state_dir_option
+@dry_run_option
 @json_option
 def check(  # noqa: PLR0917 - click passes options as arguments
     jail: str | None,
     every: bool,
+    user_names: tuple[str, ...],
+    all_users: bool,
+    fix: bool,
     with_sshd: bool,
     sshd_config: str | None,
     state_dir: str,
+    dry_run: bool,
     as_json: bool,
 ) -> None:
-    """Report everything that makes a jail unsafe or broken; exit 3 if anything is found."""
+    """Report everything that makes a jail or an account unsafe; exit 3 if anything is found.
+
+    `check JAIL` / `check --all` audit jails; `check --user NAME` / `check
+    --all-users` audit accounts: each finding is one line saying what is wrong,
+    what it allows and the fix (--json: a list of objects). `--fix` applies the
+    safe fixes and exits by the check that follows them; `--dry-run` shows them.
+    """
+    if user_names or all_users:
+        if jail is not None or every:
+            raise click.UsageError("give either JAIL/--all or --user/--all-users")
+        _check_accounts(
+            user_names,
+            all_users,
+            fix=fix,
+            dry_run=dry_run,
+            sshd_config=sshd_config if with_sshd else None,
+            with_sshd=with_sshd,
+            as_json=as_json,
+        )
+        return
+    if fix or dry_run:
+        raise click.UsageError("--fix and --dry-run go with --user/--all-users")
     store = Store(state_dir)
     results: dict[str, list[dict[str, str]]] = {}
     lines: list[str] = []
@@ -356,6 +402,73 @@ def check(  # noqa: PLR0917 - click passes options as arguments
         raise click.ClickException(str(error)) from None
     _emit(as_json, {"jails": results}, lines)
     if any(results.values()):
+        raise SystemExit(EXIT_FINDINGS)
+
+
+def _audit_accounts(
+    accounts: list[doctor.Account],
+    sshd_config: str | None,
+    with_sshd: bool,
+) -> list[tuple[doctor.Account, dict[str, list[str]] | None, list[doctor.Finding]]]:
+    """sshd -T once per account, the PAM stack and sshd's process once; findings per account."""
+    settings = {
+        who.name: sshd.effective(who.name, host=HOST, addr=ADDR, config=sshd_config)
+        if with_sshd
+        else None
+        for who in accounts
+    }
+    first = next(iter(settings.values()), None)
+    server = doctor.load_server(first, pamstack.PAM_DIRS)
+    return [
+        (who, settings[who.name], doctor.check_account(who, settings[who.name], server))
+        for who in accounts
+    ]
+
+
+def _check_accounts(
+    names: tuple[str, ...],
+    all_users: bool,
+    *,
+    fix: bool,
+    dry_run: bool,
+    sshd_config: str | None,
+    with_sshd: bool,
+    as_json: bool,
+) -> None:
+    """`check --user/--all-users`: one line per finding; --fix plans, applies, checks again."""
+    if fix and not dry_run and os.geteuid() != 0:
+        raise click.ClickException("--fix must run as root (it changes owners and modes)")
+    try:
+        accounts = [doctor.account(name) for name in dict.fromkeys(names)]
+        if all_users:
+            known = {who.name for who in accounts}
+            accounts += [who for who in doctor.restricted_accounts() if who.name not in known]
+        results = _audit_accounts(accounts, sshd_config, with_sshd)
+        changes: list[str] = []
+        if fix or dry_run:
+            for who, settings, _found in results:
+                planned = doctor.plan_fixes(who, settings)
+                if dry_run:
+                    changes += [f"would fix: {change}" for change in planned]
+                else:
+                    changes += doctor.apply(who, planned)
+            if not dry_run:
+                results = _audit_accounts(accounts, sshd_config, with_sshd)
+    except (doctor.DoctorError, *ERRORS) as error:
+        raise click.ClickException(str(error)) from None
+    found = [item for _who, _settings, items in results for item in items]
+    if as_json:
+        click.echo(json.dumps([item.to_json() for item in found], indent=1))
+    else:
+        for line in changes:
+            click.echo(line)
+        for item in found:
+            click.echo(str(item))
+        if not accounts:
+            click.echo("no account has scponly-py or scponly-pyc as its shell")
+        elif not found:
+            click.echo(f"no findings ({', '.join(who.name for who in accounts)})")
+    if found:
         raise SystemExit(EXIT_FINDINGS)
 
 
