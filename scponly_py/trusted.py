@@ -64,7 +64,7 @@ def entry_problem(
             "is not a directory, in a directory others can write (anyone could have put it there)"
         )
     if info.st_uid not in owners:
-        return f"is owned by uid {info.st_uid}"
+        return f"is not owned by root (uid {info.st_uid})"
     if kind == S_IFLNK:
         return None
     if info.st_mode & WRITABLE_BY_OTHERS and not (kind == S_IFDIR and info.st_mode & S_ISVTX):
