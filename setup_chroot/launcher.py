@@ -20,7 +20,7 @@ import stat
 import sys
 
 import scponly_py
-from scponly_py import bundle
+from scponly_py import bundle, trusted
 from setup_chroot import login_bundle
 
 # Kept short: the launcher is a script, and Python compiles a script's source on
@@ -78,18 +78,12 @@ def render(interpreter_path: str, parent: str) -> str:
 
 
 def unsafe_reasons(path: str, *, need_read: bool) -> list[str]:
-    """Why `path` (and each directory above it) is unsafe for a login shell to load."""
-    reasons = []
-    current = os.path.abspath(path)
+    """Why `path` breaks the trusted-path rule (scponly_py/trusted.py), or is unusable to users."""
+    reasons = [f"{where} {why}" for where, why in trusted.problems(os.path.abspath(path))]
+    current = os.path.realpath(path)
     first = True
     while True:
         info = os.stat(current)
-        if info.st_uid != 0:
-            reasons.append(f"{current} is not owned by root")
-        if info.st_mode & 0o022 and not (
-            stat.S_ISDIR(info.st_mode) and info.st_mode & stat.S_ISVTX
-        ):
-            reasons.append(f"{current} is writable by group or others")
         if stat.S_ISDIR(info.st_mode) and not info.st_mode & 0o001:
             reasons.append(
                 f"{current} is not searchable by other users (mode {info.st_mode & 0o7777:o})"
@@ -117,8 +111,9 @@ def check_tree(interpreter_path: str, parent: str) -> list[str]:
     reasons += unsafe_reasons(parent, need_read=True)
     for path in package_files(parent):
         info = os.lstat(path)
-        if info.st_uid != 0 or info.st_mode & 0o022:
-            reasons.append(f"{path} is not root-owned or is writable by group or others")
+        problem = trusted.entry_problem(info, os.stat(os.path.dirname(path)))
+        if problem or info.st_mode & 0o022:
+            reasons.append(f"{path} {problem or 'is writable by group or others'}")
         if not info.st_mode & 0o004:
             reasons.append(f"{path} is not readable by other users")
     return reasons
