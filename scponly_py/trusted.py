@@ -217,12 +217,23 @@ def make_dirs(path: str, mode: int = 0o755, *, owners: tuple[int, ...] = ROOT) -
 
 
 def main(argv: list[str]) -> int:
-    """`python3 -I trusted.py PATH...` for root-run shell scripts: exit 1 on the first problem."""
+    """`python3 -I trusted.py [--make] [--owner UID] PATH...` for root-run shell scripts.
+
+    Exit 1 with one line on the first path that breaks the rule (symlinks refused);
+    --make creates missing directories (0755) first; --owner also trusts UID.
+    """
+    owners = ROOT
+    make = False
+    while argv[:1] in (["--make"], ["--owner"]):
+        if argv[0] == "--make":
+            make, argv = True, argv[1:]
+        else:
+            owners, argv = (*owners, int(argv[1])), argv[2:]
     for path in argv:
-        found = problems(path, follow=False)
-        if found:
-            where, reason = found[0]
-            print(f"untrusted path {path}: {where} {reason}", file=sys.stderr)
+        try:
+            posix.close(make_dirs(path, owners=owners) if make else open_path(path, owners=owners))
+        except Untrusted as error:
+            print(f"untrusted path {path}: {error}", file=sys.stderr)
             return 1
     return 0
 
