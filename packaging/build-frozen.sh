@@ -8,12 +8,20 @@
 # Usage: packaging/build-frozen.sh [OUTDIR]        (default: build/frozen)
 # The build is skipped when OUTDIR/source-hash matches the sources, the spec and the tool
 # versions. Install it with: scponly-py-setup install-chroot-shell --from OUTDIR/scponly-py
+# As root, OUTDIR and the venv must pass the trusted-path rule (scponly_py/trusted.py), root
+# and the checkout's owner (whose code root runs anyway) being the trusted owners: a tree
+# planted in /var/tmp with a matching source-hash is never reused.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 OUT=$(realpath -m "${1:-$HERE/build/frozen}")
 VENV="${SCPONLY_PY_VENV:-/opt/scponly-py}"
 PYINSTALLER_VERSION=6.22.3
+if [ "$(id -u)" -eq 0 ]; then
+    owner=(--owner "$(stat -c %u "$HERE")")
+    /usr/bin/python3 -I "$HERE/scponly_py/trusted.py" "${owner[@]}" --make "$OUT"
+    /usr/bin/python3 -I "$HERE/scponly_py/trusted.py" "${owner[@]}" "$VENV/bin"
+fi
 
 if ! "$VENV/bin/python" -c "import PyInstaller, sys; sys.exit(PyInstaller.__version__ != '$PYINSTALLER_VERSION')" 2>/dev/null; then
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check "pyinstaller==$PYINSTALLER_VERSION"

@@ -5,7 +5,8 @@
 #     sudo packaging/install.sh --build-only # only build it (prints the .deb's path)
 #
 # It installs the build dependencies (apt), makes a build venv with PyInstaller and
-# python-prctl (SCPONLY_PY_VENV, default /var/tmp/scponly-py-build), builds the frozen onedir
+# python-prctl (SCPONLY_PY_VENV, default /var/cache/scponly-py/build-venv, which must pass the
+# trusted-path rule: packaging/build-venv.sh), builds the frozen onedir
 # login shells (packaging/build-frozen.sh) and the package (packaging/debian/build-deb.sh).
 # On Arch use packaging/arch/PKGBUILD, on Fedora/RHEL packaging/rpm/scponly-py.spec (README).
 set -euo pipefail
@@ -39,10 +40,9 @@ if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-VENV="${SCPONLY_PY_VENV:-/var/tmp/scponly-py-build}"
-if [ ! -x "$VENV/bin/python" ]; then
-    /usr/bin/python3 -m venv "$VENV"
-fi
+# shellcheck source=packaging/build-venv.sh
+. "$HERE/packaging/build-venv.sh"
+build_venv
 "$VENV/bin/python" -c 'import _prctl' 2>/dev/null \
     || "$VENV/bin/python" -m pip install -q --disable-pip-version-check python-prctl
 SCPONLY_PY_VENV="$VENV" "$HERE/packaging/build-frozen.sh" "$HERE/build/frozen" >&2

@@ -16,6 +16,7 @@ from scponly_py.policy import ConfigError
 
 CHECK_OK = 0
 FAILED = 1
+INTERRUPTED = 130
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -74,7 +75,7 @@ def _check_config(file: str | None, no_compile: bool) -> int:
 
 
 def run(args: list[str]) -> int:
-    """Run an admin subcommand; errors are one line on stderr and exit status 1."""
+    """Run an admin subcommand; errors are one line on stderr and exit status 1 (Ctrl-C: 130)."""
     try:
         options = _parser().parse_args(args)
     except SystemExit as exit_request:
@@ -86,3 +87,6 @@ def run(args: list[str]) -> int:
     except (ConfigError, Refusal, OSError) as error:
         print(f"scponly-py: {options.subcommand}: {error}", file=sys.stderr)
         return FAILED
+    except KeyboardInterrupt:
+        print(f"scponly-py: {options.subcommand}: interrupted", file=sys.stderr)
+        return INTERRUPTED

@@ -1,8 +1,9 @@
 """Loading /etc/scponly-py/config.toml safely and fast (with `posix`, not `os`: see shell.py).
 
-The file's path is fixed: a user must not be able to choose it. It must be a
-regular file owned by root and not writable by group or others, in a directory
-with the same properties; otherwise every login is refused (fail closed).
+The file's path is fixed: a user must not be able to choose it. The directory
+and the file are opened by the trusted-path rule (scponly_py/trusted.py: root's,
+not writable by group or others, no symlink, up to /), and the file must be a
+regular file; otherwise every login is refused (fail closed).
 A missing directory or file means the built-in defaults.
 
 Parsing TOML costs ~33 ms per login (`tomllib` imports `re`), three times the
@@ -18,7 +19,7 @@ and its stamp matches the source exactly; otherwise it parses the TOML itself
 import marshal
 import posix
 
-from scponly_py import __version__
+from scponly_py import __version__, trusted
 from scponly_py.policy import ConfigError, default_config, normalise
 
 CONFIG_DIR = "/etc/scponly-py"
@@ -39,29 +40,29 @@ class LoadedConfig:
         self.source = source  # "compiled", "toml", "defaults" or a file path
 
 
-def _check_owner(stat_result: posix.stat_result, what: str) -> None:
-    if stat_result.st_uid != 0:
-        raise ConfigError(f"{what} is not owned by root")
-    if stat_result.st_mode & 0o022:
-        raise ConfigError(f"{what} is writable by group or others")
+def _open_dir(config_dir: str) -> int | None:
+    """The config directory's O_PATH fd by the trusted-path rule; None if it does not exist."""
+    try:
+        return trusted.open_path(config_dir, directory=True)
+    except trusted.Untrusted as error:
+        if error.missing:
+            return None
+        raise ConfigError(str(error)) from None
 
 
 def _open_checked(name: str, dir_fd: int, what: str) -> int | None:
-    """Open a root-owned regular file in the config directory; None if it does not exist."""
+    """Open a trusted regular file in the config directory; None if it does not exist."""
     try:
-        fd = posix.open(name, READ_FLAGS, dir_fd=dir_fd)
+        fd = trusted.open_at(dir_fd, name, READ_FLAGS, what=what)
     except FileNotFoundError:
         return None
     except OSError as error:
         raise ConfigError(f"cannot open {what}: {error.strerror}") from None
-    try:
-        info = posix.fstat(fd)
-        if (info.st_mode & 0o170000) != 0o100000:
-            raise ConfigError(f"{what} is not a regular file")
-        _check_owner(info, what)
-    except BaseException:
+    except trusted.Untrusted as error:
+        raise ConfigError(str(error)) from None
+    if (posix.fstat(fd).st_mode & 0o170000) != 0o100000:
         posix.close(fd)
-        raise
+        raise ConfigError(f"{what} is not a regular file")
     return fd
 
 
@@ -120,14 +121,10 @@ def _load_compiled(dir_fd: int, stamp: tuple[int, ...] | None) -> dict[str, obje
 
 def load(config_dir: str = CONFIG_DIR) -> LoadedConfig:
     """The system configuration, checked; raises `ConfigError` when logins must be refused."""
-    try:
-        dir_fd = posix.open(config_dir, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC)
-    except FileNotFoundError:
+    dir_fd = _open_dir(config_dir)
+    if dir_fd is None:
         return LoadedConfig(default_config(), "defaults")
-    except OSError as error:
-        raise ConfigError(f"cannot open {config_dir}: {error.strerror}") from None
     try:
-        _check_owner(posix.fstat(dir_fd), config_dir)
         source_fd = _open_checked(CONFIG_NAME, dir_fd, f"{config_dir}/{CONFIG_NAME}")
         if source_fd is None:
             return LoadedConfig(default_config(), "defaults")
@@ -146,9 +143,10 @@ def load(config_dir: str = CONFIG_DIR) -> LoadedConfig:
 
 def compile_system_config(config_dir: str = CONFIG_DIR) -> dict[str, object]:
     """Validate the system config and write `config.compiled` atomically (run as root)."""
-    dir_fd = posix.open(config_dir, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC)
+    dir_fd = _open_dir(config_dir)
+    if dir_fd is None:
+        raise ConfigError(f"{config_dir} does not exist")
     try:
-        _check_owner(posix.fstat(dir_fd), config_dir)
         source_fd = _open_checked(CONFIG_NAME, dir_fd, f"{config_dir}/{CONFIG_NAME}")
         if source_fd is None:
             raise ConfigError(f"{config_dir}/{CONFIG_NAME} does not exist")

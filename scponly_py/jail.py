@@ -9,10 +9,10 @@ raising `JailError`, whose message is shown to the client and logged.
    `/srv/jail` and the in-jail home `/home/alice`; without `//` the whole home
    is the jail and the in-jail home is `/`. Relative paths, `.`/`..`, empty
    components and more than one `//` are refused.
-2. `open_jail`: every component of the jail path is opened from `/` with
-   openat(O_PATH|O_DIRECTORY|O_NOFOLLOW) relative to its parent's fd, and the
-   opened directory itself is checked (root-owned, not writable by group or
-   others, not a symlink). The fd of the last one is what we enter, so nothing
+2. `open_jail`: the jail path is opened by the trusted-path rule
+   (scponly_py/trusted.py): every component from `/` with O_PATH|O_NOFOLLOW
+   relative to its parent's fd, each root-owned, not writable by group or
+   others, not a symlink. The fd of the last one is what we enter, so nothing
    can be swapped between check and chroot.
 3. `enter`: fchdir(jail_fd) + chroot("."), then chdir("/").
 4. `drop`: for the setuid build, the bounding set, locked securebits
@@ -32,13 +32,7 @@ import posix
 
 import _prctl
 
-S_IFMT = 0o170000
-S_IFDIR = 0o040000
-S_IFREG = 0o100000
-S_ISUID = 0o4000
-S_ISGID = 0o2000
-WRITABLE_BY_OTHERS = 0o022
-OPEN_DIRECTORY = posix.O_PATH | posix.O_DIRECTORY | posix.O_NOFOLLOW | posix.O_CLOEXEC
+from scponly_py import trusted
 
 SECBIT_NOROOT = 1 << 0
 SECBIT_NOROOT_LOCKED = 1 << 1
@@ -88,54 +82,15 @@ def split_home(home: str) -> tuple[str, str]:
     return jail, inside
 
 
-def components(path: str) -> list[str]:
-    """The names below / of a path already accepted by `split_home`."""
-    return [name for name in path.split("/") if name]
-
-
-def unsafe_reason(info: posix.stat_result) -> str | None:
-    """Why a directory on the jail's path is unsafe (as OpenSSH's ChrootDirectory), or None."""
-    if info.st_mode & S_IFMT != S_IFDIR:
-        return "is not a directory"
-    if info.st_uid != 0:
-        return "is not owned by root"
-    if info.st_mode & WRITABLE_BY_OTHERS:
-        return "is writable by group or others"
-    return None
-
-
 # -- the jail ----------------------------------------------------------------------------------
 
 
 def open_jail(jail: str) -> int:
-    """An O_PATH fd of `jail`, every component checked on the opened directory; else JailError."""
-    fd = posix.open("/", OPEN_DIRECTORY)
-    where = "/"
+    """An O_PATH fd of `jail`, every component checked by the trusted-path rule; else JailError."""
     try:
-        reason = unsafe_reason(posix.fstat(fd))
-        if reason:
-            raise JailError(f"jail path component {where} {reason}")
-        for name in components(jail):
-            where = f"{where.rstrip('/')}/{name}"
-            try:
-                child = posix.open(name, OPEN_DIRECTORY, dir_fd=fd)
-            except OSError as error:
-                if error.errno in (20, 40):  # ENOTDIR, ELOOP: a symlink or a file
-                    raise JailError(
-                        f"jail path component {where} is a symlink or not a directory"
-                    ) from None
-                raise JailError(
-                    f"cannot open jail path component {where}: {error.strerror}"
-                ) from None
-            posix.close(fd)
-            fd = child
-            reason = unsafe_reason(posix.fstat(fd))
-            if reason:
-                raise JailError(f"jail path component {where} {reason}")
-    except BaseException:
-        posix.close(fd)
-        raise
-    return fd
+        return trusted.open_path(jail, directory=True)
+    except trusted.Untrusted as error:
+        raise JailError(f"jail path component {error}") from None
 
 
 def enter(jail_fd: int) -> None:
@@ -293,27 +248,7 @@ def open_status() -> int:
 
 def tree_problems(executable: str, bundle: str) -> list[str]:
     """Why the frozen program's own files could have been changed by someone other than root."""
-    problems = []
-    paths = [executable]
-    directory = executable.rsplit("/", 1)[0] or "/"
-    while True:
-        paths.append(directory)
-        if directory == "/":
-            break
-        directory = directory.rsplit("/", 1)[0] or "/"
-    if bundle and bundle not in paths:
-        paths.append(bundle)
-    for path in paths:
-        try:
-            info = posix.lstat(path)
-        except OSError as error:
-            problems.append(f"{path}: {error.strerror}")
-            continue
-        kind = info.st_mode & S_IFMT
-        if kind not in (S_IFDIR, S_IFREG):
-            problems.append(f"{path} is not a plain directory or file")
-        if info.st_uid != 0:
-            problems.append(f"{path} is not owned by root")
-        if info.st_mode & WRITABLE_BY_OTHERS:  # sticky too: /tmp is no place for it
-            problems.append(f"{path} is writable by group or others")
-    return problems
+    found = trusted.problems(executable)
+    if bundle:
+        found += trusted.problems(bundle)
+    return [f"{where} {reason}" for where, reason in dict.fromkeys(found)]

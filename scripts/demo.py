@@ -23,7 +23,8 @@ CONFIG = """
 programs = ["sftp", "scp"]
 """
 REPO = Path(__file__).resolve().parent.parent
-FROZEN = Path(os.environ.get("SCPONLY_PY_FROZEN_BUILD", "/var/tmp/scponly-py-frozen"))
+# root's cache, not /var/tmp: build-frozen.sh refuses an OUTDIR others could have changed.
+FROZEN = Path(os.environ.get("SCPONLY_PY_FROZEN_BUILD", "/var/cache/scponly-py/frozen"))
 SETUP = str(Path(sys.executable).with_name("scponly-py-setup"))
 # Inside the sandbox's mount namespace: a root-owned tmpfs for the jail and the frozen shells.
 JAIL_SETUP = """set -e

@@ -35,6 +35,8 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # The login shell runs Debian's /usr/bin/python3 (readable by every user); so does the venv.
+# Root runs the venv's python: it must pass the trusted-path rule (scponly_py/trusted.py).
+/usr/bin/python3 -I scponly_py/trusted.py --make "$VENV"
 if [ ! -x "$VENV/bin/python" ]; then
     /usr/bin/python3 -m venv "$VENV"
 fi

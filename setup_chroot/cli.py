@@ -10,8 +10,24 @@ import click
 from scponly_py import bundle
 from setup_chroot import jailcli, launcher, login_bundle, users
 
+EXIT_INTERRUPTED = 130
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class OneLineErrors(click.Group):
+    """Every error is one line on stderr: an OSError too (exit 1), and Ctrl-C (exit 130)."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except OSError as error:
+            where = f"{error.filename}: " if error.filename else ""
+            raise click.ClickException(f"{where}{error.strerror or error}") from None
+        except KeyboardInterrupt:
+            click.echo("scponly-py-setup: interrupted", err=True)
+            raise SystemExit(EXIT_INTERRUPTED) from None
+
+
+@click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="scponly-py")
 def main() -> None:
     """Install the scponly-py login shell, build and audit chroot jails, check sshd."""

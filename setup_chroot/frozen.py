@@ -15,8 +15,8 @@ inside the tree. Then scponly-pyc gets exactly one privilege:
 
 The new tree is assembled under a private (0700) temporary name next to the
 destination and renamed into place, so a login never sees half a tree.
-Every ancestor of the destination must be root-owned and not writable by
-group or others: scponly-pyc checks that itself and refuses to run otherwise.
+The destination's parent must pass the trusted-path rule (scponly_py/trusted.py):
+scponly-pyc checks its own tree by the same rule and refuses to run otherwise.
 
 `install_in_jail` is the privilege-free alternative: the unprivileged
 scponly-py tree (no scponly-pyc) copied into a jail that sshd's
@@ -32,6 +32,7 @@ import stat
 import struct
 from collections.abc import Iterator
 
+from scponly_py import trusted
 from setup_chroot import jailfs
 
 CAP_SYS_CHROOT = 18
@@ -62,20 +63,10 @@ def capability_xattr(capabilities: tuple[int, ...], *, effective: bool = True) -
 
 
 def unsafe_ancestors(path: str) -> list[str]:
-    """Every directory from `path` up to / that is not root-owned or is writable by others."""
-    problems = []
-    current = os.path.abspath(path)
-    while True:
-        info = os.lstat(current)
-        if stat.S_ISLNK(info.st_mode):
-            problems.append(f"{current} is a symlink")
-        if info.st_uid != 0:
-            problems.append(f"{current} is not owned by root")
-        if info.st_mode & 0o022:
-            problems.append(f"{current} is writable by group or others")
-        if current == "/":
-            return problems
-        current = os.path.dirname(current)
+    """Why `path` breaks the trusted-path rule (scponly_py/trusted.py; no symlinks), if it does."""
+    return [
+        f"{where} {why}" for where, why in trusted.problems(os.path.abspath(path), follow=False)
+    ]
 
 
 def check_source(source: str, binaries: tuple[str, ...] = LOGIN_BINARIES) -> None:
@@ -192,7 +183,11 @@ def install_in_jail(source: str, jail: str, prefix: str) -> str:
     problems = unsafe_ancestors(jail)
     if problems:
         raise InstallError("; ".join(problems[:3]))
-    with jailfs.JailFS(jail) as fs:
+    try:
+        fs = jailfs.JailFS(jail)
+    except jailfs.JailFSError as error:
+        raise InstallError(str(error)) from None
+    with fs:
         parts = [part for part in prefix.split("/") if part]
         for depth in range(1, len(parts)):
             fs.make_dir("/" + "/".join(parts[:depth]), 0o755)

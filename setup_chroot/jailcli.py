@@ -13,11 +13,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import stat
 from dataclasses import replace
 
 import click
 
+from scponly_py import trusted
 from setup_chroot import audit, doctor, jailfs, pamstack, plan, sshd, users
 from setup_chroot.manifest import STATE_DIR, ManifestError, Store
 
@@ -46,10 +46,16 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Machine-read
 
 
 def _jail_path(jail: str) -> str:
-    """The canonical jail path (real path of an existing jail; absolute otherwise)."""
+    """The jail path as given, normalised; never resolved (symlinks are refused when opened)."""
     if not os.path.isabs(jail):
         raise click.ClickException(f"{jail}: give the jail as an absolute path")
-    return os.path.realpath(jail)
+    try:
+        names = trusted.components(jail)
+    except trusted.Untrusted as error:
+        raise click.ClickException(f"{jail}: {error.reason}") from None
+    if not names:
+        raise click.ClickException("the jail may not be /")
+    return "/" + "/".join(names)
 
 
 def _need_root(dry_run: bool) -> None:
@@ -58,18 +64,25 @@ def _need_root(dry_run: bool) -> None:
 
 
 def _open_jail(jail: str, *, create: bool) -> jailfs.JailFS | None:
-    """The jail's JailFS; with `create`, make the root directory (root-owned 0755) first."""
+    """The jail by the trusted-path rule (made root-owned 0755 with `create`); None if missing."""
     try:
-        info = os.lstat(jail)
-    except FileNotFoundError:
-        if not create:
+        fd = trusted.make_dirs(jail, 0o755) if create else trusted.open_path(jail, directory=True)
+    except trusted.Untrusted as error:
+        if error.missing and not create:
             return None
-        os.mkdir(jail, 0o700)
-        os.chmod(jail, 0o755)  # noqa: S103 - a chroot root must be searchable by its users
-        return jailfs.JailFS(jail)
-    if not stat.S_ISDIR(info.st_mode):
-        raise click.ClickException(f"{jail} exists and is not a directory")
-    return jailfs.JailFS(jail)
+        raise click.ClickException(f"{jail}: refused: {error}") from None
+    return jailfs.JailFS(jail, fd)
+
+
+def _verify_opened(store: Store, jail: str, fs: jailfs.JailFS) -> None:
+    """Refuse a jail whose path now leads to another directory than the manifest recorded."""
+    recorded = store.opened(jail)
+    info = os.fstat(fs.root_fd)
+    if recorded is not None and recorded != [info.st_dev, info.st_ino]:
+        raise click.ClickException(
+            f"{jail}: refused: not the directory its manifest recorded (moved or replaced);"
+            " check it, then run create to adopt it"
+        )
 
 
 def _emit(as_json: bool, document: dict[str, object], lines: list[str]) -> None:
@@ -88,10 +101,13 @@ def _converge(
     dry_run: bool,
     as_json: bool,
     before: list[str] | None = None,
+    adopt: bool = False,
 ) -> dict[str, object]:
     """Plan `spec` against the jail, show the plan, apply it unless dry-run, save the manifest."""
     fs = _open_jail(spec.jail, create=not dry_run)
     try:
+        if fs is not None and not adopt:
+            _verify_opened(store, spec.jail, fs)
         planned = plan.make_plan(spec, fs, recorded.keys())
         ops = planned.ops
         header = f"{spec.jail}: {len(ops)} operation{'s' if len(ops) != 1 else ''}"
@@ -114,15 +130,14 @@ def _converge(
 
         assert fs is not None
         kept = plan.apply(ops, fs, progress)
-        store.save(spec, planned.record())
+        info = os.fstat(fs.root_fd)
+        store.save(spec, planned.record(), (info.st_dev, info.st_ino))
         document["kept_non_empty"] = kept
         if as_json:
             click.echo(json.dumps(document, indent=1))
         for path in kept:
             if not as_json:
                 click.echo(f"  kept {path}: not empty")
-        for finding in audit.ancestors(spec.jail):
-            click.echo(f"warning: {finding.path} {finding.message}: unsafe for chroot", err=True)
         return document
     finally:
         if fs is not None:
@@ -177,7 +192,7 @@ def create(  # noqa: PLR0917 - click passes options as arguments
             old_users = loaded[0].users if loaded else ()
             recorded = loaded[1] if loaded else {}
             spec = plan.Spec(jail, _profiles(profiles), binaries, localtime, old_users)
-            _converge(store, spec, recorded, dry_run=dry_run, as_json=as_json)
+            _converge(store, spec, recorded, dry_run=dry_run, as_json=as_json, adopt=True)
     except ERRORS as error:
         raise click.ClickException(str(error)) from None
 

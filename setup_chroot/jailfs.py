@@ -26,6 +26,8 @@ import stat
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from scponly_py import trusted
+
 CHUNK = 1 << 20
 SAFE_MODE_BITS = 0o755  # no setuid/setgid/sticky, no group/other write
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -43,15 +45,22 @@ def _components(path: str) -> list[str]:
 
 
 class JailFS:
-    """Operations on one jail, all relative to an open descriptor of its root."""
+    """Operations on one jail, all relative to an open descriptor of its root.
 
-    def __init__(self, jail: str) -> None:
+    Without `root_fd` the jail is opened by the trusted-path rule (scponly_py/trusted.py);
+    a given `root_fd` (an O_PATH or directory fd) is taken over and closed by `close`.
+    """
+
+    def __init__(self, jail: str, root_fd: int | None = None) -> None:
         self.jail = jail
         self.chown = os.geteuid() == 0
-        try:
-            self.root_fd = os.open(jail, DIR_FLAGS)
-        except OSError as error:
-            raise JailFSError(f"cannot open jail {jail}: {error.strerror}") from None
+        if root_fd is None:
+            owners = trusted.ROOT if self.chown else (0, os.geteuid())
+            try:
+                root_fd = trusted.open_path(jail, directory=True, owners=owners)
+            except trusted.Untrusted as error:
+                raise JailFSError(f"jail {error}") from None
+        self.root_fd = root_fd
 
     def close(self) -> None:
         os.close(self.root_fd)
@@ -249,17 +258,70 @@ class JailFS:
 
 
 def _remove_at(dir_fd: int, name: str) -> None:
-    info = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-    if not stat.S_ISDIR(info.st_mode):
+    """Delete `name` in `dir_fd` and everything below it, iteratively (any depth).
+
+    One directory fd at a time: down by name with O_NOFOLLOW, back up through '..',
+    which must be the directory we came from (else the tree was moved: refused).
+    """
+    if not stat.S_ISDIR(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode):
         os.unlink(name, dir_fd=dir_fd)
         return
     fd = os.open(name, DIR_FLAGS, dir_fd=dir_fd)
+    ids = [_ident(fd)]
+    names: list[str] = []
+    pending = [_clear_files(fd)]
     try:
-        for entry in os.listdir(fd):
-            _remove_at(fd, entry)
+        while True:
+            if pending[-1]:
+                child = pending[-1].pop()
+                try:
+                    new = os.open(child, DIR_FLAGS, dir_fd=fd)
+                except FileNotFoundError:
+                    continue
+                except OSError as error:
+                    if error.errno not in (errno.ELOOP, errno.ENOTDIR):
+                        raise
+                    os.unlink(child, dir_fd=fd)  # swapped for a symlink or file meanwhile
+                    continue
+                os.close(fd)
+                fd = new
+                ids.append(_ident(fd))
+                names.append(child)
+                pending.append(_clear_files(fd))
+                continue
+            pending.pop()
+            if not names:
+                break
+            parent = os.open("..", DIR_FLAGS, dir_fd=fd)
+            os.close(fd)
+            fd = parent
+            ids.pop()
+            if _ident(fd) != ids[-1]:
+                raise JailFSError(f"{name}: the tree was moved while being removed; run it again")
+            os.rmdir(names.pop(), dir_fd=fd)
     finally:
         os.close(fd)
     os.rmdir(name, dir_fd=dir_fd)
+
+
+def _ident(fd: int) -> tuple[int, int]:
+    info = os.fstat(fd)
+    return info.st_dev, info.st_ino
+
+
+def _clear_files(fd: int) -> list[str]:
+    """Unlink every non-directory in `fd`; the names of its subdirectories."""
+    subdirectories = []
+    with os.scandir(fd) as entries:
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    subdirectories.append(entry.name)
+                else:
+                    os.unlink(entry.name, dir_fd=fd)
+            except FileNotFoundError:
+                continue
+    return subdirectories
 
 
 def _copy(src: int, out: int) -> None:

@@ -29,7 +29,7 @@ import sys
 import tempfile
 
 import scponly_py
-from scponly_py import bundle
+from scponly_py import bundle, trusted
 from scponly_py import request as requests
 from setup_chroot import frozen, login_bundle
 
@@ -96,18 +96,12 @@ def render(interpreter_path: str, parent: str) -> str:
 
 
 def unsafe_reasons(path: str, *, need_read: bool) -> list[str]:
-    """Why `path` (and each directory above it) is unsafe for a login shell to load."""
-    reasons = []
-    current = os.path.abspath(path)
+    """Why `path` breaks the trusted-path rule (scponly_py/trusted.py), or is unusable to users."""
+    reasons = [f"{where} {why}" for where, why in trusted.problems(os.path.abspath(path))]
+    current = os.path.realpath(path)
     first = True
     while True:
         info = os.stat(current)
-        if info.st_uid != 0:
-            reasons.append(f"{current} is not owned by root")
-        if info.st_mode & 0o022 and not (
-            stat.S_ISDIR(info.st_mode) and info.st_mode & stat.S_ISVTX
-        ):
-            reasons.append(f"{current} is writable by group or others")
         if stat.S_ISDIR(info.st_mode) and not info.st_mode & 0o001:
             reasons.append(
                 f"{current} is not searchable by other users (mode {info.st_mode & 0o7777:o})"
@@ -135,8 +129,9 @@ def check_tree(interpreter_path: str, parent: str) -> list[str]:
     reasons += unsafe_reasons(parent, need_read=True)
     for path in package_files(parent):
         info = os.lstat(path)
-        if info.st_uid != 0 or info.st_mode & 0o022:
-            reasons.append(f"{path} is not root-owned or is writable by group or others")
+        problem = trusted.entry_problem(info, os.stat(os.path.dirname(path)))
+        if problem or info.st_mode & 0o022:
+            reasons.append(f"{path} {problem or 'is writable by group or others'}")
         if not info.st_mode & 0o004:
             reasons.append(f"{path} is not readable by other users")
     return reasons
@@ -200,14 +195,16 @@ def install(destination: str, interpreter_path: str, parent: str, *, check: bool
             raise UnsafeInstall("; ".join(reasons[:5]))
     text = render(interpreter_path, parent)
     directory = os.path.dirname(os.path.abspath(destination))
-    if not os.path.isdir(directory):
-        raise UnsafeInstall(f"{directory} does not exist")
+    script = script_path(destination)
+    try:  # both places by the trusted-path rule; only root can change them afterwards
+        os.close(trusted.open_path(directory, directory=True, follow=True))
+        os.close(trusted.make_dirs(os.path.dirname(script)))
+    except trusted.Untrusted as error:
+        raise UnsafeInstall(f"untrusted path: {error}") from None
     try:
         write_bundle(interpreter_path, parent)
     except login_bundle.BundleError as error:
         raise UnsafeInstall(str(error)) from None
-    script = script_path(destination)
-    os.makedirs(os.path.dirname(script), mode=0o755, exist_ok=True)
     _write_atomically(script, text.encode(), 0o755)
     with tempfile.TemporaryDirectory(dir=directory, prefix=".scponly-py-front.") as build:
         built = os.path.join(build, "scponly-py")

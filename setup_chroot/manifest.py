@@ -6,7 +6,10 @@ digest of its source, so `update` removes what is no longer needed and `check`
 spots stale copies. It lives outside the jail (default
 /var/lib/scponly-py/jails/<escaped jail path>.json) because a jailed user must
 not be able to edit what root will later copy or delete; for the same reason
-the state directory must be root-owned and not writable by group or others.
+the state directory is opened (and made) by the trusted-path rule
+(scponly_py/trusted.py). Each manifest also records the device and inode of the
+jail directory `create` opened, and `update` refuses a jail whose path now
+leads elsewhere.
 Writes are atomic (temp file + rename); a lock file serialises concurrent
 runs on the same jail (e.g. many `add-user` in parallel).
 """
@@ -16,10 +19,10 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from scponly_py import trusted
 from setup_chroot.plan import Spec
 
 STATE_DIR = "/var/lib/scponly-py/jails"
@@ -45,6 +48,11 @@ def escape(jail: str) -> str:
     return "".join(out) or "-"
 
 
+def owners() -> tuple[int, ...]:
+    """Who may own the state directory: root (and the caller, for non-root test runs)."""
+    return trusted.ROOT if os.geteuid() == 0 else (0, os.geteuid())
+
+
 class Store:
     """The manifests in one state directory."""
 
@@ -52,14 +60,11 @@ class Store:
         self.directory = directory
 
     def _checked(self) -> str:
-        os.makedirs(self.directory, mode=0o755, exist_ok=True)
-        info = os.lstat(self.directory)
-        if not stat.S_ISDIR(info.st_mode):
-            raise ManifestError(f"{self.directory} is not a directory")
-        if os.geteuid() == 0 and (info.st_uid != 0 or info.st_mode & 0o022):
-            raise ManifestError(
-                f"{self.directory} must be root-owned and not writable by group or others"
-            )
+        """The state directory, made if missing, trusted (else ManifestError)."""
+        try:
+            os.close(trusted.make_dirs(self.directory, 0o755, owners=owners()))
+        except trusted.Untrusted as error:
+            raise ManifestError(f"state directory: {error}") from None
         return self.directory
 
     def path(self, jail: str) -> str:
@@ -76,31 +81,71 @@ class Store:
         finally:
             os.close(fd)
 
-    def load(self, jail: str) -> tuple[Spec, dict[str, dict[str, object]]] | None:
-        """(spec, recorded entries) of a jail, or None if we never built it."""
+    def _open(self) -> int | None:
+        """The trusted state directory's fd, or None if it does not exist (nothing built yet)."""
         try:
-            fd = os.open(self.path(jail), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            return trusted.open_path(self.directory, directory=True, owners=owners())
+        except trusted.Untrusted as error:
+            if error.missing:
+                return None
+            raise ManifestError(f"state directory: {error}") from None
+
+    def _read(self, dir_fd: int, name: str) -> dict[str, object] | None:
+        """A manifest's JSON, opened by the trusted-path rule; None if there is none."""
+        path = os.path.join(self.directory, name)
+        try:
+            fd = trusted.open_at(dir_fd, name, os.O_RDONLY, owners=owners(), what=path)
         except FileNotFoundError:
             return None
         except OSError as error:
-            raise ManifestError(f"{self.path(jail)}: {error.strerror}") from None
+            raise ManifestError(f"{path}: {error.strerror}") from None
+        except trusted.Untrusted as error:
+            raise ManifestError(str(error)) from None
         with os.fdopen(fd, encoding="utf-8") as handle:
-            info = os.fstat(handle.fileno())
-            if os.geteuid() == 0 and (info.st_uid != 0 or info.st_mode & 0o022):
-                raise ManifestError(f"{self.path(jail)} is not root-owned or is writable by others")
             try:
                 data = json.load(handle)
-                return Spec.from_json(data["spec"]), dict(data["entries"])
-            except (ValueError, KeyError, TypeError) as error:
-                raise ManifestError(f"{self.path(jail)}: unreadable manifest ({error})") from None
+            except ValueError as error:
+                raise ManifestError(f"{path}: unreadable manifest ({error})") from None
+        if not isinstance(data, dict):
+            raise ManifestError(f"{path}: unreadable manifest")
+        return data
 
-    def save(self, spec: Spec, entries: dict[str, dict[str, object]]) -> None:
-        """Replace the manifest atomically."""
-        target = self.path(spec.jail)
+    def load(self, jail: str) -> tuple[Spec, dict[str, dict[str, object]]] | None:
+        """(spec, recorded entries) of a jail, or None if we never built it."""
+        dir_fd = self._open()
+        if dir_fd is None:
+            return None
+        try:
+            data = self._read(dir_fd, escape(jail) + ".json")
+        finally:
+            os.close(dir_fd)
+        if data is None:
+            return None
+        try:
+            return Spec.from_json(data["spec"]), dict(data["entries"])
+        except (ValueError, KeyError, TypeError) as error:
+            raise ManifestError(f"{self.path(jail)}: unreadable manifest ({error})") from None
+
+    def opened(self, jail: str) -> list[int] | None:
+        """[device, inode] of the jail directory recorded by the last write, if any."""
+        dir_fd = self._open()
+        if dir_fd is None:
+            return None
+        try:
+            data = self._read(dir_fd, escape(jail) + ".json")
+        finally:
+            os.close(dir_fd)
+        value = data.get("opened") if data else None
+        return value if isinstance(value, list) else None
+
+    def save(
+        self, spec: Spec, entries: dict[str, dict[str, object]], opened: tuple[int, int]
+    ) -> None:
+        """Replace the manifest atomically; `opened` is the jail's (device, inode)."""
+        target = os.path.join(self._checked(), escape(spec.jail) + ".json")
         temporary = f"{target}.{os.getpid()}.tmp"
-        text = json.dumps(
-            {"version": VERSION, "spec": spec.to_json(), "entries": entries}, indent=1
-        )
+        document = {"version": VERSION, "spec": spec.to_json(), "entries": entries}
+        text = json.dumps({**document, "opened": list(opened)}, indent=1)
         fd = os.open(
             temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644
         )
@@ -112,16 +157,23 @@ class Store:
 
     def jails(self) -> list[str]:
         """Every jail that has a manifest here."""
+        dir_fd = self._open()
+        if dir_fd is None:
+            return []
         found = []
         try:
-            names = sorted(os.listdir(self.directory))
-        except FileNotFoundError:
-            return []
-        for name in names:
-            if name.endswith(".json"):
-                with open(os.path.join(self.directory, name), encoding="utf-8") as handle:
+            listing = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=dir_fd)
+            try:
+                names = sorted(os.listdir(listing))
+            finally:
+                os.close(listing)
+            for name in names:
+                if name.endswith(".json"):
+                    data = self._read(dir_fd, name)
                     try:
-                        found.append(str(json.load(handle)["spec"]["jail"]))
-                    except (ValueError, KeyError, TypeError):
+                        found.append(str(data["spec"]["jail"]))  # type: ignore[index]
+                    except (KeyError, TypeError):
                         raise ManifestError(f"{name}: unreadable manifest") from None
+        finally:
+            os.close(dir_fd)
         return found

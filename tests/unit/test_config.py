@@ -184,7 +184,7 @@ def test_fifo_in_place_of_config_is_refused_without_blocking(config_dir: Path) -
 def test_config_directory_that_is_a_file_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "not-a-dir"
     path.write_text("")
-    with pytest.raises(ConfigError, match="cannot open"):
+    with pytest.raises(ConfigError, match="is not a directory"):
         config.load(str(path))
 
 
@@ -458,4 +458,4 @@ def test_unsearchable_directory_refuses_the_user(reachable: Path) -> None:
 def test_user_owned_config_directory_is_refused_for_the_user(reachable: Path) -> None:
     write(reachable)
     os.chown(reachable, NOBODY, NOBODY)
-    assert load_as_nobody(reachable) == f"ERROR {reachable} is not owned by root"
+    assert load_as_nobody(reachable) == f"ERROR {reachable} is not owned by root (uid {NOBODY})"

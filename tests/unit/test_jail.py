@@ -141,7 +141,10 @@ def test_tree_problems(base: Path) -> None:
     assert any(
         "not owned" in p for p in jail.tree_problems(str(binary), str(base / "tree" / "_internal"))
     )
-    assert any("writable" in p for p in jail.tree_problems("/tmp/x/scponly-pyc", ""))
+    assert jail.tree_problems("/tmp/x/scponly-pyc", "") == [
+        "/tmp/x cannot be opened: No such file or directory"
+    ]
+    assert jail.tree_problems("/tmp", "") == ["/tmp is writable by group or others (mode 1777)"]
 
 
 # -- the kernel's view, parsed -----------------------------------------------------------------

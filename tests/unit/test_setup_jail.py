@@ -131,9 +131,10 @@ def test_manifest_round_trip_and_escape(tmp_path: Path) -> None:
     store = Store(str(tmp_path / "state"))
     spec = plan.Spec("/srv/jail", ("sftp",), (), True, (plan.User("alice", created=True),))
     with store.lock(spec.jail):
-        store.save(spec, {"/etc": {"kind": "dir"}})
+        store.save(spec, {"/etc": {"kind": "dir"}}, (1, 2))
     assert store.load("/srv/jail") == (spec, {"/etc": {"kind": "dir"}})
     assert store.jails() == ["/srv/jail"]
+    assert store.opened("/srv/jail") == [1, 2]
     assert store.load("/srv/other") is None
 
 
