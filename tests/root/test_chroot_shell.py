@@ -336,6 +336,22 @@ def test_scp_and_sftp_land_in_the_jail(setup: Setup, user: str, tmp_path: Path) 
     assert not sandbox.path(f"/srv/jail//home/{user}/../../up-scp.bin").exists()
 
 
+SFTP_INIT = b"\x00\x00\x00\x05\x01\x00\x00\x00\x03"  # SSH_FXP_INIT, version 3
+
+
+@pytest.mark.parametrize("user", ["capuser", "suiduser"])
+def test_legacy_sftp_probe_runs_sftp_server_in_the_jail(setup: Setup, user: str) -> None:
+    """PuTTY/WinSCP/phpseclib's fallback probe: decide() maps it to sftp-server, whose
+    grammar must have been loaded before the chroot (it was re-derived from the command)."""
+    from scponly_py.decide import LEGACY_SFTP_PROBES  # noqa: PLC0415
+
+    setup.use_config(TRANSFER_CONFIG)
+    (probe,) = LEGACY_SFTP_PROBES
+    result = setup.sandbox.ssh(user, probe, input=SFTP_INIT)
+    assert b"internal error" not in result.stderr, result.stderr
+    assert result.stdout[4:5] == b"\x02", (result.stdout, result.stderr)  # SSH_FXP_VERSION
+
+
 RSYNC_CONFIG = """
 [defaults]
 programs = ["sftp", "scp", "rsync"]
