@@ -347,9 +347,21 @@ def test_legacy_sftp_probe_runs_sftp_server_in_the_jail(setup: Setup, user: str)
 
     setup.use_config(TRANSFER_CONFIG)
     (probe,) = LEGACY_SFTP_PROBES
-    result = setup.sandbox.ssh(user, probe, input=SFTP_INIT)
-    assert b"internal error" not in result.stderr, result.stderr
-    assert result.stdout[4:5] == b"\x02", (result.stdout, result.stderr)  # SSH_FXP_VERSION
+    sandbox = setup.sandbox
+    session = sandbox.spawn(
+        [*sandbox.ssh_argv(user), probe],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    session.stdin.write(SFTP_INIT)  # type: ignore[union-attr]
+    session.stdin.flush()  # type: ignore[union-attr]
+    answer = session.stdout.read(5)  # type: ignore[union-attr]
+    session.stdin.close()  # type: ignore[union-attr]
+    stderr = session.stderr.read()  # type: ignore[union-attr]
+    assert session.wait(timeout=30) == 0, stderr
+    assert b"internal error" not in stderr, stderr
+    assert answer[4:5] == b"\x02", (answer, stderr)  # SSH_FXP_VERSION
 
 
 RSYNC_CONFIG = """
