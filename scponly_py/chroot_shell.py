@@ -87,6 +87,7 @@ def enter_jail(request: Request, policy: Policy) -> Request:
 def main(argv: list[str] | None = None) -> int:
     """Login-shell entry of scponly-pyc; every failure is one line and exit 1."""
     try:
+        shell.hold_signals()
         shell.ensure_standard_fds()
         try:
             check_own_tree()
