@@ -6,7 +6,7 @@ decision (DESIGN.md section 6), in this order, failing closed at each step:
   identity     getuid()/getpwuid() only (request.from_process), root refused
   config       /etc/scponly-py, read on the host before the chroot
   syslog       connected now (like LOG_NDELAY), so logging works inside the jail
-  preload      the grammar module the command needs (nothing is imported after the chroot)
+  preload      every grammar the policy enables (nothing is imported after the chroot)
   jail         `//` split of the passwd home; every component checked on its opened fd
   chroot       fchdir(jail fd) + chroot(".")
   drop         capabilities (+ bounding set, securebits, uids/gids for the setuid build),
@@ -25,7 +25,7 @@ from __future__ import annotations
 import posix
 import sys
 
-from scponly_py import audit, jail, programs, shell, words
+from scponly_py import audit, jail, programs, shell
 from scponly_py.decision import Refusal, Refuse
 
 TYPE_CHECKING = False
@@ -43,28 +43,18 @@ def check_own_tree() -> None:
         raise Refusal(f"unsafe installation: {problems[0]}")
 
 
-def preload(request: Request, policy: Policy) -> None:
-    """Import what the login will need while the package is still reachable.
+def preload(policy: Policy) -> None:
+    """Import everything the login may need while the package is still reachable.
 
-    That is the grammar of the command's program, or, for an interactive session
-    with WinSCP's SCP mode enabled, the line protocol and the scp grammar it uses.
+    That is the grammar of every program the policy enables, and WinSCP's line
+    protocol when it is enabled: never chosen from the client's command, which
+    is not even tokenised before the privilege drop (decide() maps commands to
+    programs, e.g. the legacy sftp probe; a second guess here would differ).
     """
-    if request.command is None:
-        if "winscp" in policy.programs:
-            from scponly_py import winscp  # noqa: F401, PLC0415 - only for WinSCP sessions
-
-            if "scp" in policy.programs:
-                programs.grammar("scp")
-        return
-    try:
-        command_words = words.split(request.command)
-    except Refusal:
-        return  # decide() refuses it with the reason
-    if not command_words:
-        return
-    name = programs.identify(command_words[0], policy.paths)
-    if name is not None and name in policy.programs:
+    for name in sorted(policy.programs & programs.PROGRAMS.keys()):
         programs.grammar(name)
+    if "winscp" in policy.programs:
+        from scponly_py import winscp  # noqa: F401, PLC0415 - only when the policy enables it
 
 
 def enter_jail(request: Request, policy: Policy) -> Request:
@@ -72,7 +62,7 @@ def enter_jail(request: Request, policy: Policy) -> Request:
     try:
         mode = jail.privileged_mode()
         jail_path, home = jail.split_home(request.home)
-        preload(request, policy)
+        preload(policy)
         try:
             audit.connect()
         except audit.AuditError as error:
@@ -97,6 +87,7 @@ def enter_jail(request: Request, policy: Policy) -> Request:
 def main(argv: list[str] | None = None) -> int:
     """Login-shell entry of scponly-pyc; every failure is one line and exit 1."""
     try:
+        shell.hold_signals()
         shell.ensure_standard_fds()
         try:
             check_own_tree()

@@ -6,14 +6,17 @@ os costs about 2 ms, a fifth of the interpreter's whole start-up.
 This is the only place that sequences the impure steps. It never writes to
 stdout (that would corrupt the SFTP stream), answers every failure with one
 line on stderr, one syslog line and exit status 1, and catches everything so
-that no traceback reaches the client (fail closed).
+that no traceback reaches the client (fail closed). The one exception to
+"nothing on stdout": a refused scp server request (`scp -t`/`scp -f`) is also
+answered in scp's protocol, because some clients (libssh2: curl) read only
+that (docs/design.md, "What a session can observe").
 """
 
 import _signal
 import posix
 import sys
 
-from scponly_py import audit, config
+from scponly_py import audit, config, programs, words
 from scponly_py import request as requests
 from scponly_py.decide import decide
 from scponly_py.decision import Refusal, Refuse
@@ -29,6 +32,10 @@ if TYPE_CHECKING:
 
     Jail = Callable[[Request, Policy], Request]
 
+# Signals that end a session or that a client can have sshd deliver (the
+# `signal` channel request): blocked from the launcher's first statement (the
+# front blocks them before that) until `release_signals()` right before the exec.
+HELD_SIGNALS = (_signal.SIGHUP, _signal.SIGINT, _signal.SIGQUIT, _signal.SIGPIPE, _signal.SIGTERM)
 ADMIN_COMMANDS = frozenset({b"explain", b"check-config", b"--help", b"-h", b"--version"})
 REFUSED = 1
 NOT_ISOLATED = (
@@ -46,13 +53,35 @@ INSECURE_START = (
 )
 
 
+def printable(text: str) -> str:
+    """`text` with anything non-printable (newlines included) replaced by `?`."""
+    return "".join(char if char.isprintable() else "?" for char in text)
+
+
 def say(text: str) -> None:
     """One line on stderr, with anything non-printable replaced; never raises."""
-    safe = "".join(char if char.isprintable() else "?" for char in text)
     try:
-        posix.write(2, (safe + "\n").encode("utf-8", "replace"))
+        posix.write(2, (printable(text) + "\n").encode("utf-8", "replace"))
     except OSError:
         pass
+
+
+def hold_signals() -> None:
+    """Block `HELD_SIGNALS`: until the exec a signal waits and can raise nothing (no traceback)."""
+    _signal.pthread_sigmask(_signal.SIG_BLOCK, HELD_SIGNALS)
+
+
+def release_signals() -> None:
+    """Default dispositions, then an empty mask, for the program about to be exec'd.
+
+    Python ignores SIGPIPE and SIGXFSZ and handles SIGINT (ignored signals and
+    the mask survive exec). A held signal is delivered as soon as it is
+    unblocked and, its disposition now the default, ends the process by that
+    signal, silently, before the exec.
+    """
+    for number in (*HELD_SIGNALS, _signal.SIGXFSZ):
+        _signal.signal(number, _signal.SIG_DFL)
+    _signal.pthread_sigmask(_signal.SIG_SETMASK, ())
 
 
 def ensure_standard_fds() -> None:
@@ -64,13 +93,46 @@ def ensure_standard_fds() -> None:
             posix.open("/dev/null", posix.O_RDWR)
 
 
+def is_scp_server_request(command: str, policy: "Policy | None") -> bool:
+    """Whether `command` names scp with a `-t` or `-f` option cluster (before any `--`)."""
+    try:
+        command_words = words.split(command)
+    except Refusal:
+        return False
+    paths = policy.paths if policy else ()
+    if not command_words or programs.identify(command_words[0], paths) != "scp":
+        return False
+    options = (
+        command_words[1 : command_words.index("--")] if "--" in command_words else command_words
+    )
+    return any(
+        word[:1] == "-" and word[1:2] not in ("", "-") and ("t" in word or "f" in word)
+        for word in options
+    )
+
+
+def answer_scp(text: str) -> None:
+    """scp's own error record on stdout: byte 1, the message, a newline; never raises."""
+    try:
+        posix.write(1, b"\x01" + (text + "\n").encode("utf-8", "replace"))
+    except OSError:
+        pass
+
+
 def refuse(request: "Request | None", decision: Refuse, policy: "Policy | None" = None) -> int:
-    """Tell the client, log, and return the exit status."""
+    """Tell the client (in scp's protocol too for an scp request), log, return the exit status."""
     if request is not None and request.command is None and request.uid != 0:
         enabled = ", ".join(sorted(policy.programs)) if policy else "sftp, scp"
         say(f"This account is restricted to file transfers ({enabled}).")
     else:
-        say(f"scponly-py: refused: {decision.reason}")
+        text = printable(f"scponly-py: refused: {decision.reason}")
+        say(text)
+        if (
+            request is not None
+            and request.command
+            and is_scp_server_request(request.command, policy)
+        ):
+            answer_scp(text)
     try:
         audit.log(audit.line(request, decision, posix.getuid()), audit.NOTICE)
     except audit.AuditError:
@@ -87,9 +149,7 @@ def execute(request: "Request", decision: "Allow") -> int:
     except OSError as error:
         reason = f"cannot change to directory {decision.cwd}: {error.strerror}"
         return refuse(request, Refuse(program=decision.program, reason=reason))
-    # Python ignores SIGPIPE and SIGXFSZ; ignored signals survive exec.
-    _signal.signal(_signal.SIGPIPE, _signal.SIG_DFL)
-    _signal.signal(_signal.SIGXFSZ, _signal.SIG_DFL)
+    release_signals()
     try:
         posix.execve(
             encode(decision.path),
@@ -174,6 +234,7 @@ def fsencode(argument: str) -> bytes:
 def main(argv: list[str] | None = None, startup_warning: str | None = None) -> int:
     """Console entry: admin subcommands, else a login; every failure is one line and exit 1."""
     try:
+        hold_signals()
         ensure_standard_fds()
         arguments = (sys.argv if argv is None else argv)[1:]
         args = [fsencode(argument) for argument in arguments]

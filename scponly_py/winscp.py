@@ -65,12 +65,12 @@ fails closed: an over-long line or a log line that cannot be written ends the
 session with status 1.
 """
 
-import _signal
 import posix
 
 from scponly_py import audit, childenv, words
 from scponly_py.decide import decide, start_directory
 from scponly_py.decision import Allow, Refusal
+from scponly_py.shell import release_signals
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -576,7 +576,7 @@ def _run(decision: Allow) -> int:
 
     Plain fork/execve/waitpid from the built-in `posix` module rather than
     `subprocess`, which the frozen login binaries leave out and which costs an
-    import: the child resets the signals Python ignores, sets the umask and
+    import: the child releases the login's held signals, sets the umask and
     the working directory, and execs the absolute path with the decided argv
     and environment. Nothing else (no shell, no PATH search).
     """
@@ -592,8 +592,7 @@ def _run(decision: Allow) -> int:
     pid = posix.fork()
     if pid == 0:  # the child: exec or exit, never return into the session loop
         try:
-            _signal.signal(_signal.SIGPIPE, _signal.SIG_DFL)
-            _signal.signal(_signal.SIGXFSZ, _signal.SIG_DFL)
+            release_signals()
             posix.umask(decision.umask)
             posix.chdir(cwd)
             posix.execve(path, argv, environment)

@@ -42,7 +42,9 @@ LAUNCHER_TEMPLATE = """#!{interpreter} -IS
 # edit, re-run it. Isolated (-I) and without site (-S): nothing a user uploads
 # or sets can change what Python loads. The package is served from its login
 # bundle (scponly_py/bundle.py) while that matches the files on disk, else
-# imported from them.
+# imported from them. The first statement holds SIGHUP, SIGINT, SIGQUIT,
+# SIGPIPE and SIGTERM until the exec (shell.HELD_SIGNALS: no traceback).
+import _signal; _signal.pthread_sigmask(0, (1, 2, 3, 13, 15))  # 0: SIG_BLOCK
 import sys
 sys.path.append({package_parent!r})
 try:

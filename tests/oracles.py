@@ -17,7 +17,11 @@ when a decision breaks a rule of DESIGN.md §3:
   server form: scp has exactly one of -t/-f and `--` before the operands;
   sftp-server carries the policy's restrictions; rsync has `--server` first;
   unison and svnserve have only their exact server forms;
-- access modes hold: read-only never uploads, write-only never downloads.
+- access modes hold: read-only never uploads, write-only never downloads;
+- write-only learns nothing about what is already there: sftp-server denies
+  every request that reads or lists, rsync carries none of the options whose
+  output depends on existing files (rsync.WRITE_ONLY_*), no receiver
+  verbosity, no itemizing, and `--whole-file`.
 """
 
 from __future__ import annotations
@@ -203,6 +207,8 @@ def _check_rsync(args: list[str], request: Request, policy: Policy, decision: Al
             _fail(letter not in rsync.SHORT_FLAGS, f"rsync letter -{letter} is not safe", decision)
     _fail(policy.access == "read-only" and not sender, "read-only rsync upload", decision)
     _fail(policy.access == "write-only" and sender, "write-only rsync download", decision)
+    if policy.access == "write-only":
+        _check_rsync_write_only(options, decision)
     _fail(
         not policy.links and "--munge-links" not in options,
         "rsync without --munge-links although links = false",
@@ -213,6 +219,27 @@ def _check_rsync(args: list[str], request: Request, policy: Policy, decision: Al
         "rsync child HOME is the user's (~/.popt)",
         decision,
     )
+
+
+def _check_rsync_write_only(options: list[str], decision: Allow) -> None:
+    from scponly_py.programs import rsync  # noqa: PLC0415
+
+    _fail("--whole-file" not in options, "write-only rsync without --whole-file", decision)
+    for word in options:
+        if word.startswith("--"):
+            name, _, value = word[2:].partition("=")
+            _fail(
+                name in rsync.WRITE_ONLY_REFUSED_LONG,
+                f"write-only rsync with --{name}",
+                decision,
+            )
+            _fail(name == "log-format" and "%i" in value, "write-only rsync itemizes", decision)
+            continue
+        flags = word[1:].split("e", 1)[0].split("B", 1)[0].split("@", 1)[0]
+        bad = set(flags) & (
+            set(rsync.WRITE_ONLY_REFUSED_LETTERS) | set(rsync.WRITE_ONLY_STRIPPED_LETTERS)
+        )
+        _fail(bool(bad), f"write-only rsync with -{''.join(sorted(bad))}", decision)
 
 
 def _check_unison(args: list[str], request: Request, policy: Policy, decision: Allow) -> None:

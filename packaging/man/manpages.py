@@ -72,7 +72,15 @@ CONFIG_KEYS: dict[str, tuple[str, str]] = {
         "One of {access}. read-only runs sftp-server with `-R` and allows only scp downloads "
         "(`-f`); write-only denies every sftp request that reads (`-P` "
         "copy-data,opendir,read,readdir,readlink) and allows only scp uploads (`-t`); rsync "
-        "and the other programs are restricted in the same direction.",
+        "and the other programs are restricted in the same direction. What write-only hides: "
+        "file contents and directory listings (sftp, scp, rsync); rsync also refuses every "
+        "option whose output depends on the files already there (-c, -y, -n, -u, -i, "
+        "--existing, --ignore-existing, --size-only, --append, --compare-dest, --copy-dest, "
+        "--link-dest, --info, --list-only), drops the receiver's -v and adds --whole-file. "
+        "What it cannot hide: whether an upload succeeded, and why not (an unwritable or "
+        "existing directory in the way); sftp stat/lstat/realpath show whether a path exists "
+        "and its size, mode and times; rsync's receiver reports, for each name uploaded, "
+        "whether it existed and whether its size, time, mode or owner differ.",
     ),
     "links": (
         "boolean",

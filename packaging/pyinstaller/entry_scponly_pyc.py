@@ -1,7 +1,20 @@
-"""Frozen entry of scponly-pyc (the chroot login shell); see scponly-py.spec."""
+"""Frozen entry of scponly-pyc (the chroot login shell); see scponly-py.spec.
 
-import sys
+The first statement holds the signals a session can receive (as the launcher
+does; docs/design.md "What a session can observe"): from here to the exec a
+signal cannot raise. PyInstaller's onedir bootloader re-execs itself once
+(same process; the mask survives) and runs its bootstrap modules before this
+line: a SIGINT there can still print a bootstrap traceback.
+"""
 
-from scponly_py.chroot_shell import main
+import _signal
+
+_signal.pthread_sigmask(
+    _signal.SIG_BLOCK,
+    (_signal.SIGHUP, _signal.SIGINT, _signal.SIGQUIT, _signal.SIGPIPE, _signal.SIGTERM),
+)
+import sys  # noqa: E402
+
+from scponly_py.chroot_shell import main  # noqa: E402
 
 sys.exit(main())

@@ -70,8 +70,15 @@ Access modes:
   `-` (a path would make the server read a file), and `--whole-file` is added
   so that the receiving server never sends block checksums of existing files
   (which would let a client confirm guesses about files it may not read).
-  What remains is what sftp's stat also gives a write-only account: whether a
-  name exists, and its size and time (through the quick check).
+  Every option whose output or exit status depends on files already there is
+  refused (`WRITE_ONLY_REFUSED_LETTERS`, `WRITE_ONLY_REFUSED_LONG`: checksum
+  comparison, fuzzy basis search, dry runs, --update, --existing, …), and the
+  receiving server's verbosity letters are removed (at -v it reports created
+  directories, at -vv files that are up to date, at -vvvvv it debugs the fuzzy
+  search over the destination). What cannot be hidden with a stock rsync: the
+  receiver reports, in the protocol (>= 29) and whatever the options, for each
+  name the client sends whether it already existed and whether its size, time,
+  permissions or owner differ (`rsync -i` prints it); see docs/design.md.
 - `links = false`: `--munge-links` is added (symlinks a receiving rsync
   creates get an unusable `/rsyncd-munged/` target; a sending rsync unmunges),
   and when receiving, hard-link creation is refused (`-H`, `--hard-links`,
@@ -304,6 +311,31 @@ LONG_REFUSED = {
     "remote-option": "it passes options to the remote side",
     "confine-root": "the policy decides the confinement",
 }
+# write-only: options whose output or exit status depends on the files already there.
+WRITE_ONLY_REFUSED_LETTERS = {
+    "c": "checksum comparison says whether your file equals the server's",
+    "y": "the fuzzy basis search reads the destination directory",
+    "n": "a dry run writes nothing and reports what is already there",
+    "u": "--update skips files by the server's times",
+}
+WRITE_ONLY_REFUSED_LONG = {
+    "fuzzy": WRITE_ONLY_REFUSED_LETTERS["y"],
+    "existing": "it skips files by whether they exist on the server",
+    "ignore-existing": "it skips files by whether they exist on the server",
+    "size-only": "it skips files by the server's sizes",
+    "append": "it sends only what is beyond the server's file size",
+    "compare-dest": "it compares with files on the server",
+    "copy-dest": "it compares with files on the server",
+    "link-dest": "it compares with files on the server",
+    "list-only": "it lists files",
+    "info": "the server's info output reports files already there",
+}
+# ... and letters removed from the receiving server's clusters (protocol-neutral).
+WRITE_ONLY_STRIPPED_LETTERS = {
+    "v": "the receiving server's verbosity reports (and debugs) files already there",
+}
+# A --log-format with %i makes the server itemize what is already there.
+WRITE_ONLY_ITEMIZE = "%i"
 # Options that delete on the server (refused for read-only and write-only).
 DELETE_OPTIONS = frozenset(
     {
@@ -441,6 +473,36 @@ def _parse_options(args: list[str], home: str) -> tuple[_Parsed, list[str]]:
     raise Refusal("rsync server arguments must contain the '.' placeholder")
 
 
+def _check_write_only(parsed: _Parsed) -> None:
+    """Refuse what would tell a write-only account about the files already there."""
+    for letter, why in WRITE_ONLY_REFUSED_LETTERS.items():
+        if letter in parsed.letters:
+            raise Refusal(f"rsync option -{letter} is not allowed for a write-only account ({why})")
+    for name in sorted(parsed.longs & WRITE_ONLY_REFUSED_LONG.keys()):
+        why = WRITE_ONLY_REFUSED_LONG[name]
+        raise Refusal(f"rsync option --{name} is not allowed for a write-only account ({why})")
+    for word in parsed.words:
+        if word.startswith("--log-format=") and WRITE_ONLY_ITEMIZE in word:
+            raise Refusal(
+                "rsync itemizing (-i) is not allowed for a write-only account "
+                "(it reports the files already there)"
+            )
+        if word.startswith("--files-from=") and word != "--files-from=-":
+            raise Refusal("rsync --files-from must be '-' for a write-only account")
+
+
+def _quiet(word: str) -> str:
+    """A short cluster without the stripped letters (before any value letter); "" if empty."""
+    if word.startswith("--") or not word.startswith("-"):
+        return word
+    end = 1
+    while end < len(word) and word[end] in SHORT_FLAGS:
+        end += 1
+    flags = "".join(char for char in word[1:end] if char not in WRITE_ONLY_STRIPPED_LETTERS)
+    rest = word[end:]
+    return f"-{flags}{rest}" if flags or rest else ""
+
+
 def check(words: list[str], policy: "Policy", request: "Request") -> list[str]:
     """Validate an rsync server command; return the argv (after argv[0]) to exec."""
     if len(words) < 2 or words[1] != "--server":
@@ -461,9 +523,7 @@ def check(words: list[str], policy: "Policy", request: "Request") -> list[str]:
         if removing:
             raise Refusal(f"rsync option --{removing[0]} is not allowed (read-only)")
     if policy.access == "write-only":
-        reading = [word for word in parsed.words if word.startswith("--files-from=")]
-        if any(word != "--files-from=-" for word in reading):
-            raise Refusal("rsync --files-from must be '-' for a write-only account")
+        _check_write_only(parsed)
     hard_links = "H" in parsed.letters or parsed.longs & HARD_LINK_OPTIONS
     if not policy.links and not sender and hard_links:
         raise Refusal("creating hard links is not allowed for this account")
@@ -484,5 +544,8 @@ def check(words: list[str], policy: "Policy", request: "Request") -> list[str]:
         forced.append("--munge-links")
     if policy.access == "write-only":
         forced.append("--whole-file")
-    argv = ["--server", *(["--sender"] if sender else []), *parsed.words, *forced]
+    option_words = parsed.words
+    if policy.access == "write-only":
+        option_words = [quieted for word in option_words if (quieted := _quiet(word))]
+    argv = ["--server", *(["--sender"] if sender else []), *option_words, *forced]
     return [*argv, "--", ".", *operands]

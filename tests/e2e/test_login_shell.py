@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from scponly_py import shell
 from tests.e2e import clients
 from tests.e2e.sandbox import Sandbox
 
@@ -63,7 +64,10 @@ def assert_refused(result, sandbox: Sandbox, mark: int, reason: str) -> None:
     stderr = result.stderr.decode()
     assert result.returncode == 1, (result.returncode, stderr)
     assert reason in stderr, stderr
-    assert result.stdout == b""
+    # Only an scp server request is also answered in scp's protocol (libssh2 reads only that).
+    speaks_scp = shell.is_scp_server_request(result.args[-1], None)
+    expected = b"\x01" + stderr.encode() if speaks_scp else b""
+    assert result.stdout == expected, result.stdout
     lines = [line for line in sandbox.log_since(mark, "decision=refuse") if "scponly-py[" in line]
     assert any("decision=refuse" in line and reason in line for line in lines), lines
 

@@ -336,6 +336,34 @@ def test_scp_and_sftp_land_in_the_jail(setup: Setup, user: str, tmp_path: Path) 
     assert not sandbox.path(f"/srv/jail//home/{user}/../../up-scp.bin").exists()
 
 
+SFTP_INIT = b"\x00\x00\x00\x05\x01\x00\x00\x00\x03"  # SSH_FXP_INIT, version 3
+
+
+@pytest.mark.parametrize("user", ["capuser", "suiduser"])
+def test_legacy_sftp_probe_runs_sftp_server_in_the_jail(setup: Setup, user: str) -> None:
+    """PuTTY/WinSCP/phpseclib's fallback probe: decide() maps it to sftp-server, whose
+    grammar must have been loaded before the chroot (it was re-derived from the command)."""
+    from scponly_py.decide import LEGACY_SFTP_PROBES  # noqa: PLC0415
+
+    setup.use_config(TRANSFER_CONFIG)
+    (probe,) = LEGACY_SFTP_PROBES
+    sandbox = setup.sandbox
+    session = sandbox.spawn(
+        [*sandbox.ssh_argv(user), probe],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    session.stdin.write(SFTP_INIT)  # type: ignore[union-attr]
+    session.stdin.flush()  # type: ignore[union-attr]
+    answer = session.stdout.read(5)  # type: ignore[union-attr]
+    session.stdin.close()  # type: ignore[union-attr]
+    stderr = session.stderr.read()  # type: ignore[union-attr]
+    assert session.wait(timeout=30) == 0, stderr
+    assert b"internal error" not in stderr, stderr
+    assert answer[4:5] == b"\x02", (answer, stderr)  # SSH_FXP_VERSION
+
+
 RSYNC_CONFIG = """
 [defaults]
 programs = ["sftp", "scp", "rsync"]

@@ -109,6 +109,28 @@ def test_bad_rsync_allows_fail(argv: tuple[str, ...], message: str) -> None:
     assert message in fails(allow(argv, program="rsync", env=(("HOME", "/"), *ENV[1:])))
 
 
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (("-re.iLsfxCIvu",), "without --whole-file"),
+        (("-rce.iLsfxCIvu", "--whole-file"), "with -c"),
+        (("-vre.iLsfxCIvu", "--whole-file"), "with -v"),
+        (("-nye.iLsfxCIvu", "--whole-file"), "with -ny"),
+        (("-re.iLsfxCIvu", "--whole-file", "--existing"), "--existing"),
+        (("-re.iLsfxCIvu", "--whole-file", "--log-format=%i"), "itemizes"),
+    ],
+)
+def test_write_only_rsync_that_could_learn_fails(options: tuple[str, ...], message: str) -> None:
+    argv = ("/usr/bin/rsync", "--server", *options, "--", ".", "/in")
+    decision = allow(argv, program="rsync", env=(("HOME", "/"), *ENV[1:]))
+    assert message in fails(decision, policy=make_policy(access="write-only", programs=("rsync",)))
+    # the blob's letters (v: varint flist flags) are not verbosity
+    good = ("/usr/bin/rsync", "--server", "-re.iLsfxCIvu", "--whole-file", "--", ".", "/in")
+    request = make_request("rsync")
+    write_only = make_policy(access="write-only", programs=("rsync",))
+    oracles.check("rsync", request, write_only, decision.replace(argv=good, path=good[0]))
+
+
 def test_rsync_with_the_users_home_fails() -> None:
     argv = ("/usr/bin/rsync", "--server", "-logDtpre.iLsfxCIvu", "--", ".", "/in")
     assert "~/.popt" in fails(allow(argv, program="rsync"))

@@ -492,6 +492,46 @@ def test_write_only_adds_whole_file_and_refuses_deletes_and_remote_lists() -> No
     assert allowed_argv("rsync --server -e.LsfxCIvu --remove-source-files . d", "write-only")
 
 
+WRITE_ONLY_PROBES = [
+    # (command as the real client sends it, what the refusal names)
+    ("rsync --server -vvvvvnlyre.iLsfxCIvu . /etc/", "-y"),  # rsync -ny -vvvvv up host:/etc/
+    ("rsync --server -vnlre.iLsfxCIvu . dst/", "-n"),
+    ("rsync --server -lyre.iLsfxCIvu . dst/", "-y"),
+    ("rsync --server -nrce.iLsfxCIvu --log-format=%i . .", "-c"),  # rsync -rc -i -n guess/ h:.
+    ("rsync --server -rce.iLsfxCIvu . .", "-c"),
+    ("rsync --server -ure.iLsfxCIvu . .", "-u"),
+    ("rsync --server -re.iLsfxCIvu --log-format=%i . .", "itemizing"),
+    ("rsync --server -re.iLsfxCIvu --log-format=%i%I . .", "itemizing"),
+    ("rsync --server -re.iLsfxCIvu --existing . .", "--existing"),
+    ("rsync --server -re.iLsfxCIvu --ignore-existing . .", "--ignore-existing"),
+    ("rsync --server -re.iLsfxCIvu --size-only . .", "--size-only"),
+    ("rsync --server -re.iLsfxCIvu --append . .", "--append"),
+    ("rsync --server -re.iLsfxCIvu --fuzzy . .", "--fuzzy"),
+    ("rsync --server -re.iLsfxCIvu --compare-dest=x . .", "--compare-dest"),
+    ("rsync --server -re.iLsfxCIvu --copy-dest x . .", "--copy-dest"),
+    ("rsync --server -re.iLsfxCIvu --link-dest=x . .", "--link-dest"),
+    ("rsync --server -re.iLsfxCIvu --list-only . .", "--list-only"),
+    ("rsync --server -re.iLsfxCIvu --info=skip2 . .", "--info"),
+]
+
+
+@pytest.mark.parametrize(("command", "named"), WRITE_ONLY_PROBES)
+def test_write_only_refuses_what_depends_on_existing_files(command: str, named: str) -> None:
+    reason = refusal(command, "write-only")
+    assert named in reason and "write-only" in reason
+    assert isinstance(run(command, "read-write"), Allow)
+
+
+def test_write_only_removes_the_receivers_verbosity_but_not_the_blob_letters() -> None:
+    assert allowed_argv("rsync --server -vvvvvlogDtpre.iLsfxCIvu . d/", "write-only") == [
+        "--server", "-logDtpre.iLsfxCIvu", "--whole-file", "--", ".", "d/",
+    ]  # fmt: skip
+    assert allowed_argv("rsync --server -v -re.iLsfxCIvu --log-format=%o . d", "write-only") == [
+        "--server", "-re.iLsfxCIvu", "--log-format=%o", "--whole-file", "--", ".", "d",
+    ]  # fmt: skip
+    assert allowed_argv("rsync --server -vvre.iLsfxCIvu . d", "read-write")[1] == "-vvre.iLsfxCIvu"
+
+
 def test_read_write_allows_deletes_in_both_directions() -> None:
     assert allowed_argv("rsync --server -logDtpre.iLsfxCIvu --delete . dst/")
     assert allowed_argv("rsync --server --sender -e.LsfxCIvu --remove-source-files . a")
@@ -923,6 +963,24 @@ def test_real_access_modes(area) -> None:
     pulled = area("h:f", "back", access="read-only")
     assert pulled.returncode == 0, pulled.stderr
     assert (area.client / "back").read_bytes() == b"data\n"
+
+
+def test_real_write_only_learns_nothing_from_probes(area) -> None:
+    """The issue's reproductions: a fuzzy dry run at -vvvvv, and a checksum guess."""
+    (area.home / "secret-name").write_bytes(b"guess me\n")
+    (area.home / "other").write_bytes(b"x" * 1234)
+    upload = area.client / "up"
+    upload.mkdir()
+    (upload / "secret-name").write_bytes(b"guess me\n")
+    for args in (["-ny", "-vvvvv", "up/", "h:."], ["-rc", "-i", "-n", "up/", "h:."]):
+        result = area(*args, access="write-only")
+        assert result.returncode != 0, args
+        assert "write-only account" in result.stderr
+        assert "other" not in result.stdout + result.stderr
+    plain = area("-av", "up/", "h:.", access="write-only")
+    assert plain.returncode == 0, plain.stderr
+    assert "other" not in plain.stdout + plain.stderr
+    assert "uptodate" not in plain.stdout + plain.stderr
 
 
 def test_real_munge_links_when_links_are_off(area) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 
+from scponly_py import shell
 from scponly_py.decide import decide
 from scponly_py.decision import Allow, Refusal, Refuse
 from scponly_py.programs import scp, shortopts
@@ -297,3 +298,26 @@ def test_configured_path_is_what_runs() -> None:
     decision = decide(make_request("/opt/openssh/bin/scp -f x"), policy)
     assert isinstance(decision, Allow)
     assert decision.path == "/opt/openssh/bin/scp"
+
+
+# --- a refused scp request is answered in scp's protocol too (libssh2 reads only that) ---------
+
+SCP_REQUESTS = ["scp -t x", "scp -f x", "/usr/bin/scp -v -d -t d", "scp -rf a b", "scp -l 10 -t x"]
+NOT_SCP_REQUESTS = ["scp x y", "scp -- -t", "sftp-server", "rsync --server -t . x", "id -f", "'scp"]
+
+
+@pytest.mark.parametrize("command", SCP_REQUESTS)
+def test_refusing_an_scp_request_answers_in_scps_protocol(command: str, capfd) -> None:
+    policy = make_policy(access="read-only")
+    request = make_request(command)
+    assert shell.refuse(request, Refuse(program="scp", reason="no\nmore"), policy) == 1
+    out, err = capfd.readouterr()
+    assert out == "\x01scponly-py: refused: no?more\n"
+    assert err == "scponly-py: refused: no?more\n"
+
+
+@pytest.mark.parametrize("command", NOT_SCP_REQUESTS)
+def test_nothing_else_ever_gets_stdout(command: str, capfd) -> None:
+    assert shell.refuse(make_request(command), Refuse(program="-", reason="no"), make_policy()) == 1
+    out, err = capfd.readouterr()
+    assert out == "" and err == "scponly-py: refused: no\n"
