@@ -47,12 +47,6 @@ def sandbox(sandbox_factory) -> Sandbox:
     return sandbox
 
 
-@pytest.mark.xfail(
-    reason="a SIGINT while the interpreter initialises, before the launcher's first statement, "
-    "prints CPython's own traceback; only the C front (issue 12) closes that window by blocking "
-    "the signals before it execs the launcher. Remove this marker when the front is merged.",
-    strict=False,
-)
 @pytest.mark.parametrize("seed", [1, 2])
 def test_signals_at_random_moments_never_show_a_traceback(sandbox: Sandbox, seed: int) -> None:
     pytest.importorskip("paramiko")
@@ -79,8 +73,8 @@ HELD = (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGPIPE, signal.SIG
 
 
 def test_signals_held_by_the_caller_end_the_login_silently(sandbox: Sandbox) -> None:
-    """The agreed design without the front: a caller that blocks the signals before exec'ing the
-    launcher (as the front does); each signal at a random moment of a real login (config, decision,
+    """A caller that blocks the signals before exec'ing the login shell (as sshd does not; the
+    front blocks them itself); each signal at a random moment of a real login (config, decision,
     log, exec of scp) ends it silently: by the signal at the release before the exec, or in scp."""
     chooser = random.Random(14)  # noqa: S311 - timing only
     uid = sandbox.users["alice"].uid
