@@ -13,7 +13,7 @@ import _signal
 import posix
 import sys
 
-from scponly_py import audit, config
+from scponly_py import audit, config, setid
 from scponly_py import request as requests
 from scponly_py.decide import decide
 from scponly_py.decision import Refusal, Refuse
@@ -81,6 +81,10 @@ def execute(request: "Request", decision: "Allow") -> int:
     # Python ignores SIGPIPE and SIGXFSZ; ignored signals survive exec.
     _signal.signal(_signal.SIGPIPE, _signal.SIG_DFL)
     _signal.signal(_signal.SIGXFSZ, _signal.SIG_DFL)
+    try:
+        setid.confine()
+    except Refusal as refusal:
+        return refuse(request, Refuse(program=decision.program, reason=refusal.reason))
     try:
         posix.execve(
             encode(decision.path),
