@@ -579,8 +579,8 @@ def _run(decision: Allow) -> int:
     `subprocess`, which the frozen login binaries leave out and which costs an
     import: the child resets the signals Python ignores, sets the umask and
     the working directory, installs the set-id filter, and execs the absolute
-    path with the decided argv
-    and environment. Nothing else (no shell, no PATH search).
+    path with the decided argv and environment. Nothing else (no shell, no
+    PATH search).
     """
     if not decision.path.startswith("/") or decision.argv[0] != decision.path:
         return REFUSED_STATUS  # unreachable by construction; never run a relative program
