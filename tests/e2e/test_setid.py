@@ -78,6 +78,16 @@ def test_legacy_scp_p_refuses_the_set_id_file(sandbox: Sandbox, source: Path) ->
     assert result.returncode == 1
     assert result.stderr.decode() == f"scp: {name}: Operation not permitted\n"
     assert not landed(sandbox, name).exists()
+    tree = source.parent / "tree"
+    tree.mkdir()
+    (tree / "a-readme").write_text("data\n")
+    source.rename(tree / "program")
+    (tree / "z-readme").write_text("data\n")
+    result = sandbox.run(sandbox.scp_argv("-O", "-rp", str(tree), f"uploader@sandbox:{name}"))
+    assert result.returncode == 1
+    assert result.stderr.decode() == f"scp: {name}/program: Operation not permitted\n"
+    assert sorted(path.name for path in landed(sandbox, name).iterdir()) == ["a-readme", "z-readme"]
+    source = tree / "program"
     plain = f"scp-O-{source.stat().st_mode & 0o7777:o}"
     result = sandbox.run(sandbox.scp_argv("-O", str(source), f"uploader@sandbox:{plain}"))
     assert result.returncode == 0, result.stderr  # without -p, scp drops the set-id bits
