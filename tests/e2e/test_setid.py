@@ -7,6 +7,7 @@ here is the real one; what it prints is what docs/design.md and scponly-py(8) pr
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,27 @@ programs = ["sftp", "scp", "rsync"]
 """
 PROGRAM = b"#!/bin/sh\nid -u\n"
 SET_ID = 0o6000
+# A hostile SFTP client: the mode in the open request itself, then fsetstat on the handle.
+RAW_SFTP = """
+import sys, paramiko
+client = paramiko.SSHClient()
+client.load_host_keys(sys.argv[2])
+client.connect("127.0.0.1", username="uploader", key_filename=sys.argv[1], allow_agent=False,
+               look_for_keys=False, timeout=20)
+sftp = client.open_sftp()
+attributes = paramiko.SFTPAttributes()
+attributes.st_mode = 0o4755
+for name, call in (
+    ("open-with-mode", lambda: sftp._request(paramiko.sftp.CMD_OPEN, "raw-new", 0x1A, attributes)),
+    ("fsetstat", lambda: sftp.open("raw-fs", "w").chmod(0o6755)),
+    ("setstat", lambda: sftp.chmod("raw-fs", 0o2755)),
+):
+    try:
+        call()
+        print(name, "ok")
+    except OSError as error:
+        print(name, error.errno)
+"""
 
 
 @pytest.fixture(scope="module")
@@ -106,3 +128,16 @@ def test_rsync_keeps_the_data_without_set_id_bits(
     assert b"Operation not permitted (1)" in result.stderr
     assert landed(sandbox, name).read_bytes() == PROGRAM
     assert landed(sandbox, name).stat().st_mode & 0o7777 == 0o700
+
+
+def test_a_hostile_sftp_client_gets_permission_denied(sandbox: Sandbox) -> None:
+    result = sandbox.run(
+        [sys.executable, "-c", RAW_SFTP, str(sandbox.client_key), str(sandbox.root / "known_hosts")]
+    )
+    assert result.returncode == 0, result.stderr
+    # EACCES: sftp-server reports EPERM as SSH2_FX_PERMISSION_DENIED.
+    assert result.stdout.decode().split("\n") == [
+        "open-with-mode 13", "fsetstat 13", "setstat 13", ""
+    ]  # fmt: skip
+    assert not landed(sandbox, "raw-new").exists()
+    assert landed(sandbox, "raw-fs").stat().st_mode & SET_ID == 0
