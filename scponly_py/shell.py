@@ -16,7 +16,7 @@ import _signal
 import posix
 import sys
 
-from scponly_py import audit, config, programs, words
+from scponly_py import audit, config, programs, setid, words
 from scponly_py import request as requests
 from scponly_py.decide import decide
 from scponly_py.decision import Refusal, Refuse
@@ -149,6 +149,10 @@ def execute(request: "Request", decision: "Allow") -> int:
     except OSError as error:
         reason = f"cannot change to directory {decision.cwd}: {error.strerror}"
         return refuse(request, Refuse(program=decision.program, reason=reason))
+    try:
+        setid.confine()
+    except Refusal as refusal:
+        return refuse(request, Refuse(program=decision.program, reason=refusal.reason))
     release_signals()
     try:
         posix.execve(

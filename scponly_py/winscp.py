@@ -60,14 +60,15 @@ so it needs read-write and links. `chmod` accepts the modes WinSCP produces
 
 `serve()` is the thin impure runner: it reads standard input unbuffered up to
 each newline (so an `scp` child gets every byte after its command line), runs
-children with fork/execve (never a shell) sharing the session's stdio, and
+children with fork/execve (never a shell) sharing the session's stdio, each
+under the set-id filter (`setid.confine`) like every allowed program, and
 fails closed: an over-long line or a log line that cannot be written ends the
 session with status 1.
 """
 
 import posix
 
-from scponly_py import audit, childenv, words
+from scponly_py import audit, childenv, setid, words
 from scponly_py.decide import decide, start_directory
 from scponly_py.decision import Allow, Refusal
 from scponly_py.shell import release_signals
@@ -576,9 +577,10 @@ def _run(decision: Allow) -> int:
 
     Plain fork/execve/waitpid from the built-in `posix` module rather than
     `subprocess`, which the frozen login binaries leave out and which costs an
-    import: the child releases the login's held signals, sets the umask and
-    the working directory, and execs the absolute path with the decided argv
-    and environment. Nothing else (no shell, no PATH search).
+    import: the child installs the set-id filter, releases the login's held
+    signals, sets the umask and the working directory, and execs the absolute
+    path with the decided argv and environment. Nothing else (no shell, no
+    PATH search).
     """
     if not decision.path.startswith("/") or decision.argv[0] != decision.path:
         return REFUSED_STATUS  # unreachable by construction; never run a relative program
@@ -592,12 +594,17 @@ def _run(decision: Allow) -> int:
     pid = posix.fork()
     if pid == 0:  # the child: exec or exit, never return into the session loop
         try:
+            setid.confine()
             release_signals()
             posix.umask(decision.umask)
             posix.chdir(cwd)
             posix.execve(path, argv, environment)
         except BaseException as error:  # noqa: BLE001 - report and leave the child
-            reason = getattr(error, "strerror", None) or type(error).__name__
+            reason = (
+                getattr(error, "strerror", None)
+                or getattr(error, "reason", None)
+                or type(error).__name__
+            )
             try:
                 _write(2, f"scponly-py: cannot run {decision.path}: {reason}\n")
             finally:

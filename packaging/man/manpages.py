@@ -165,6 +165,53 @@ SHELL_PAGE = {
                 "no Python needed) is for ChrootDirectory jails.",
             ],
         ),
+        (
+            "SET-ID BITS",
+            [
+                "No file an account uploads ever runs with its uid for someone else. Right "
+                "before the exec, scponly-py (and scponly-pyc, and the frozen scponly-py) sets "
+                "no_new_privs and installs a seccomp filter that the program and everything it "
+                "starts keep: chmod, fchmod, fchmodat, fchmodat2, mknod, mknodat and a creating "
+                "open, openat or creat fail with EPERM when the mode has the set-user-ID or "
+                "set-group-ID bit (on directories too); openat2 and io_uring fail with ENOSYS. "
+                "There is no setting to turn it off. What clients see:",
+                (
+                    "list",
+                    [
+                        (
+                            "sftp `chmod 4755`",
+                            "`remote setstat` *file*`: Permission denied`; the mode is unchanged.",
+                        ),
+                        (
+                            "`scp -p`, `sftp put -p`",
+                            "OpenSSH clients send only the permission bits: the file lands "
+                            "without set-id bits, no error.",
+                        ),
+                        (
+                            "`scp -O -p`",
+                            "a file whose source is set-id is not written: `scp:` *file*`: "
+                            "Operation not permitted`, exit 1 (other files go on). Without `-p`, "
+                            "scp drops the bits itself.",
+                        ),
+                        (
+                            "`rsync -p`, `rsync -a`",
+                            "the data lands with mode 0700 (rsync's temporary file) and rsync "
+                            "exits 23 with `failed to set permissions on` *file*`: Operation not "
+                            "permitted`.",
+                        ),
+                        (
+                            "WinSCP (SCP mode)",
+                            "its `chmod` refuses set-id modes before running anything.",
+                        ),
+                    ],
+                ),
+                "The filter knows x86_64 and aarch64 (on x86_64, i386 system calls kill the "
+                "process and x32 ones fail); on any other architecture, or a 32-bit Python, "
+                "every login is refused with one line and a syslog line. no_new_privs also "
+                "means that nothing the program runs gains privilege from a set-id or "
+                "file-capability binary.",
+            ],
+        ),
         ("ADMINISTRATIVE COMMANDS", "@argparse"),
         (
             "SSHD CONFIGURATION",

@@ -726,3 +726,30 @@ def test_frozen_tree_holds_every_grammar(frozen_tree: Path, tmp_path: Path, comm
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     assert b"decision:  ALLOW" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("user", "home"),
+    [
+        ("capuser", "/srv/jail/home/capuser"),
+        ("suiduser", "/srv/jail/home/suiduser"),
+        ("chrooted", "/srv/jail2/home/chrooted"),
+    ],
+)
+def test_uploads_never_become_set_id_in_a_jail(
+    setup: Setup, user: str, home: str, tmp_path: Path
+) -> None:
+    """scponly-pyc (both builds) and the frozen scponly-py install the set-id filter too."""
+    setup.use_config(TRANSFER_CONFIG)
+    tmp_path.chmod(0o755)
+    program = tmp_path / "program"
+    program.write_bytes(b"#!/bin/sh\nid -u\n")
+    batch = setup.sandbox.sftp_batch(user, f"put {program} setid\nchmod 4755 setid\n")
+    assert batch.returncode == 1
+    assert b'setid": Permission denied' in batch.stderr, batch.stderr
+    up = setup.sandbox.run(setup.sandbox.scp_argv("-O", "-p", str(program), f"{user}@sandbox:p"))
+    assert up.returncode == 0, up.stderr
+    assert setup.sandbox.path(f"{home}/setid").stat().st_mode & 0o7777 == 0o644
+    stamped = setup.sandbox.sftp_batch(user, "-chmod 2755 p\nchmod 755 p\n")
+    assert b"Permission denied" in stamped.stderr, stamped.stderr
+    assert setup.sandbox.path(f"{home}/p").stat().st_mode & 0o7777 == 0o755

@@ -668,3 +668,12 @@ def test_builtins_are_logged_only_at_debug_level() -> None:
     )
     logged = [a for a in chatty.handle("pwd" + END) if a[0] == winscp.LOG]
     assert len(logged) == 1 and "program=pwd" in logged[0][2]
+
+
+def test_runner_children_cannot_set_set_id_bits(tmp_path: Path) -> None:
+    program = tmp_path / "program"
+    program.write_bytes(b"#!/bin/sh\n")
+    program.chmod(0o644)
+    assert winscp._run(_allow("/bin/chmod", "4755", str(program))) == 1
+    assert winscp._run(_allow("/bin/chmod", "0755", str(program))) == 0
+    assert program.stat().st_mode & 0o7777 == 0o755
