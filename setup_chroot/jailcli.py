@@ -462,8 +462,8 @@ def _check_accounts(
         results = _audit_accounts(accounts, sshd_config, with_sshd)
         changes: list[str] = []
         if fix or dry_run:
-            for who, settings, found in results:
-                planned = doctor.plan_fixes(who, settings, found)
+            for who, settings, items in results:
+                planned = doctor.plan_fixes(who, settings, items)
                 if dry_run:
                     changes += doctor.preview(planned)
                 else:
