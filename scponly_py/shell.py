@@ -16,7 +16,7 @@ import _signal
 import posix
 import sys
 
-from scponly_py import audit, config, programs, setid, words
+from scponly_py import audit, config, programs, setid, trusted, words
 from scponly_py import request as requests
 from scponly_py.decide import decide
 from scponly_py.decision import Refusal, Refuse
@@ -46,6 +46,10 @@ NO_FRONT = (
     "scponly-py was not started through its front; the login shell must be the program "
     "'scponly-py-setup install-shell' or the package installs (/usr/bin/scponly-py), "
     "not the launcher script"
+)
+USER_MANAGER = (
+    "{problem}: on this systemd host pam_systemd starts systemd --user at login, which would "
+    "run what the account put there; as root run 'scponly-py-setup check --user {user} --fix'"
 )
 INSECURE_START = (
     "so the environment PAM or sshd set could have run code first (is its file capability "
@@ -169,10 +173,12 @@ def execute(request: "Request", decision: "Allow") -> int:
 def login(args: list[bytes], jail: "Jail | None" = None, startup_warning: str | None = None) -> int:
     """Handle one login (`-c CMD`, forced command, or interactive).
 
-    `jail` (scponly-pyc only) runs after the config is loaded and before the
-    decision: it chroots, drops privileges and returns the request with the
-    in-jail home, or raises `Refusal`. `startup_warning` (from the launcher,
-    e.g. why the login bundle was not used) goes to syslog.
+    On a systemd host a home the account could have filled for `systemd --user`
+    is refused first (trusted.user_manager_problem). `jail` (scponly-pyc only)
+    runs after the config is loaded and before the decision: it chroots, drops
+    privileges and returns the request with the in-jail home, or raises `Refusal`.
+    `startup_warning` (from the launcher, e.g. why the login bundle was not used)
+    goes to syslog.
     """
     if not sys.flags.isolated:
         return refuse(None, Refuse(program="-", reason=NOT_ISOLATED))
@@ -200,6 +206,11 @@ def login(args: list[bytes], jail: "Jail | None" = None, startup_warning: str | 
         except audit.AuditError:
             pass  # the decision's own line below fails closed if logging is broken
     policy = effective_policy(loaded.config, request.user, request.groups)
+    if trusted.systemd_booted():
+        problem = trusted.user_manager_problem(request.home)
+        if problem is not None:
+            reason = USER_MANAGER.format(problem=problem, user=request.user)
+            return refuse(request, Refuse(program="-", reason=reason), policy)
     if jail is not None:
         try:
             request = jail(request, policy)

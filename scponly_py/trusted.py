@@ -11,7 +11,9 @@ the target only when sticky, and then only a root-owned *directory* may follow
 it (in /tmp a user can plant anything else, hard links included). Symlinks are
 refused, except with `follow=True` a root-owned one in a directory nobody but
 root can write (merged-/usr's /bin -> usr/bin); its target is walked by the
-same rule. The why: docs/design.md, "Paths root trusts".
+same rule. The why: docs/design.md, "Paths root trusts". `user_manager_problem`
+applies the same ownership test to what `systemd --user` reads from a home
+(docs/design.md, "The login environment").
 """
 
 from __future__ import annotations
@@ -29,6 +31,14 @@ ROOT = (0,)
 MAX_LINKS = 40
 OPEN_ANY = posix.O_PATH | posix.O_NOFOLLOW | posix.O_CLOEXEC
 ENOENT, ENOTDIR, ELOOP = 2, 20, 40
+# sd_booted(): systemd is the init (then pam_systemd can start the user's service manager).
+SYSTEMD_RUNNING = "/run/systemd/system"
+# What systemd --user reads from $HOME ($XDG_CONFIG_HOME/systemd/user{,.control,.attached},
+# user.conf, environment.d, $XDG_DATA_HOME/systemd/user) and each directory on the way.
+USER_MANAGER_PATHS = (
+    "", "/.config", "/.config/systemd", "/.config/environment.d",
+    "/.local", "/.local/share", "/.local/share/systemd",
+)  # fmt: skip
 
 
 class Untrusted(Exception):
@@ -207,6 +217,39 @@ def open_at(
         posix.close(fd)
         raise
     return fd
+
+
+def systemd_booted() -> bool:
+    """Whether systemd is this host's init (sd_booted: /run/systemd/system is a directory)."""
+    try:
+        return posix.lstat(SYSTEMD_RUNNING).st_mode & S_IFMT == S_IFDIR
+    except OSError:
+        return False
+
+
+def user_manager_problem(home: str) -> str | None:
+    """Why the account could have put something `systemd --user` reads in `home`, or None.
+
+    Each of USER_MANAGER_PATHS below `home` (taken as given, `//` included) that
+    exists must be root's: owned by root, not writable by group or others, not a
+    symlink (lstat only; nothing is followed). A missing one is fine: its parent
+    passed. Anything that cannot be examined is a problem (fail closed).
+    """
+    for suffix in USER_MANAGER_PATHS:
+        path = home + suffix
+        try:
+            info = posix.lstat(path)
+        except OSError as error:
+            if error.errno in (ENOENT, ENOTDIR):
+                continue
+            return f"{path} cannot be examined ({error.strerror})"
+        if info.st_mode & S_IFMT == S_IFLNK:
+            return f"{path} is a symlink"
+        if info.st_uid != 0:
+            return f"{path} is owned by uid {info.st_uid}, not root"
+        if info.st_mode & WRITABLE_BY_OTHERS:
+            return f"{path} is writable by group or others (mode {info.st_mode & 0o7777:04o})"
+    return None
 
 
 def make_dirs(path: str, mode: int = 0o755, *, owners: tuple[int, ...] = ROOT) -> int:

@@ -5,9 +5,10 @@ Reads, never runs: the sshd PAM stack (pamstack.py), `sshd -T` for the user
 mode and security.capability, and the account's home: every lstat, every
 open O_NOFOLLOW below the home, user files read up to MAX_READ bytes. Each
 finding is one line (what, what it allows, the fix); `plan_fixes`/`apply`
-change only modes and owners of the home, ~/.ssh and its key files, through
-descriptors opened without following symlinks. docs/design.md, "Account and
-server audit", says why each check exists.
+change only modes and owners of the home, ~/.ssh and its key files (and, for a
+home systemd --user could read from, the directory-only ~/.config and ~/.local
+trees plus a new ~/files), through descriptors opened without following
+symlinks. docs/design.md, "Account and server audit", says why each check exists.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ import stat
 import struct
 from dataclasses import asdict, dataclass
 
-from setup_chroot import pamstack, sshd
+from scponly_py import trusted
+from setup_chroot import audit, pamstack, plan, sshd
 
 SHELL_NAMES = frozenset({"scponly-py", "scponly-pyc"})
 MAX_READ = 64 * 1024
@@ -42,7 +44,11 @@ LOGIN_FILES = {
     ".shosts": "lets the hosts and users listed log in as the account (host-based auth)",
     ".config/systemd": "systemd --user (started by pam_systemd at login) runs the units in it",
     ".config/environment.d": "systemd --user puts its variables into every user service",
+    ".local/share/systemd": "systemd --user (started by pam_systemd at login) runs the units in it",
 }
+# What systemd --user reads below the home, and the trees holding it (trusted.USER_MANAGER_PATHS).
+USER_MANAGER_FILES = frozenset({".config/systemd", ".config/environment.d", ".local/share/systemd"})
+USER_MANAGER_TREES = (".config", ".local")
 CRONTABS = ("/var/spool/cron/crontabs", "/var/spool/cron")  # Debian; Fedora and Arch
 AT_SPOOLS = ("/var/spool/cron/atjobs", "/var/spool/at")
 LINGER = "/var/lib/systemd/linger"
@@ -97,6 +103,7 @@ class Server:
 
     pam: pamstack.Stack
     sshd_status: tuple[bool, int] | None  # (NoNewPrivs, CapBnd) of the running sshd
+    systemd: bool = False  # systemd is the init (trusted.systemd_booted): the shell checks homes
 
 
 def account(name: str) -> Account:
@@ -211,7 +218,7 @@ def sshd_status(pidfile: str) -> tuple[bool, int] | None:
 def load_server(settings: dict[str, list[str]] | None, pam_dirs: tuple[str, ...]) -> Server:
     pidfile = (settings or {}).get("pidfile", ["/run/sshd.pid"])[0]
     stack = pamstack.stack("sshd", pamstack.directory_reader(pam_dirs))
-    return Server(stack, sshd_status(pidfile))
+    return Server(stack, sshd_status(pidfile), trusted.systemd_booted())
 
 
 # -- sshd settings ------------------------------------------------------------------------
@@ -477,8 +484,13 @@ def file_findings(
     secure: bool,
     pam_reads: list[pamstack.EnvRead],
     pam_systemd: bool,
+    booted: bool = False,
 ) -> list[Finding]:
-    """The home, its ancestors, ~/.ssh, key files, login-time files and leftover jobs."""
+    """The home, its ancestors, ~/.ssh, key files, login-time files and leftover jobs.
+
+    `booted`: systemd is this host's init, so the login shell refuses a home that
+    trusted.user_manager_problem objects to (reported even without pam_systemd).
+    """
     name, home = who.name, who.home
     found = [
         Finding(
@@ -563,34 +575,106 @@ def file_findings(
     found += _pam_files(who, secure=secure, pam_reads=pam_reads, home_writable=home_writable)
     for relative, why in LOGIN_FILES.items():
         path = os.path.join(home, relative)
+        if relative in USER_MANAGER_FILES:
+            if _foreign(home, relative):
+                found.append(
+                    Finding(
+                        name,
+                        "login-file",
+                        "high" if pam_systemd else "medium",
+                        path,
+                        f"{path} holds something other than root-owned directories",
+                        why,
+                        f"read it, then remove what is not root's (rm -r {path})",
+                    )
+                )
+            continue
         if _lstat(path) is not None:
             found.append(
                 Finding(
                     name,
                     "login-file",
-                    "high" if relative.startswith(".config") and pam_systemd else "medium",
+                    "medium",
                     path,
                     f"{path} exists",
                     why,
                     f"read it, then remove it (rm -r {path})",
                 )
             )
-    if home_writable and pam_systemd:
-        found.append(
-            Finding(
-                name,
-                "systemd-user",
-                "high",
-                home,
-                f"the home {home} is writable by {name} and sshd's PAM session runs pam_systemd",
-                "an uploaded ~/.config/systemd/user unit runs as the user at the next login, "
-                "without the shell",
-                "make the home root-owned with one writable directory (scponly-py-setup "
-                "add-user layout), or drop pam_systemd from sshd's session stack",
-            )
-        )
+    found += _systemd_user(who, pam_systemd=pam_systemd, booted=booted)
     found += _jobs(who)
     return found
+
+
+def _systemd_user(who: Account, *, pam_systemd: bool, booted: bool) -> list[Finding]:
+    """The home or ~/.config, ~/.local... the account could fill for systemd --user."""
+    problem = trusted.user_manager_problem(who.home) if pam_systemd or booted else None
+    if problem is None:
+        return []
+    allows = []
+    if pam_systemd:
+        allows.append(
+            "an uploaded ~/.config/systemd/user unit runs as the user at the next login, "
+            "without the shell"
+        )
+    if booted:
+        allows.append(f"the login shell refuses every login of {who.name} on this systemd host")
+    return [
+        Finding(
+            who.name,
+            "systemd-user",
+            "high" if pam_systemd else "medium",
+            who.home,
+            problem + (" and sshd's PAM session runs pam_systemd" if pam_systemd else ""),
+            "; ".join(allows),
+            f"scponly-py-setup check --user {who.name} --fix (root-owned home and ~/.config, "
+            f"~/.local; uploads go to ~/{plan.WRITABLE})",
+        )
+    ]
+
+
+@dataclass(frozen=True)
+class Tree:
+    """home/relative and everything below it, top-down, walked without following symlinks."""
+
+    entries: list[tuple[tuple[str, ...], os.stat_result]]  # (parts below the home, lstat)
+    trouble: str | None = None  # why the walk stopped early (the tree changed under it)
+
+
+def tree(home: str, relative: str) -> Tree | None:
+    """The tree at home/relative (None if missing); a directory is entered only by its fd."""
+    parts = tuple(relative.split("/"))
+    info = _lstat(os.path.join(home, relative))
+    if info is None:
+        return None
+    if not stat.S_ISDIR(info.st_mode):
+        return Tree([(parts, info)])
+    entries = [(parts, info)]
+    try:
+        fd = _open_below(home, parts)
+    except OSError as error:
+        return Tree(entries, f"cannot be opened ({error.strerror})")
+    try:
+        for names, name, child, _fd in audit.walk_tree(fd):
+            entries.append(((*parts, *names, name), child))
+    except (audit.Changed, OSError) as error:
+        return Tree(entries, f"changed while examined ({error})")
+    finally:
+        os.close(fd)
+    return Tree(entries)
+
+
+def root_directory(info: os.stat_result) -> bool:
+    """A directory only root can change: root-owned, not writable by group or others."""
+    return stat.S_ISDIR(info.st_mode) and info.st_uid == 0 and not info.st_mode & 0o022
+
+
+def _foreign(home: str, relative: str) -> bool:
+    """Whether home/relative's tree holds anything but directories only root can change."""
+    found = tree(home, relative)
+    return found is not None and (
+        found.trouble is not None or not all(root_directory(info) for _, info in found.entries)
+    )
 
 
 def _ancestors(directory: str) -> list[tuple[str, str]]:
@@ -754,7 +838,12 @@ def check_account(
         found += settings_findings(who.name, settings, secure=secure, rc_present=rc)
     found += privilege_findings(who.name, start, server.sshd_status)
     found += file_findings(
-        who, settings, secure=secure, pam_reads=pam_reads, pam_systemd=pam_systemd
+        who,
+        settings,
+        secure=secure,
+        pam_reads=pam_reads,
+        pam_systemd=pam_systemd,
+        booted=server.systemd,
     )
     if not secure and any(item.severity == "high" for item in found):
         found[0] = Finding(**{**found[0].to_json(), "severity": "high"})
@@ -766,7 +855,7 @@ def check_account(
 
 @dataclass(frozen=True)
 class Change:
-    """A planned chmod/chown of the home (parts == ()), ~/.ssh or a key file in it."""
+    """A planned chmod/chown of the home (parts == ()) or of an entry below it."""
 
     path: str
     parts: tuple[str, ...]
@@ -774,18 +863,78 @@ class Change:
     mode: int | None
     owner: int | None
     was: str
+    group: int | None = None
 
     def __str__(self) -> str:
         steps = []
         if self.owner is not None:
-            steps.append(f"chown {self.owner}")
+            group = "" if self.group is None else f":{self.group}"
+            steps.append(f"chown {self.owner}{group}")
         if self.mode is not None:
             steps.append(f"chmod {self.mode:04o}")
         return f"{' + '.join(steps)} {self.path} (was {self.was})"
 
 
-def plan_fixes(who: Account, settings: dict[str, list[str]] | None) -> list[Change]:
-    """The safe fixes: no group/other write, no foreign owner, on the home, ~/.ssh, key files."""
+@dataclass(frozen=True)
+class MakeDir:
+    """A planned directory in the home (`name`), owned by the user: where uploads go."""
+
+    path: str
+    name: str
+    home_inode: tuple[int, int]
+    owner: int
+    group: int
+
+    def __str__(self) -> str:
+        return f"mkdir -m 0755 {self.path} (owner {self.owner}:{self.group}, for uploads)"
+
+
+@dataclass(frozen=True)
+class Note:
+    """What --fix leaves to the administrator, said once in the plan and once when applied."""
+
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
+
+
+Planned = Change | MakeDir | Note
+
+
+def _change(
+    home: str,
+    parts: tuple[str, ...],
+    info: os.stat_result,
+    mode: int,
+    *,
+    owner: int = 0,
+    group: int = 0,
+) -> Change | None:
+    """The chown/chmod that gives `info` this owner/group/mode, or None if it has them."""
+    current = stat.S_IMODE(info.st_mode)
+    if (current, info.st_uid, info.st_gid) == (mode, owner, group):
+        return None
+    was = f"uid {info.st_uid}, gid {info.st_gid}, mode {current:04o}"
+    return Change(
+        os.path.join(home, *parts),
+        parts,
+        (info.st_dev, info.st_ino),
+        mode if mode != current else None,
+        owner,
+        was,
+        group,
+    )
+
+
+def plan_fixes(
+    who: Account, settings: dict[str, list[str]] | None, found: list[Finding] | None = None
+) -> list[Planned]:
+    """The safe fixes: no group/other write, no foreign owner, on the home, ~/.ssh, key files.
+
+    With a `systemd-user` finding among `found`, the home becomes root's instead
+    (plan_systemd_home).
+    """
     home = who.home.rstrip("/") or "/"
     targets = [()]
     if _lstat(os.path.join(home, ".ssh")) is not None:
@@ -794,8 +943,11 @@ def plan_fixes(who: Account, settings: dict[str, list[str]] | None) -> list[Chan
         parent, base = os.path.split(path)
         if parent == os.path.join(home, ".ssh"):
             targets.append((".ssh", base))
-    changes = []
+    systemd = any(item.code == "systemd-user" for item in found or ())
+    changes: list[Planned] = plan_systemd_home(who) if systemd else []
     for parts in dict.fromkeys(targets):
+        if systemd and parts == ():
+            continue
         path = os.path.join(home, *parts)
         info = _lstat(path)
         if info is None or stat.S_ISLNK(info.st_mode):
@@ -811,32 +963,141 @@ def plan_fixes(who: Account, settings: dict[str, list[str]] | None) -> list[Chan
     return changes
 
 
-def apply(who: Account, changes: list[Change]) -> list[str]:
+def plan_systemd_home(who: Account) -> list[Planned]:
+    """Make the home one systemd --user cannot be fed from (docs/design.md, "Account and
+    server audit"): the home root's (0755, or root:GID 0750 if others could not read it),
+    ~/files the user's, ~/.config and ~/.local root's when they hold only directories.
+
+    Top-down, so each step takes away a place to plant before the next one; user
+    files are never moved, rewritten or removed: a Note names them instead.
+    """
+    home = who.home.rstrip("/") or "/"
+    info = _lstat(home)
+    if info is None or not stat.S_ISDIR(info.st_mode):
+        return [Note(f"{home} is not a directory: point the passwd home at the real directory")]
+    readable = stat.S_IMODE(info.st_mode) & 0o005 == 0o005
+    mode, group = (0o755, 0) if readable else (0o750, who.gid)
+    planned: list[Planned] = []
+    home_change = _change(home, (), info, mode, group=group)
+    if home_change is not None:
+        planned.append(home_change)
+    upload = os.path.join(home, plan.WRITABLE)
+    upload_info = _lstat(upload)
+    if upload_info is None:
+        planned.append(MakeDir(upload, plan.WRITABLE, (info.st_dev, info.st_ino), who.uid, who.gid))
+    elif not stat.S_ISDIR(upload_info.st_mode) or upload_info.st_uid != who.uid:
+        planned.append(
+            Note(
+                f"{upload} exists but is not a directory of {who.name}'s: uploads need one "
+                f"writable directory in the home; make one (chown {who.name})"
+            )
+        )
+    for relative in USER_MANAGER_TREES:
+        found = tree(home, relative)
+        if found is None:
+            continue
+        path = os.path.join(home, relative)
+        others = [parts for parts, item in found.entries if not stat.S_ISDIR(item.st_mode)]
+        if found.trouble is not None or others:
+            if found.trouble is not None:
+                why = found.trouble
+            elif others[0] == (relative,):
+                why = "is not a directory"
+            else:
+                example = os.path.join(home, *others[0])
+                why = f"holds {len(others)} non-directories (e.g. {example})"
+            planned.append(
+                Note(
+                    f"{path} {why}: left as it is (the finding stays); look at it, keep "
+                    f"what {who.name} needs in ~/{plan.WRITABLE}, remove the rest, run --fix again"
+                )
+            )
+            continue
+        for parts, item in found.entries:
+            change = _change(home, parts, item, stat.S_IMODE(item.st_mode) & ~0o022)
+            if change is not None:
+                planned.append(change)
+    kept = _user_entries(home, who.uid)
+    if kept:
+        shown = ", ".join(kept[:5]) + (", ..." if len(kept) > 5 else "")
+        planned.append(
+            Note(
+                f"{home} keeps {len(kept)} entries of {who.name}'s where they are ({shown}): "
+                f"{who.name} can still change what is in them but no longer add, rename or "
+                "remove entries in the home"
+            )
+        )
+    return planned
+
+
+def _user_entries(home: str, uid: int) -> list[str]:
+    """Names directly in the home owned by `uid`, other than what plan_systemd_home handles."""
+    try:
+        with os.scandir(home) as entries:
+            return sorted(
+                entry.name
+                for entry in entries
+                if entry.name not in (*USER_MANAGER_TREES, plan.WRITABLE)
+                and entry.stat(follow_symlinks=False).st_uid == uid
+            )
+    except OSError:
+        return []
+
+
+def preview(planned: list[Planned]) -> list[str]:
+    """The --dry-run lines: one per change, one per note."""
+    return [f"note: {item}" if isinstance(item, Note) else f"would fix: {item}" for item in planned]
+
+
+def apply(who: Account, changes: list[Planned]) -> list[str]:
     """Apply `changes` through descriptors opened O_NOFOLLOW from the home down; one line each.
 
     A change whose file turned into a symlink or another inode since planning
-    is refused (a line says so) rather than applied.
+    is refused (a line says so) rather than applied; notes are repeated.
     """
     done = []
     for change in changes:
+        if isinstance(change, Note):
+            done.append(f"note: {change}")
+            continue
+        parts = () if isinstance(change, MakeDir) else change.parts
         try:
-            fd = _open_below(who.home, change.parts)
+            fd = _open_below(who.home, parts)
         except OSError as error:
             done.append(f"refused: {change.path}: {error.strerror} (not following symlinks)")
             continue
         try:
             info = os.fstat(fd)
-            if (info.st_dev, info.st_ino) != change.inode:
+            inode = change.home_inode if isinstance(change, MakeDir) else change.inode
+            if (info.st_dev, info.st_ino) != inode:
                 done.append(f"refused: {change.path} changed since the check")
                 continue
+            if isinstance(change, MakeDir):
+                done.append(_make_dir(fd, change))
+                continue
             if change.owner is not None:
-                os.fchown(fd, change.owner, -1)
+                os.fchown(fd, change.owner, -1 if change.group is None else change.group)
             if change.mode is not None:
                 os.fchmod(fd, change.mode)
             done.append(f"fixed: {change}")
         finally:
             os.close(fd)
     return done
+
+
+def _make_dir(home_fd: int, change: MakeDir) -> str:
+    """mkdir in the home's fd, then chown/chmod the new directory through its own fd."""
+    try:
+        os.mkdir(change.name, 0o700, dir_fd=home_fd)
+    except OSError as error:
+        return f"refused: {change.path}: {error.strerror}"
+    fd = os.open(change.name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=home_fd)
+    try:
+        os.fchown(fd, change.owner, change.group)
+        os.fchmod(fd, 0o755)
+    finally:
+        os.close(fd)
+    return f"fixed: {change}"
 
 
 def _open_below(home: str, parts: tuple[str, ...]) -> int:

@@ -229,7 +229,7 @@ def _targets(store: Store, jail: str | None, every: bool) -> list[str]:
 @click.option("--create", "create_account", is_flag=True, help="useradd if the account is new.")
 @click.option(
     "--writable",
-    default="files",
+    default=plan.WRITABLE,
     show_default=True,
     help="The one directory in the (root-owned) home that the user may write.",
 )
@@ -356,7 +356,8 @@ def remove_user(  # noqa: PLR0917 - click passes options as arguments
     "--fix",
     is_flag=True,
     help="With --user/--all-users: remove group/other write and foreign owners from the home,"
-    " ~/.ssh and its key files (nothing else), print each change, then check again.",
+    " ~/.ssh and its key files; where systemd --user could read the home, make it root's with"
+    " a user-owned ~/files (user files stay); print each change, then check again.",
 )
 @click.option("--sshd/--no-sshd", "with_sshd", default=True, help="Also run sshd -T per user.")
 @click.option("-f", "sshd_config", default=None, help="sshd_config to check (sshd -f).")
@@ -461,10 +462,10 @@ def _check_accounts(
         results = _audit_accounts(accounts, sshd_config, with_sshd)
         changes: list[str] = []
         if fix or dry_run:
-            for who, settings, _found in results:
-                planned = doctor.plan_fixes(who, settings)
+            for who, settings, items in results:
+                planned = doctor.plan_fixes(who, settings, items)
                 if dry_run:
-                    changes += [f"would fix: {change}" for change in planned]
+                    changes += doctor.preview(planned)
                 else:
                     changes += doctor.apply(who, planned)
             if not dry_run:

@@ -76,12 +76,15 @@ Entry = Dir | File | Link | Node | Content
 Operation = Dir | File | Link | Node | Content | Remove
 
 
+WRITABLE = "files"  # the one user-writable directory in a root-owned home, by default
+
+
 @dataclass(frozen=True)
 class User:
     """A jail user as the manifest remembers it (so remove-user can undo add-user)."""
 
     name: str
-    writable: str = "files"
+    writable: str = WRITABLE
     created: bool = False  # we ran useradd (remove-user runs userdel)
     previous_home: str | None = None  # else: what usermod replaced
     previous_shell: str | None = None

@@ -153,6 +153,12 @@ SHELL_PAGE = {
                 "PermitUserEnvironment). It drops the capability and runs "
                 "`/usr/lib/scponly-py/launcher` with only the variables the shell reads; a "
                 "login that did not start that way is refused.",
+                "On a systemd host (/run/systemd/system exists) a login is refused while the "
+                "home, ~/.config, ~/.local or their systemd and environment.d directories are "
+                "not root-owned or are writable by group or others: pam_systemd starts "
+                "systemd --user at login, which would run units the user uploaded there; "
+                "`scponly-py-setup check --user` *name* `--fix` makes the home root-owned "
+                "with ~/files for uploads.",
                 "The launcher runs Python isolated: a "
                 "`#!python -IS` script (the packages ship it; on the pip route "
                 "`scponly-py-setup install-shell` writes it and the front) that runs the "

@@ -606,6 +606,21 @@ def test_unsafe_jails_are_refused(setup: Setup, binary: str, user: str, reason: 
     assert_refused(setup, result, mark, reason)
 
 
+@pytest.mark.parametrize("binary", [CAP, SUID], ids=["cap", "setuid"])
+def test_user_owned_home_is_refused_on_a_systemd_host(setup: Setup, binary: str) -> None:
+    """systemd --user runs outside the jail with HOME = the passwd home, so capuser's in-jail
+    home, which is hers, could feed it units. No real systemd here: /run/systemd/system in the
+    sandbox's private /run is all the shell looks at (sd_booted)."""
+    setup.use_config(PROBE_CONFIG)
+    setup.run(["mkdir", "-p", "/run/systemd/system"], check=True)
+    try:
+        mark = setup.sandbox.log_mark()
+        result = setup.as_user("capuser", [binary, "-c", SFTP_SERVER])
+        assert_refused(setup, result, mark, "/srv/jail//home/capuser is owned by uid")
+    finally:
+        setup.run(["rmdir", "/run/systemd/system"], check=True)
+
+
 def test_unsafe_jail_through_sshd(setup: Setup) -> None:
     setup.use_config(PROBE_CONFIG)
     mark = setup.sandbox.log_mark()

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from scponly_py import trusted
 from setup_chroot import doctor, pamstack
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "pam"
@@ -372,3 +373,61 @@ def test_key_options_parser() -> None:
         "sk-ssh-ed25519@openssh.com AAAA k\n"
     )
     assert doctor.key_options(text) == [(2, "command"), (3, "environment")]
+
+
+def user_home(tmp_path: Path, uid: int = 4242) -> tuple[Path, doctor.Account]:
+    """A `useradd -m` home (the user's, 0755, a .bashrc) of a uid that is not ours."""
+    if os.geteuid() != 0:
+        pytest.skip("chown to another uid needs root")
+    home = tmp_path / "alice"
+    home.mkdir(mode=0o755)
+    (home / ".bashrc").write_text("# skel\n")
+    for path in (home, home / ".bashrc"):
+        os.chown(path, uid, uid)
+    return home, make_account(home, uid=uid)
+
+
+def test_systemd_home_fix_makes_the_home_roots_with_files_for_uploads(tmp_path: Path) -> None:
+    home, who = user_home(tmp_path)
+    (home / ".config/systemd/user").mkdir(parents=True)
+    for path in (home / ".config", home / ".config/systemd", home / ".config/systemd/user"):
+        os.chown(path, 4242, 4242)
+    found = doctor.file_findings(who, None, secure=True, pam_reads=[], pam_systemd=True)
+    finding = next(item for item in found if item.code == "systemd-user")
+    assert finding.severity == "high" and "pam_systemd" in finding.what
+    assert "check --user alice --fix" in finding.fix
+    planned = doctor.plan_fixes(who, None, found)
+    assert doctor.preview(planned)[:2] == [
+        f"would fix: chown 0:0 {home} (was uid 4242, gid 4242, mode 0755)",
+        f"would fix: mkdir -m 0755 {home / 'files'} (owner 4242:4242, for uploads)",
+    ]
+    lines = doctor.apply(who, planned)
+    assert sum(line.startswith("fixed: chown 0:0 ") for line in lines) == 4, lines
+    assert lines[-1].startswith(f"note: {home} keeps 1 entries of alice's where they are (.bashrc)")
+    info = (home / "files").stat()
+    assert (info.st_uid, info.st_mode & 0o7777) == (4242, 0o755)
+    assert (home / ".config/systemd/user").stat().st_uid == 0
+    assert (home / ".bashrc").stat().st_uid == 4242
+    assert trusted.user_manager_problem(str(home)) is None
+    again = doctor.file_findings(who, None, secure=True, pam_reads=[], pam_systemd=True)
+    assert codes(again) == set()
+
+
+def test_systemd_home_fix_leaves_user_files_and_says_so(tmp_path: Path) -> None:
+    home, who = user_home(tmp_path)
+    (home / ".config").mkdir(mode=0o700)
+    (home / ".config/htoprc").write_text("x\n")
+    os.chown(home / ".config", 4242, 4242)
+    found = doctor.file_findings(
+        who, None, secure=True, pam_reads=[], pam_systemd=False, booted=True
+    )
+    finding = next(item for item in found if item.code == "systemd-user")
+    assert finding.severity == "medium" and "refuses every login" in finding.allows
+    lines = doctor.apply(who, doctor.plan_fixes(who, None, found))
+    assert any(
+        line.startswith(f"note: {home / '.config'} holds 1 non-directories") for line in lines
+    )
+    assert (home / ".config").stat().st_uid == 4242 and (home / ".config/htoprc").exists()
+    assert trusted.user_manager_problem(str(home)) == (
+        f"{home}/.config is owned by uid 4242, not root"
+    )

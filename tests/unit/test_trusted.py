@@ -167,3 +167,39 @@ def test_the_command_line_form_for_shell_scripts(sticky: Path) -> None:
         bad.stderr
         == f"untrusted path {sticky}: {sticky} is writable by group or others (mode 1777)\n"
     )
+
+
+def test_user_manager_home_checks_what_systemd_user_reads(base: Path) -> None:
+    """A root-owned home passes; each place systemd --user reads must be root's too (the
+    scponly-pyc form JAIL//home/NAME taken as given); a missing one under root's is fine."""
+    home = base / "jail/home/alice"
+    home.mkdir(parents=True)
+    given = f"{base}/jail//home/alice"
+    assert trusted.user_manager_problem(given) is None
+    os.chown(home, NOBODY, NOBODY)
+    assert trusted.user_manager_problem(given) == f"{given} is owned by uid {NOBODY}, not root"
+    os.chown(home, 0, 0)
+    home.chmod(0o775)
+    assert "writable by group or others (mode 0775)" in str(trusted.user_manager_problem(given))
+    home.chmod(0o755)
+    for relative in ("/.config/systemd", "/.config/environment.d", "/.local/share/systemd"):
+        (home / relative.lstrip("/")).mkdir(parents=True, exist_ok=True)
+        assert trusted.user_manager_problem(given) is None
+        os.chown(home / relative.lstrip("/"), NOBODY, NOBODY)
+        assert trusted.user_manager_problem(given) == (
+            f"{given}{relative} is owned by uid {NOBODY}, not root"
+        )
+        os.chown(home / relative.lstrip("/"), 0, 0)
+    (home / ".local/share/systemd").rmdir()
+    (home / ".local/share/systemd").symlink_to("/etc")
+    assert trusted.user_manager_problem(given) == f"{given}/.local/share/systemd is a symlink"
+
+
+def test_systemd_booted_is_sd_booted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(trusted, "SYSTEMD_RUNNING", str(tmp_path / "system"))
+    assert not trusted.systemd_booted()
+    (tmp_path / "system").symlink_to(tmp_path)
+    assert not trusted.systemd_booted()
+    (tmp_path / "system").unlink()
+    (tmp_path / "system").mkdir()
+    assert trusted.systemd_booted()
