@@ -18,7 +18,7 @@ from dataclasses import replace
 import click
 
 from scponly_py import trusted
-from setup_chroot import audit, doctor, jailfs, pamstack, plan, sshd, users
+from setup_chroot import audit, doctor, jailfs, pamstack, plan, sshd, sshdinstall, users
 from setup_chroot.manifest import STATE_DIR, ManifestError, Store
 
 EXIT_FINDINGS = 3
@@ -501,7 +501,18 @@ def _check_accounts(
 @click.option("--check", "check_user", default=None, metavar="USER", help="Check USER via sshd -T.")
 @click.option("--host", default="client.invalid", show_default=True, help="For --check.")
 @click.option("--addr", default="192.0.2.1", show_default=True, help="For --check.")
-@click.option("-f", "config", default=None, help="sshd_config for --check (default sshd's).")
+@click.option("-f", "config", default=None, help="sshd_config to check or change (default sshd's).")
+@click.option(
+    "--install",
+    is_flag=True,
+    help="Write the block where sshd reads it: a drop-in in the sshd_config.d the main file"
+    " includes (else a marked block in the main file), never repeating a global keyword"
+    " already set; sshd -t before and after (rolled back on failure), sshd -T per managed"
+    " user, then reload sshd if it runs.",
+)
+@click.option("--uninstall", is_flag=True, help="Remove what --install wrote (same checks).")
+@click.option("--reload/--no-reload", default=True, help="With --install/--uninstall.")
+@dry_run_option
 @json_option
 def sshd_config(  # noqa: PLR0917 - click passes options as arguments
     group: str | None,
@@ -512,16 +523,31 @@ def sshd_config(  # noqa: PLR0917 - click passes options as arguments
     host: str,
     addr: str,
     config: str | None,
+    install: bool,
+    uninstall: bool,
+    reload: bool,
+    dry_run: bool,
     as_json: bool,
 ) -> None:
-    """Print the sshd_config Match block, or check a user's effective settings (exit 3)."""
-    if check_user is None:
-        text = sshd.match_block(
-            group=None if match_users else (group or "scponly"),
+    """Print, install or uninstall the sshd_config Match block; or check a user (exit 3)."""
+    match_group = None if match_users else (group or users.DEFAULT_GROUP)
+    if install or uninstall:
+        if install and uninstall:
+            raise click.UsageError("give --install or --uninstall, not both")
+        _need_root(dry_run)
+        _install_sshd(
+            config or sshdinstall.MAIN,
+            group=match_group,
             users=match_users,
             mode=mode,
             jail=jail,
+            remove=uninstall,
+            reload=reload,
+            dry_run=dry_run,
         )
+        return
+    if check_user is None:
+        text = sshd.match_block(group=match_group, users=match_users, mode=mode, jail=jail)
         _emit(as_json, {"mode": mode, "config": text}, [text.rstrip("\n")])
         return
     try:
@@ -536,6 +562,47 @@ def sshd_config(  # noqa: PLR0917 - click passes options as arguments
     )
     if found:
         raise SystemExit(EXIT_FINDINGS)
+
+
+def _install_sshd(
+    main: str,
+    *,
+    group: str | None,
+    users: tuple[str, ...],
+    mode: str,
+    jail: str | None,
+    remove: bool,
+    reload: bool,
+    dry_run: bool,
+) -> None:
+    """`sshd-config --install/--uninstall`: plan the file change, show it, apply it checked."""
+    try:
+        if remove:
+            path = sshdinstall.drop_in_path(main) or main
+            old = sshdinstall.read(path)
+            if path == main:
+                new = sshdinstall.strip_blocks(old or b"")
+            elif old is not None and not old.startswith(sshdinstall.BEGIN.encode()):
+                raise click.ClickException(f"{path}: not written by sshd-config --install")
+            else:
+                new = None
+        else:
+            path, block = sshdinstall.render(main, group=group, users=users, mode=mode, jail=jail)
+            old, new = sshdinstall.new_content(path, main, block)
+        if old == new:
+            click.echo(f"{path}: unchanged ({'not installed' if remove else 'already installed'})")
+            return
+        click.echo(sshdinstall.diff(path, old, new), nl=False)
+        if dry_run:
+            return
+        verify = [] if remove else sshdinstall.managed_users(group, users)
+        sshdinstall.change(path, old, new, main=main, verify=verify, mode=mode)
+        click.echo(f"{'removed' if new is None else 'wrote'} {path}; sshd -t passed", nl=False)
+        click.echo(f", sshd -T checked {', '.join(verify)}" if verify else "")
+        if reload:
+            click.echo(sshdinstall.reload(main))
+    except (sshdinstall.InstallError, sshd.SshdError, OSError) as error:
+        raise click.ClickException(str(error)) from None
 
 
 COMMANDS = (create, update, add_user, remove_user, check, sshd_config)

@@ -20,6 +20,7 @@ import re
 import subprocess
 
 SHELLS = "/etc/shells"
+DEFAULT_GROUP = "scponly"  # the group sshd-config's Match block names
 SHELL_PATHS = {
     "scponly-pyc": "/usr/lib/scponly-py/scponly-pyc",  # install-chroot-shell's default
     "scponly-py": "/usr/local/bin/scponly-py",  # install-shell's default
