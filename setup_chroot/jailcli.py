@@ -104,6 +104,13 @@ def _converge(
     adopt: bool = False,
 ) -> dict[str, object]:
     """Plan `spec` against the jail, show the plan, apply it unless dry-run, save the manifest."""
+    for name in users.missing([user.name for user in spec.users]):
+        click.echo(
+            f"warning: {spec.jail}: user {name} has no account any more (userdel?): left out of"
+            f" the jail's passwd, home kept; remove-user {name} --forget or update --prune"
+            " drops it",
+            err=True,
+        )
     fs = _open_jail(spec.jail, create=not dry_run)
     try:
         if fs is not None and not adopt:
@@ -200,10 +207,17 @@ def create(  # noqa: PLR0917 - click passes options as arguments
 @click.command()
 @click.argument("jail", required=False)
 @click.option("--all", "every", is_flag=True, help="Every jail that has a manifest.")
+@click.option(
+    "--prune",
+    is_flag=True,
+    help="Drop users whose account no longer exists (deleted with userdel) from the manifest.",
+)
 @state_dir_option
 @dry_run_option
 @json_option
-def update(jail: str | None, every: bool, state_dir: str, dry_run: bool, as_json: bool) -> None:
+def update(  # noqa: PLR0917 - click passes options as arguments
+    jail: str | None, every: bool, prune: bool, state_dir: str, dry_run: bool, as_json: bool
+) -> None:
     """Re-sync jails with the host after package upgrades (stale files removed)."""
     store = Store(state_dir)
     try:
@@ -212,7 +226,12 @@ def update(jail: str | None, every: bool, state_dir: str, dry_run: bool, as_json
         for path in targets:
             with store.lock(path):
                 spec, recorded = _load(store, path)
-                _converge(store, spec, recorded, dry_run=dry_run, as_json=as_json)
+                before = []
+                if prune:
+                    gone = set(users.missing([user.name for user in spec.users]))
+                    before = [f"forget {name}: no account" for name in sorted(gone)]
+                    spec = replace(spec, users=tuple(u for u in spec.users if u.name not in gone))
+                _converge(store, spec, recorded, dry_run=dry_run, as_json=as_json, before=before)
     except ERRORS as error:
         raise click.ClickException(str(error)) from None
 
@@ -240,6 +259,13 @@ def _targets(store: Store, jail: str | None, every: bool) -> list[str]:
     help="scponly-pyc (chroots itself; home JAIL//home/USER), scponly-py (for sshd's"
     " ChrootDirectory; home /home/USER), or an absolute path.",
 )
+@click.option(
+    "--group",
+    default=users.DEFAULT_GROUP,
+    show_default=True,
+    help="Also make USER a member of this group (created if missing): the one sshd-config's"
+    " Match block names. Give the same --group to sshd-config.",
+)
 @state_dir_option
 @dry_run_option
 @json_option
@@ -249,11 +275,12 @@ def add_user(  # noqa: PLR0917 - click passes options as arguments
     create_account: bool,
     writable: str,
     shell: str,
+    group: str,
     state_dir: str,
     dry_run: bool,
     as_json: bool,
 ) -> None:
-    """Put USER in JAIL: account, home, passwd/group lines, /etc/shells."""
+    """Put USER in JAIL: account, group, home, passwd/group lines, /etc/shells."""
     _need_root(dry_run)
     jail = _jail_path(jail)
     store = Store(state_dir)
@@ -266,7 +293,7 @@ def add_user(  # noqa: PLR0917 - click passes options as arguments
         with store.lock(jail):
             spec, recorded = _load(store, jail)
             existing = next((entry for entry in spec.users if entry.name == user), None)
-            account = f"account {user}: home {home}, shell {shell_path}"
+            account = f"account {user}: home {home}, shell {shell_path}, group {group}"
             if dry_run:
                 try:
                     users.ids(user)
@@ -276,9 +303,13 @@ def add_user(  # noqa: PLR0917 - click passes options as arguments
                 else:
                     entry = plan.User(user, writable)
             else:
+                users.check_name(group)
                 previous = users.ensure_account(user, home, shell_path, create=create_account)
                 if users.register_shell(shell_path) and not as_json:
                     click.echo(f"added {shell_path} to {users.SHELLS}")
+                if users.ensure_group(group) and not as_json:
+                    click.echo(f"created group {group}")
+                joined = users.join_group(user, group)
                 entry = existing or plan.User(
                     user,
                     writable,
@@ -286,7 +317,7 @@ def add_user(  # noqa: PLR0917 - click passes options as arguments
                     previous_home=previous[0] if previous else None,
                     previous_shell=previous[1] if previous else None,
                 )
-                entry = replace(entry, writable=writable)
+                entry = replace(entry, writable=writable, group=group if joined else entry.group)
             others = tuple(item for item in spec.users if item.name != user)
             new_spec = replace(spec, users=others + ((entry,) if entry else ()))
             _converge(store, new_spec, recorded, dry_run=dry_run, as_json=as_json, before=[account])
@@ -298,11 +329,17 @@ def add_user(  # noqa: PLR0917 - click passes options as arguments
 @click.argument("user")
 @click.option("--jail", required=True, help="The jail the user is in.")
 @click.option("--purge", is_flag=True, help="Also delete the user's home in the jail.")
+@click.option(
+    "--forget",
+    is_flag=True,
+    help="Only drop USER from the jail's manifest and passwd; leave the account alone"
+    " (for an account already deleted with userdel).",
+)
 @state_dir_option
 @dry_run_option
 @json_option
 def remove_user(  # noqa: PLR0917 - click passes options as arguments
-    user: str, jail: str, purge: bool, state_dir: str, dry_run: bool, as_json: bool
+    user: str, jail: str, purge: bool, forget: bool, state_dir: str, dry_run: bool, as_json: bool
 ) -> None:
     """Undo add-user: userdel (or restore home and shell), jail passwd lines, --purge the home."""
     _need_root(dry_run)
@@ -316,7 +353,8 @@ def remove_user(  # noqa: PLR0917 - click passes options as arguments
                 raise click.ClickException(f"{user} is not a user of {jail}")
             action = (
                 f"account {user}: "
-                + ("userdel" if entry.created else "restore home and shell")
+                + ("left alone" if forget else "userdel" if entry.created else "restore")
+                + (f", leave group {entry.group}" if entry.group and not forget else "")
                 + (f"; delete /home/{user} in the jail" if purge else "")
             )
             if not dry_run:
@@ -329,7 +367,10 @@ def remove_user(  # noqa: PLR0917 - click passes options as arguments
                     if entry.previous_home is not None and entry.previous_shell is not None
                     else None
                 )
-                users.restore_account(user, entry.created, previous)
+                if not forget:
+                    if entry.group:
+                        users.leave_group(user, entry.group)
+                    users.restore_account(user, entry.created, previous)
             new_spec = replace(spec, users=tuple(i for i in spec.users if i.name != user))
             _converge(store, new_spec, recorded, dry_run=dry_run, as_json=as_json, before=[action])
     except ERRORS as error:
