@@ -10,15 +10,29 @@ Exit status: 0 done (or nothing to report), 1 error, 2 usage error,
 
 from __future__ import annotations
 
+import contextlib
+import grp
 import json
 import os
+import pwd
 import re
 from dataclasses import replace
 
 import click
 
 from scponly_py import trusted
-from setup_chroot import audit, doctor, jailfs, pamstack, plan, sshd, sshdinstall, users
+from setup_chroot import (
+    accountdb,
+    audit,
+    batch,
+    doctor,
+    jailfs,
+    pamstack,
+    plan,
+    sshd,
+    sshdinstall,
+    users,
+)
 from setup_chroot.manifest import STATE_DIR, ManifestError, Store
 
 EXIT_FINDINGS = 3
@@ -243,8 +257,17 @@ def _targets(store: Store, jail: str | None, every: bool) -> list[str]:
 
 
 @click.command("add-user")
-@click.argument("user")
-@click.option("--jail", required=True, help="The jail (made by create).")
+@click.argument("user", required=False)
+@click.option("--jail", default=None, help="The jail (made by create); with --from, the default.")
+@click.option(
+    "--from",
+    "from_file",
+    default=None,
+    metavar="FILE",
+    help="Add every user of FILE (.csv with a header row, or .toml [[user]] tables; columns"
+    " name, uid, jail, writable, keys, group, shell) in one plan: a bad row is reported by"
+    " its line and nothing is applied; running it again changes nothing.",
+)
 @click.option("--create", "create_account", is_flag=True, help="useradd if the account is new.")
 @click.option(
     "--writable",
@@ -270,8 +293,9 @@ def _targets(store: Store, jail: str | None, every: bool) -> list[str]:
 @dry_run_option
 @json_option
 def add_user(  # noqa: PLR0917 - click passes options as arguments
-    user: str,
-    jail: str,
+    user: str | None,
+    jail: str | None,
+    from_file: str | None,
     create_account: bool,
     writable: str,
     shell: str,
@@ -282,8 +306,16 @@ def add_user(  # noqa: PLR0917 - click passes options as arguments
 ) -> None:
     """Put USER in JAIL: account, group, home, passwd/group lines, /etc/shells."""
     _need_root(dry_run)
-    jail = _jail_path(jail)
     store = Store(state_dir)
+    if from_file is not None:
+        if user is not None:
+            raise click.UsageError("give USER or --from FILE, not both")
+        defaults = {"jail": jail, "writable": writable, "group": group, "shell": shell}
+        _add_batch(store, from_file, defaults, dry_run=dry_run, as_json=as_json)
+        return
+    if user is None or jail is None:
+        raise click.UsageError("give USER and --jail (or --from FILE)")
+    jail = _jail_path(jail)
     if not WRITABLE_NAME.fullmatch(writable) or writable == ".ssh":
         raise click.ClickException(f"--writable {writable!r}: one plain directory name")
     try:
@@ -323,6 +355,171 @@ def add_user(  # noqa: PLR0917 - click passes options as arguments
             _converge(store, new_spec, recorded, dry_run=dry_run, as_json=as_json, before=[account])
     except ERRORS as error:
         raise click.ClickException(str(error)) from None
+
+
+def _checked(check: object) -> object:
+    """A batch validator from a function raising UserError or ClickException."""
+
+    def run(value: object) -> object:
+        try:
+            return check(value)  # type: ignore[operator]
+        except (users.UserError, click.ClickException) as error:
+            raise ValueError(getattr(error, "message", None) or str(error)) from None
+
+    return run
+
+
+def _uid(value: object) -> int | None:
+    if value is None:
+        return None
+    number = int(str(value))
+    if not 0 < number < 2**31 - 1:
+        raise ValueError(f"uid {number} out of range")
+    return number
+
+
+def _writable(value: object) -> str:
+    if not isinstance(value, str) or not WRITABLE_NAME.fullmatch(value) or value == ".ssh":
+        raise ValueError(f"writable {value!r}: one plain directory name")
+    return value
+
+
+def _keys(value: object) -> str | None:
+    if value is None:
+        return None
+    lines = [line.strip() for line in str(value).splitlines() if line.strip()]
+    for line in lines:
+        if "\0" in line or len(line.split()) < 2:
+            raise ValueError(f"keys: {line[:40]!r} is not an authorized_keys line")
+    return "".join(line + "\n" for line in lines)
+
+
+def _batch_jail(value: object) -> str:
+    if value in (None, "none"):
+        raise ValueError("no jail (accounts without a jail are not supported by --from yet)")
+    return _jail_path(str(value))
+
+
+BATCH_CHECKS = {
+    "name": _checked(users.check_name),
+    "uid": _uid,
+    "jail": _batch_jail,
+    "writable": _writable,
+    "keys": _keys,
+    "group": _checked(users.check_name),
+    "shell": _checked(users.shell_path),
+}
+
+
+def _add_batch(
+    store: Store, path: str, defaults: dict[str, str | None], *, dry_run: bool, as_json: bool
+) -> None:
+    """add-user --from: check every row, then accounts in one write, then one plan per jail."""
+    try:
+        rows = batch.read(path, {k: v for k, v in defaults.items() if v}, BATCH_CHECKS)
+        jails = sorted({row.jail for row in rows})
+        with contextlib.ExitStack() as stack:
+            for jail in jails:
+                stack.enter_context(store.lock(jail))
+            specs = {jail: _batch_spec(store, jail, rows) for jail in jails}
+            accounts, changes = _batch_accounts(rows)
+            if dry_run:
+                lines = [f"{len(accounts)} new accounts, {len(changes)} to change"]
+            else:
+                lines = _apply_accounts(rows, accounts, changes)
+            for line in lines:
+                if not as_json:
+                    click.echo(line)
+            for jail, (spec, recorded) in specs.items():
+                wanted = {row.name: row for row in rows if row.jail == jail}
+                kept = [user for user in spec.users if user.name not in wanted]
+                previous = {user.name: user for user in spec.users}
+                new_users = [
+                    replace(
+                        previous.get(name) or plan.User(name, created=name in accounts),
+                        writable=row.writable,
+                        keys=row.keys,
+                        group=row.group,
+                    )
+                    for name, row in wanted.items()
+                ]
+                new_spec = replace(spec, users=tuple(kept + new_users))
+                _converge(store, new_spec, recorded, dry_run=dry_run, as_json=as_json)
+    except (batch.BatchError, accountdb.AccountDbError, *ERRORS) as error:
+        raise click.ClickException(str(error)) from None
+
+
+def _batch_spec(
+    store: Store, jail: str, rows: list[batch.Row]
+) -> tuple[plan.Spec, dict[str, dict[str, object]]]:
+    loaded = store.load(jail)
+    if loaded is None:
+        line = next(row.line for row in rows if row.jail == jail)
+        raise click.ClickException(f"line {line}: {jail}: no manifest; run create first")
+    return loaded
+
+
+def _batch_accounts(rows: list[batch.Row]) -> tuple[dict[str, batch.Row], list[batch.Row]]:
+    """(rows whose account is new, rows whose existing account needs usermod); uid clashes fail."""
+    present = {entry.pw_name: entry for entry in pwd.getpwall()}
+    taken = {entry.pw_uid: entry.pw_name for entry in present.values()}
+    new, changes = {}, []
+    for row in rows:
+        home = users.home_for(row.jail, row.name, users.shell_path(row.shell))
+        entry = present.get(row.name)
+        if entry is None:
+            if row.uid is not None and row.uid in taken:
+                raise click.ClickException(f"line {row.line}: uid {row.uid} is {taken[row.uid]}'s")
+            new[row.name] = row
+        elif entry.pw_uid == 0:
+            raise click.ClickException(f"line {row.line}: {row.name} has uid 0")
+        elif row.uid is not None and row.uid != entry.pw_uid:
+            raise click.ClickException(
+                f"line {row.line}: {row.name} exists with uid {entry.pw_uid}, not {row.uid}"
+            )
+        elif (entry.pw_dir, entry.pw_shell) != (home, users.shell_path(row.shell)):
+            changes.append(row)
+    return new, changes
+
+
+def _apply_accounts(
+    rows: list[batch.Row], new: dict[str, batch.Row], changes: list[batch.Row]
+) -> list[str]:
+    """Groups, the new accounts in one write per group, usermod for the others, /etc/shells."""
+    lines = []
+    for group in sorted({row.group for row in rows}):
+        if users.ensure_group(group):
+            lines.append(f"created group {group}")
+        made = accountdb.add(
+            [
+                accountdb.NewAccount(
+                    row.name,
+                    users.home_for(row.jail, row.name, users.shell_path(row.shell)),
+                    users.shell_path(row.shell),
+                    row.uid,
+                )
+                for row in new.values()
+                if row.group == group
+            ],
+            group,
+        )
+        if made:
+            lines.append(f"created {len(made)} accounts in group {group}")
+    for row in changes:
+        shell = users.shell_path(row.shell)
+        users.ensure_account(
+            row.name, users.home_for(row.jail, row.name, shell), shell, create=False
+        )
+        lines.append(f"account {row.name}: home and shell changed")
+    members = {group: set(grp.getgrnam(group).gr_mem) for group in {row.group for row in rows}}
+    for row in rows:
+        joins = row.name not in new and row.name not in members[row.group]
+        if joins and users.join_group(row.name, row.group):
+            lines.append(f"account {row.name}: joined {row.group}")
+    for shell in sorted({users.shell_path(row.shell) for row in rows}):
+        if users.register_shell(shell):
+            lines.append(f"added {shell} to {users.SHELLS}")
+    return lines
 
 
 @click.command("remove-user")

@@ -86,6 +86,7 @@ class User:
     previous_home: str | None = None  # else: what usermod replaced
     previous_shell: str | None = None
     group: str | None = None  # the Match block's group, if add-user put the user in it
+    keys: str | None = None  # ~/.ssh/authorized_keys, root-owned (add-user --from)
 
 
 @dataclass(frozen=True)
@@ -226,12 +227,15 @@ def desired(spec: Spec) -> dict[str, Entry]:
         want.add(File("/etc/localtime", os.path.realpath("/etc/localtime"), 0o644))
     if spec.users:
         want.add(Dir("/home"))
+    accounts = {entry.pw_name: entry for entry in users.entries(names)}  # one enumeration
     for user in present:
-        uid, gid = users.ids(user.name)
+        uid, gid = accounts[user.name].pw_uid, accounts[user.name].pw_gid
         home = f"/home/{user.name}"
         want.add(Dir(home))
         want.add(Dir(f"{home}/.ssh"))
         want.add(Dir(f"{home}/{user.writable}", DIR_MODE, uid, gid))
+        if user.keys is not None:
+            want.add(Content(f"{home}/.ssh/authorized_keys", user.keys.encode()))
     return dict(sorted(want.entries.items(), key=lambda item: item[0].split("/")))
 
 

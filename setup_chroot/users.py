@@ -71,7 +71,7 @@ def _field(value: str) -> str:
     return value.replace(":", " ").replace("\n", " ")
 
 
-def _entries(names: list[str]) -> list[pwd.struct_passwd]:
+def entries(names: list[str]) -> list[pwd.struct_passwd]:
     """passwd entries of `names`, enumerating the database once (a jail may hold thousands).
 
     Names that enumeration does not return (LDAP/sssd often disable it) are
@@ -87,7 +87,7 @@ def _entries(names: list[str]) -> list[pwd.struct_passwd]:
 def passwd_content(names: list[str]) -> bytes:
     """The jail's /etc/passwd: root and the jail's users, with their in-jail homes."""
     lines = [ROOT_PASSWD.decode()]
-    for entry in _entries(names):
+    for entry in entries(names):
         home = entry.pw_dir.partition("//")[2] if "//" in entry.pw_dir else entry.pw_dir
         home = "/" + home.lstrip("/")
         fields = (entry.pw_name, "x", str(entry.pw_uid), str(entry.pw_gid), entry.pw_gecos, home)
@@ -102,7 +102,7 @@ def group_content(names: list[str]) -> bytes:
     member (what initgroups gives them), from one enumeration of the group database.
     """
     members = set(names)
-    wanted = {entry.pw_gid for entry in _entries(names)}
+    wanted = {entry.pw_gid for entry in entries(names)}
     groups: dict[int, tuple[str, list[str]]] = {}
     for entry in grp.getgrall():
         inside = sorted(members.intersection(entry.gr_mem))

@@ -85,3 +85,49 @@ def test_remove_user_forget(ns: Namespace) -> None:
     ns.setup("remove-user", "liam", "--jail", JAIL, "--forget", check=True)
     result = ns.setup("update", JAIL, check=True)
     assert b"liam" not in result.stderr
+
+
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAITestTestTestTestTestTestTestTestTestTe t@x"
+TOML_BATCH = f"""
+[[user]]
+name = "tess"
+keys = "{KEY}"
+
+[[user]]
+name = "uma"
+uid = 47001
+writable = "upload"
+"""
+
+
+def test_batch_from_toml_then_again_changes_nothing(ns: Namespace) -> None:
+    ns.path("/mnt/batch.toml").write_text(TOML_BATCH)
+    ns.setup("add-user", "--from", "/mnt/batch.toml", "--jail", JAIL, check=True)
+    assert ns.run(["id", "-u", "uma"], check=True).stdout.strip() == b"47001"
+    assert {"tess", "uma"} <= set(members(ns, "scponly"))
+    passwd = ns.path(f"{JAIL}/etc/passwd").read_text()
+    assert "tess:" in passwd and "uma:" in passwd
+    keys = ns.path(f"{JAIL}/home/tess/.ssh/authorized_keys")
+    info = keys.stat()
+    # Root-owned, outside the writable tree: the user cannot add options or keys of her own.
+    assert keys.read_text() == KEY + "\n" and (info.st_uid, info.st_mode & 0o777) == (0, 0o644)
+    assert ns.path(f"{JAIL}/home/uma/upload").stat().st_uid == 47001
+    shadow = ns.path("/etc/shadow").read_text()
+    assert "\ntess:*:" in shadow and "\numa:*:" in shadow
+    again = ns.setup("add-user", "--from", "/mnt/batch.toml", "--jail", JAIL, check=True)
+    assert b": 0 operations" in again.stdout and b"created" not in again.stdout
+
+
+def test_batch_with_a_bad_row_applies_nothing(ns: Namespace) -> None:
+    before = ns.path("/etc/passwd").read_text(), ns.path(f"{JAIL}/etc/passwd").read_text()
+    ns.path("/mnt/bad.csv").write_text("name,uid,writable\nvera,,files\nwade,,../x\n")
+    result = ns.setup("add-user", "--from", "/mnt/bad.csv", "--jail", JAIL)
+    assert result.returncode == 1 and b"Traceback" not in result.stderr
+    assert result.stderr.decode().strip() == (
+        "Error: /mnt/bad.csv:3: writable '../x': one plain directory name"
+    )
+    ns.path("/mnt/clash.csv").write_text("name,uid\nvera,\nwade,47001\n")  # uma's uid
+    result = ns.setup("add-user", "--from", "/mnt/clash.csv", "--jail", JAIL)
+    assert result.returncode == 1 and b"line 3: uid 47001 is uma's" in result.stderr
+    after = ns.path("/etc/passwd").read_text(), ns.path(f"{JAIL}/etc/passwd").read_text()
+    assert after == before
