@@ -60,5 +60,6 @@ installed $(basename "$DEB"). Next:
   sudo usermod -s /usr/bin/scponly-py alice                        # a plain restricted account
   sudo scponly-py-setup create /srv/jail                            # or a jailed one:
   sudo scponly-py-setup add-user bob --jail /srv/jail --create      # shell /usr/lib/scponly-py/scponly-pyc
-  sudo scponly-py-setup sshd-config --user alice --user bob         # the sshd_config Match block
+  sudo groupadd -f scponly && sudo usermod -aG scponly alice        # add-user does this for bob
+  sudo scponly-py-setup sshd-config --install                       # Match Group scponly, checked
 DONE

@@ -10,15 +10,29 @@ Exit status: 0 done (or nothing to report), 1 error, 2 usage error,
 
 from __future__ import annotations
 
+import contextlib
+import grp
 import json
 import os
+import pwd
 import re
 from dataclasses import replace
 
 import click
 
 from scponly_py import trusted
-from setup_chroot import audit, doctor, jailfs, pamstack, plan, sshd, users
+from setup_chroot import (
+    accountdb,
+    audit,
+    batch,
+    doctor,
+    jailfs,
+    pamstack,
+    plan,
+    sshd,
+    sshdinstall,
+    users,
+)
 from setup_chroot.manifest import STATE_DIR, ManifestError, Store
 
 EXIT_FINDINGS = 3
@@ -104,6 +118,13 @@ def _converge(
     adopt: bool = False,
 ) -> dict[str, object]:
     """Plan `spec` against the jail, show the plan, apply it unless dry-run, save the manifest."""
+    for name in users.missing([user.name for user in spec.users]):
+        click.echo(
+            f"warning: {spec.jail}: user {name} has no account any more (userdel?): left out of"
+            f" the jail's passwd, home kept; remove-user {name} --forget or update --prune"
+            " drops it",
+            err=True,
+        )
     fs = _open_jail(spec.jail, create=not dry_run)
     try:
         if fs is not None and not adopt:
@@ -200,10 +221,17 @@ def create(  # noqa: PLR0917 - click passes options as arguments
 @click.command()
 @click.argument("jail", required=False)
 @click.option("--all", "every", is_flag=True, help="Every jail that has a manifest.")
+@click.option(
+    "--prune",
+    is_flag=True,
+    help="Drop users whose account no longer exists (deleted with userdel) from the manifest.",
+)
 @state_dir_option
 @dry_run_option
 @json_option
-def update(jail: str | None, every: bool, state_dir: str, dry_run: bool, as_json: bool) -> None:
+def update(  # noqa: PLR0917 - click passes options as arguments
+    jail: str | None, every: bool, prune: bool, state_dir: str, dry_run: bool, as_json: bool
+) -> None:
     """Re-sync jails with the host after package upgrades (stale files removed)."""
     store = Store(state_dir)
     try:
@@ -212,7 +240,12 @@ def update(jail: str | None, every: bool, state_dir: str, dry_run: bool, as_json
         for path in targets:
             with store.lock(path):
                 spec, recorded = _load(store, path)
-                _converge(store, spec, recorded, dry_run=dry_run, as_json=as_json)
+                before = []
+                if prune:
+                    gone = set(users.missing([user.name for user in spec.users]))
+                    before = [f"forget {name}: no account" for name in sorted(gone)]
+                    spec = replace(spec, users=tuple(u for u in spec.users if u.name not in gone))
+                _converge(store, spec, recorded, dry_run=dry_run, as_json=as_json, before=before)
     except ERRORS as error:
         raise click.ClickException(str(error)) from None
 
@@ -224,8 +257,17 @@ def _targets(store: Store, jail: str | None, every: bool) -> list[str]:
 
 
 @click.command("add-user")
-@click.argument("user")
-@click.option("--jail", required=True, help="The jail (made by create).")
+@click.argument("user", required=False)
+@click.option("--jail", default=None, help="The jail (made by create); with --from, the default.")
+@click.option(
+    "--from",
+    "from_file",
+    default=None,
+    metavar="FILE",
+    help="Add every user of FILE (.csv with a header row, or .toml [[user]] tables; columns"
+    " name, uid, jail, writable, keys, group, shell) in one plan: a bad row is reported by"
+    " its line and nothing is applied; running it again changes nothing.",
+)
 @click.option("--create", "create_account", is_flag=True, help="useradd if the account is new.")
 @click.option(
     "--writable",
@@ -240,23 +282,40 @@ def _targets(store: Store, jail: str | None, every: bool) -> list[str]:
     help="scponly-pyc (chroots itself; home JAIL//home/USER), scponly-py (for sshd's"
     " ChrootDirectory; home /home/USER), or an absolute path.",
 )
+@click.option(
+    "--group",
+    default=users.DEFAULT_GROUP,
+    show_default=True,
+    help="Also make USER a member of this group (created if missing): the one sshd-config's"
+    " Match block names. Give the same --group to sshd-config.",
+)
 @state_dir_option
 @dry_run_option
 @json_option
 def add_user(  # noqa: PLR0917 - click passes options as arguments
-    user: str,
-    jail: str,
+    user: str | None,
+    jail: str | None,
+    from_file: str | None,
     create_account: bool,
     writable: str,
     shell: str,
+    group: str,
     state_dir: str,
     dry_run: bool,
     as_json: bool,
 ) -> None:
-    """Put USER in JAIL: account, home, passwd/group lines, /etc/shells."""
+    """Put USER in JAIL: account, group, home, passwd/group lines, /etc/shells."""
     _need_root(dry_run)
-    jail = _jail_path(jail)
     store = Store(state_dir)
+    if from_file is not None:
+        if user is not None:
+            raise click.UsageError("give USER or --from FILE, not both")
+        defaults = {"jail": jail, "writable": writable, "group": group, "shell": shell}
+        _add_batch(store, from_file, defaults, dry_run=dry_run, as_json=as_json)
+        return
+    if user is None or jail is None:
+        raise click.UsageError("give USER and --jail (or --from FILE)")
+    jail = _jail_path(jail)
     if not WRITABLE_NAME.fullmatch(writable) or writable == ".ssh":
         raise click.ClickException(f"--writable {writable!r}: one plain directory name")
     try:
@@ -266,7 +325,7 @@ def add_user(  # noqa: PLR0917 - click passes options as arguments
         with store.lock(jail):
             spec, recorded = _load(store, jail)
             existing = next((entry for entry in spec.users if entry.name == user), None)
-            account = f"account {user}: home {home}, shell {shell_path}"
+            account = f"account {user}: home {home}, shell {shell_path}, group {group}"
             if dry_run:
                 try:
                     users.ids(user)
@@ -276,9 +335,13 @@ def add_user(  # noqa: PLR0917 - click passes options as arguments
                 else:
                     entry = plan.User(user, writable)
             else:
+                users.check_name(group)
                 previous = users.ensure_account(user, home, shell_path, create=create_account)
                 if users.register_shell(shell_path) and not as_json:
                     click.echo(f"added {shell_path} to {users.SHELLS}")
+                if users.ensure_group(group) and not as_json:
+                    click.echo(f"created group {group}")
+                joined = users.join_group(user, group)
                 entry = existing or plan.User(
                     user,
                     writable,
@@ -286,7 +349,7 @@ def add_user(  # noqa: PLR0917 - click passes options as arguments
                     previous_home=previous[0] if previous else None,
                     previous_shell=previous[1] if previous else None,
                 )
-                entry = replace(entry, writable=writable)
+                entry = replace(entry, writable=writable, group=group if joined else entry.group)
             others = tuple(item for item in spec.users if item.name != user)
             new_spec = replace(spec, users=others + ((entry,) if entry else ()))
             _converge(store, new_spec, recorded, dry_run=dry_run, as_json=as_json, before=[account])
@@ -294,15 +357,186 @@ def add_user(  # noqa: PLR0917 - click passes options as arguments
         raise click.ClickException(str(error)) from None
 
 
+def _checked(check: object) -> object:
+    """A batch validator from a function raising UserError or ClickException."""
+
+    def run(value: object) -> object:
+        try:
+            return check(value)  # type: ignore[operator]
+        except (users.UserError, click.ClickException) as error:
+            raise ValueError(getattr(error, "message", None) or str(error)) from None
+
+    return run
+
+
+def _uid(value: object) -> int | None:
+    if value is None:
+        return None
+    number = int(str(value))
+    if not 0 < number < 2**31 - 1:
+        raise ValueError(f"uid {number} out of range")
+    return number
+
+
+def _writable(value: object) -> str:
+    if not isinstance(value, str) or not WRITABLE_NAME.fullmatch(value) or value == ".ssh":
+        raise ValueError(f"writable {value!r}: one plain directory name")
+    return value
+
+
+def _keys(value: object) -> str | None:
+    if value is None:
+        return None
+    lines = [line.strip() for line in str(value).splitlines() if line.strip()]
+    for line in lines:
+        if "\0" in line or len(line.split()) < 2:
+            raise ValueError(f"keys: {line[:40]!r} is not an authorized_keys line")
+    return "".join(line + "\n" for line in lines)
+
+
+def _batch_jail(value: object) -> str:
+    if value in (None, "none"):
+        raise ValueError("no jail (accounts without a jail are not supported by --from yet)")
+    return _jail_path(str(value))
+
+
+BATCH_CHECKS = {
+    "name": _checked(users.check_name),
+    "uid": _uid,
+    "jail": _batch_jail,
+    "writable": _writable,
+    "keys": _keys,
+    "group": _checked(users.check_name),
+    "shell": _checked(users.shell_path),
+}
+
+
+def _add_batch(
+    store: Store, path: str, defaults: dict[str, str | None], *, dry_run: bool, as_json: bool
+) -> None:
+    """add-user --from: check every row, then accounts in one write, then one plan per jail."""
+    try:
+        rows = batch.read(path, {k: v for k, v in defaults.items() if v}, BATCH_CHECKS)
+        jails = sorted({row.jail for row in rows})
+        with contextlib.ExitStack() as stack:
+            for jail in jails:
+                stack.enter_context(store.lock(jail))
+            specs = {jail: _batch_spec(store, jail, rows) for jail in jails}
+            accounts, changes = _batch_accounts(rows)
+            if dry_run:
+                lines = [f"{len(accounts)} new accounts, {len(changes)} to change"]
+            else:
+                lines = _apply_accounts(rows, accounts, changes)
+            for line in lines:
+                if not as_json:
+                    click.echo(line)
+            for jail, (spec, recorded) in specs.items():
+                wanted = {row.name: row for row in rows if row.jail == jail}
+                kept = [user for user in spec.users if user.name not in wanted]
+                previous = {user.name: user for user in spec.users}
+                new_users = [
+                    replace(
+                        previous.get(name) or plan.User(name, created=name in accounts),
+                        writable=row.writable,
+                        keys=row.keys,
+                        group=row.group,
+                    )
+                    for name, row in wanted.items()
+                ]
+                new_spec = replace(spec, users=tuple(kept + new_users))
+                _converge(store, new_spec, recorded, dry_run=dry_run, as_json=as_json)
+    except (batch.BatchError, accountdb.AccountDbError, *ERRORS) as error:
+        raise click.ClickException(str(error)) from None
+
+
+def _batch_spec(
+    store: Store, jail: str, rows: list[batch.Row]
+) -> tuple[plan.Spec, dict[str, dict[str, object]]]:
+    loaded = store.load(jail)
+    if loaded is None:
+        line = next(row.line for row in rows if row.jail == jail)
+        raise click.ClickException(f"line {line}: {jail}: no manifest; run create first")
+    return loaded
+
+
+def _batch_accounts(rows: list[batch.Row]) -> tuple[dict[str, batch.Row], list[batch.Row]]:
+    """(rows whose account is new, rows whose existing account needs usermod); uid clashes fail."""
+    present = {entry.pw_name: entry for entry in pwd.getpwall()}
+    taken = {entry.pw_uid: entry.pw_name for entry in present.values()}
+    new, changes = {}, []
+    for row in rows:
+        home = users.home_for(row.jail, row.name, users.shell_path(row.shell))
+        entry = present.get(row.name)
+        if entry is None:
+            if row.uid is not None and row.uid in taken:
+                raise click.ClickException(f"line {row.line}: uid {row.uid} is {taken[row.uid]}'s")
+            new[row.name] = row
+        elif entry.pw_uid == 0:
+            raise click.ClickException(f"line {row.line}: {row.name} has uid 0")
+        elif row.uid is not None and row.uid != entry.pw_uid:
+            raise click.ClickException(
+                f"line {row.line}: {row.name} exists with uid {entry.pw_uid}, not {row.uid}"
+            )
+        elif (entry.pw_dir, entry.pw_shell) != (home, users.shell_path(row.shell)):
+            changes.append(row)
+    return new, changes
+
+
+def _apply_accounts(
+    rows: list[batch.Row], new: dict[str, batch.Row], changes: list[batch.Row]
+) -> list[str]:
+    """Groups, the new accounts in one write per group, usermod for the others, /etc/shells."""
+    lines = []
+    for group in sorted({row.group for row in rows}):
+        if users.ensure_group(group):
+            lines.append(f"created group {group}")
+        made = accountdb.add(
+            [
+                accountdb.NewAccount(
+                    row.name,
+                    users.home_for(row.jail, row.name, users.shell_path(row.shell)),
+                    users.shell_path(row.shell),
+                    row.uid,
+                )
+                for row in new.values()
+                if row.group == group
+            ],
+            group,
+        )
+        if made:
+            lines.append(f"created {len(made)} accounts in group {group}")
+    for row in changes:
+        shell = users.shell_path(row.shell)
+        users.ensure_account(
+            row.name, users.home_for(row.jail, row.name, shell), shell, create=False
+        )
+        lines.append(f"account {row.name}: home and shell changed")
+    members = {group: set(grp.getgrnam(group).gr_mem) for group in {row.group for row in rows}}
+    for row in rows:
+        joins = row.name not in new and row.name not in members[row.group]
+        if joins and users.join_group(row.name, row.group):
+            lines.append(f"account {row.name}: joined {row.group}")
+    for shell in sorted({users.shell_path(row.shell) for row in rows}):
+        if users.register_shell(shell):
+            lines.append(f"added {shell} to {users.SHELLS}")
+    return lines
+
+
 @click.command("remove-user")
 @click.argument("user")
 @click.option("--jail", required=True, help="The jail the user is in.")
 @click.option("--purge", is_flag=True, help="Also delete the user's home in the jail.")
+@click.option(
+    "--forget",
+    is_flag=True,
+    help="Only drop USER from the jail's manifest and passwd; leave the account alone"
+    " (for an account already deleted with userdel).",
+)
 @state_dir_option
 @dry_run_option
 @json_option
 def remove_user(  # noqa: PLR0917 - click passes options as arguments
-    user: str, jail: str, purge: bool, state_dir: str, dry_run: bool, as_json: bool
+    user: str, jail: str, purge: bool, forget: bool, state_dir: str, dry_run: bool, as_json: bool
 ) -> None:
     """Undo add-user: userdel (or restore home and shell), jail passwd lines, --purge the home."""
     _need_root(dry_run)
@@ -316,7 +550,8 @@ def remove_user(  # noqa: PLR0917 - click passes options as arguments
                 raise click.ClickException(f"{user} is not a user of {jail}")
             action = (
                 f"account {user}: "
-                + ("userdel" if entry.created else "restore home and shell")
+                + ("left alone" if forget else "userdel" if entry.created else "restore")
+                + (f", leave group {entry.group}" if entry.group and not forget else "")
                 + (f"; delete /home/{user} in the jail" if purge else "")
             )
             if not dry_run:
@@ -329,7 +564,10 @@ def remove_user(  # noqa: PLR0917 - click passes options as arguments
                     if entry.previous_home is not None and entry.previous_shell is not None
                     else None
                 )
-                users.restore_account(user, entry.created, previous)
+                if not forget:
+                    if entry.group:
+                        users.leave_group(user, entry.group)
+                    users.restore_account(user, entry.created, previous)
             new_spec = replace(spec, users=tuple(i for i in spec.users if i.name != user))
             _converge(store, new_spec, recorded, dry_run=dry_run, as_json=as_json, before=[action])
     except ERRORS as error:
@@ -502,7 +740,18 @@ def _check_accounts(
 @click.option("--check", "check_user", default=None, metavar="USER", help="Check USER via sshd -T.")
 @click.option("--host", default="client.invalid", show_default=True, help="For --check.")
 @click.option("--addr", default="192.0.2.1", show_default=True, help="For --check.")
-@click.option("-f", "config", default=None, help="sshd_config for --check (default sshd's).")
+@click.option("-f", "config", default=None, help="sshd_config to check or change (default sshd's).")
+@click.option(
+    "--install",
+    is_flag=True,
+    help="Write the block where sshd reads it: a drop-in in the sshd_config.d the main file"
+    " includes (else a marked block in the main file), never repeating a global keyword"
+    " already set; sshd -t before and after (rolled back on failure), sshd -T per managed"
+    " user, then reload sshd if it runs.",
+)
+@click.option("--uninstall", is_flag=True, help="Remove what --install wrote (same checks).")
+@click.option("--reload/--no-reload", default=True, help="With --install/--uninstall.")
+@dry_run_option
 @json_option
 def sshd_config(  # noqa: PLR0917 - click passes options as arguments
     group: str | None,
@@ -513,16 +762,31 @@ def sshd_config(  # noqa: PLR0917 - click passes options as arguments
     host: str,
     addr: str,
     config: str | None,
+    install: bool,
+    uninstall: bool,
+    reload: bool,
+    dry_run: bool,
     as_json: bool,
 ) -> None:
-    """Print the sshd_config Match block, or check a user's effective settings (exit 3)."""
-    if check_user is None:
-        text = sshd.match_block(
-            group=None if match_users else (group or "scponly"),
+    """Print, install or uninstall the sshd_config Match block; or check a user (exit 3)."""
+    match_group = None if match_users else (group or users.DEFAULT_GROUP)
+    if install or uninstall:
+        if install and uninstall:
+            raise click.UsageError("give --install or --uninstall, not both")
+        _need_root(dry_run)
+        _install_sshd(
+            config or sshdinstall.MAIN,
+            group=match_group,
             users=match_users,
             mode=mode,
             jail=jail,
+            remove=uninstall,
+            reload=reload,
+            dry_run=dry_run,
         )
+        return
+    if check_user is None:
+        text = sshd.match_block(group=match_group, users=match_users, mode=mode, jail=jail)
         _emit(as_json, {"mode": mode, "config": text}, [text.rstrip("\n")])
         return
     try:
@@ -537,6 +801,47 @@ def sshd_config(  # noqa: PLR0917 - click passes options as arguments
     )
     if found:
         raise SystemExit(EXIT_FINDINGS)
+
+
+def _install_sshd(
+    main: str,
+    *,
+    group: str | None,
+    users: tuple[str, ...],
+    mode: str,
+    jail: str | None,
+    remove: bool,
+    reload: bool,
+    dry_run: bool,
+) -> None:
+    """`sshd-config --install/--uninstall`: plan the file change, show it, apply it checked."""
+    try:
+        if remove:
+            path = sshdinstall.drop_in_path(main) or main
+            old = sshdinstall.read(path)
+            if path == main:
+                new = sshdinstall.strip_blocks(old or b"")
+            elif old is not None and not old.startswith(sshdinstall.BEGIN.encode()):
+                raise click.ClickException(f"{path}: not written by sshd-config --install")
+            else:
+                new = None
+        else:
+            path, block = sshdinstall.render(main, group=group, users=users, mode=mode, jail=jail)
+            old, new = sshdinstall.new_content(path, main, block)
+        if old == new:
+            click.echo(f"{path}: unchanged ({'not installed' if remove else 'already installed'})")
+            return
+        click.echo(sshdinstall.diff(path, old, new), nl=False)
+        if dry_run:
+            return
+        verify = [] if remove else sshdinstall.managed_users(group, users)
+        sshdinstall.change(path, old, new, main=main, verify=verify, mode=mode)
+        click.echo(f"{'removed' if new is None else 'wrote'} {path}; sshd -t passed", nl=False)
+        click.echo(f", sshd -T checked {', '.join(verify)}" if verify else "")
+        if reload:
+            click.echo(sshdinstall.reload(main))
+    except (sshdinstall.InstallError, sshd.SshdError, OSError) as error:
+        raise click.ClickException(str(error)) from None
 
 
 COMMANDS = (create, update, add_user, remove_user, check, sshd_config)

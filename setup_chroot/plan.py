@@ -88,6 +88,8 @@ class User:
     created: bool = False  # we ran useradd (remove-user runs userdel)
     previous_home: str | None = None  # else: what usermod replaced
     previous_shell: str | None = None
+    group: str | None = None  # the Match block's group, if add-user put the user in it
+    keys: str | None = None  # ~/.ssh/authorized_keys, root-owned (add-user --from)
 
 
 @dataclass(frozen=True)
@@ -219,19 +221,24 @@ def desired(spec: Spec) -> dict[str, Entry]:
         want.add_host_path(path)
     want.add(Node("/dev/null", *DEV_NULL))
     want.add(Content("/etc/nsswitch.conf", NSSWITCH))
-    names = [user.name for user in spec.users]
+    gone = set(users.missing([user.name for user in spec.users]))
+    present = [user for user in spec.users if user.name not in gone]
+    names = [user.name for user in present]
     want.add(Content("/etc/passwd", users.passwd_content(names)))
     want.add(Content("/etc/group", users.group_content(names)))
     if spec.localtime and os.path.exists("/etc/localtime"):
         want.add(File("/etc/localtime", os.path.realpath("/etc/localtime"), 0o644))
     if spec.users:
         want.add(Dir("/home"))
-    for user in spec.users:
-        uid, gid = users.ids(user.name)
+    accounts = {entry.pw_name: entry for entry in users.entries(names)}  # one enumeration
+    for user in present:
+        uid, gid = accounts[user.name].pw_uid, accounts[user.name].pw_gid
         home = f"/home/{user.name}"
         want.add(Dir(home))
         want.add(Dir(f"{home}/.ssh"))
         want.add(Dir(f"{home}/{user.writable}", DIR_MODE, uid, gid))
+        if user.keys is not None:
+            want.add(Content(f"{home}/.ssh/authorized_keys", user.keys.encode()))
     return dict(sorted(want.entries.items(), key=lambda item: item[0].split("/")))
 
 
@@ -325,7 +332,13 @@ def make_plan(spec: Spec, fs: jailfs.JailFS | None, previous: Iterable[str] = ()
     ops: list[Operation] = [
         entry for path, entry in entries.items() if path != "/" and not differ.matches(entry)
     ]
-    stale = [path for path in previous if path not in entries]
+    # A user whose account is gone keeps their home until remove-user --forget / update --prune.
+    kept = tuple(f"/home/{name}" for name in users.missing([user.name for user in spec.users]))
+    stale = [
+        path
+        for path in previous
+        if path not in entries and not any(path == k or path.startswith(k + "/") for k in kept)
+    ]
     for path in sorted(stale, key=lambda item: item.split("/"), reverse=True):
         if fs is not None and fs.lstat(path) is not None:
             ops.append(Remove(path))

@@ -58,20 +58,30 @@ class Finding:
 
 
 def match_block(
-    *, group: str | None, users: tuple[str, ...], mode: str, jail: str | None = None
+    *,
+    group: str | None,
+    users: tuple[str, ...],
+    mode: str,
+    jail: str | None = None,
+    already: dict[str, str] | None = None,
 ) -> str:
-    """The sshd_config text for jailed users (global lines first, then the Match block)."""
+    """The sshd_config text for jailed users (global lines first, then the Match block).
+
+    `already`: global keywords the configuration sets (key -> file:line), left out, since
+    sshd keeps the first value (and `Subsystem sftp` twice is an error).
+    """
     criteria = f"Group {group}" if group else f"User {','.join(users)}"
     lines = ["# Written by scponly-py-setup sshd-config (mode: " + mode + ")."]
+    wanted = [("permituserenvironment", "PermitUserEnvironment no")]
     if mode == "scponly":
         lines += [
             "# Global (not allowed inside Match): keep the external sftp-server, so that",
             "# every sftp session runs through the login shell; never internal-sftp.",
-            f"Subsystem sftp {SFTP_SERVER}",
-            "PermitUserEnvironment no",
         ]
-    else:
-        lines += ["PermitUserEnvironment no"]
+        wanted.insert(0, ("subsystem sftp", f"Subsystem sftp {SFTP_SERVER}"))
+    for key, line in wanted:
+        where = (already or {}).get(key)
+        lines.append(f"# {line.split()[0]}: set at {where}, sshd keeps it" if where else line)
     lines += ["", f"Match {criteria}"]
     lines += [f"    {key} {value}" for key, value in MATCH_SETTINGS]
     if mode == "internal-sftp":

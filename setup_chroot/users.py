@@ -20,6 +20,7 @@ import re
 import subprocess
 
 SHELLS = "/etc/shells"
+DEFAULT_GROUP = "scponly"  # the group sshd-config's Match block names
 SHELL_PATHS = {
     "scponly-pyc": "/usr/lib/scponly-py/scponly-pyc",  # install-chroot-shell's default
     "scponly-py": "/usr/local/bin/scponly-py",  # install-shell's default
@@ -70,7 +71,7 @@ def _field(value: str) -> str:
     return value.replace(":", " ").replace("\n", " ")
 
 
-def _entries(names: list[str]) -> list[pwd.struct_passwd]:
+def entries(names: list[str]) -> list[pwd.struct_passwd]:
     """passwd entries of `names`, enumerating the database once (a jail may hold thousands).
 
     Names that enumeration does not return (LDAP/sssd often disable it) are
@@ -86,7 +87,7 @@ def _entries(names: list[str]) -> list[pwd.struct_passwd]:
 def passwd_content(names: list[str]) -> bytes:
     """The jail's /etc/passwd: root and the jail's users, with their in-jail homes."""
     lines = [ROOT_PASSWD.decode()]
-    for entry in _entries(names):
+    for entry in entries(names):
         home = entry.pw_dir.partition("//")[2] if "//" in entry.pw_dir else entry.pw_dir
         home = "/" + home.lstrip("/")
         fields = (entry.pw_name, "x", str(entry.pw_uid), str(entry.pw_gid), entry.pw_gecos, home)
@@ -101,7 +102,7 @@ def group_content(names: list[str]) -> bytes:
     member (what initgroups gives them), from one enumeration of the group database.
     """
     members = set(names)
-    wanted = {entry.pw_gid for entry in _entries(names)}
+    wanted = {entry.pw_gid for entry in entries(names)}
     groups: dict[int, tuple[str, list[str]]] = {}
     for entry in grp.getgrall():
         inside = sorted(members.intersection(entry.gr_mem))
@@ -118,8 +119,19 @@ def group_content(names: list[str]) -> bytes:
     return "".join(lines).encode("utf-8", "surrogateescape")
 
 
+def is_ours(path: str) -> bool:
+    """Whether `path` is one of the project's login shells (only those go into /etc/shells)."""
+    return os.path.basename(path) in SHELL_PATHS
+
+
 def register_shell(path: str, shells: str = SHELLS) -> bool:
-    """Add `path` to /etc/shells once (sshd's PAM, chsh and FTP daemons check it); True if added."""
+    """Add `path` to /etc/shells once (sshd's PAM, chsh and FTP daemons check it); True if added.
+
+    Only the project's own shells: /etc/shells is also the list of accounts FTP daemons and
+    chsh treat as real logins, so `add-user --shell /usr/sbin/nologin` must not land there.
+    """
+    if not is_ours(path):
+        return False
     try:
         with open(shells, encoding="utf-8") as handle:
             present = {line.strip() for line in handle}
@@ -171,3 +183,46 @@ def restore_account(name: str, created: bool, previous: tuple[str, str] | None) 
         _run(["userdel", "--", name])
     elif previous is not None:
         _run(["usermod", "-d", previous[0], "-s", previous[1], "--", name])
+
+
+def missing(names: list[str]) -> list[str]:
+    """The names that no longer have an account (deleted with userdel behind our back)."""
+    present = {entry.pw_name for entry in pwd.getpwall()}
+    gone = []
+    for name in names:
+        if name not in present:
+            try:
+                pwd.getpwnam(name)
+            except KeyError:
+                gone.append(name)
+    return gone
+
+
+def ensure_group(group: str) -> bool:
+    """groupadd --system `group` unless it exists; True if it was made."""
+    check_name(group)
+    try:
+        grp.getgrnam(group)
+    except KeyError:
+        _run(["groupadd", "--system", "--", group])
+        return True
+    return False
+
+
+def join_group(name: str, group: str) -> bool:
+    """Make `name` a member of `group` (usermod -aG) unless it is one; True if added."""
+    entry = grp.getgrnam(group)
+    if name in entry.gr_mem or pwd.getpwnam(name).pw_gid == entry.gr_gid:
+        return False
+    _run(["usermod", "-aG", group, "--", name])
+    return True
+
+
+def leave_group(name: str, group: str) -> None:
+    """Take `name` out of `group` (gpasswd -d) if it is still a member."""
+    try:
+        if name not in grp.getgrnam(group).gr_mem:
+            return
+    except KeyError:
+        return
+    _run(["gpasswd", "-d", name, group])
