@@ -716,7 +716,8 @@ def test_frozen_tree_holds_every_grammar(frozen_tree: Path, tmp_path: Path, comm
     """Grammars are imported by name at run time; the frozen build must still contain each one."""
     config = tmp_path / "config.toml"
     config.write_text(
-        '[defaults]\nprograms = ["sftp", "scp", "rsync", "unison", "svnserve"]\nsvn_root = "svn"\n'
+        '[defaults]\nprograms = ["sftp", "scp", "rsync", "unison", "svnserve"]\n'
+        'svn_root = "/srv/svn"\n'
     )
     result = subprocess.run(
         [str(frozen_tree / "scponly-py"), "explain", "--user", "nobody", "--config", str(config),

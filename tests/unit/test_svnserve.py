@@ -40,10 +40,18 @@ def test_recorded_client_command_gets_the_policy_root() -> None:
     assert decision.path == SVNSERVE
 
 
-def test_relative_root_is_below_home() -> None:
+def test_relative_root_is_refused_even_from_a_compiled_config() -> None:
+    """A config.compiled written before relative roots were refused must not serve HOME."""
     decision = run("svnserve -t", svn_root="svn/repos")
-    assert isinstance(decision, Allow)
-    assert decision.argv == (SVNSERVE, "-t", "--root", "/home/alice/svn/repos")
+    assert isinstance(decision, Refuse)
+    assert "svn_root is not an absolute path" in decision.reason
+
+
+@pytest.mark.parametrize("relative", ["svn", "svn/repos", "repos"])
+def test_config_refuses_a_relative_root_and_says_why(relative: str) -> None:
+    with pytest.raises(ConfigError, match="must be an absolute path") as refused:
+        normalise({"user": {"alice": {"svn_root": relative}}})
+    assert "hooks" in str(refused.value)
 
 
 def test_read_only_adds_read_only() -> None:
@@ -145,7 +153,7 @@ def test_property_argv_is_always_built_from_policy(arguments: list[str]) -> None
 def test_config_keys_are_validated_and_merged() -> None:
     config = normalise(
         {
-            "defaults": {"svn_root": "svn"},
+            "defaults": {"svn_root": "/srv/svn-all"},
             "group": {"devs": {"svn_root": "/srv/svn", "svn_tunnel_user": True}},
         }
     )
@@ -153,9 +161,9 @@ def test_config_keys_are_validated_and_merged() -> None:
     assert member.svn_root == "/srv/svn"
     assert member.svn_tunnel_user is True
     other = effective_policy(config, "carol", ())
-    assert other.svn_root == "svn"
+    assert other.svn_root == "/srv/svn-all"
     assert other.svn_tunnel_user is False
-    for bad in ("../x", "/srv/../x", "a//b", "/srv/svn/", "~/svn", "/srv/svn repos", 1):
+    for bad in ("../x", "/srv/../x", "a//b", "/srv/svn/", "~/svn", "/srv/svn repos", "svn", 1):
         with pytest.raises(ConfigError):
             normalise({"defaults": {"svn_root": bad}})
     with pytest.raises(ConfigError):
