@@ -32,9 +32,10 @@ reaches the hook, and the svn *protocol* cannot write them, but the file
 system can: if the account may write a repository's `hooks/` or `conf/`
 directory directly — through its own sftp, scp, rsync or WinSCP access, or
 because `svn_root` lies in a home it can write — svn access is shell access.
-So repositories under `svn_root` must be owned by another user (root) at the
-top, with `hooks/` and `conf/` not writable by the account; only `db/` and
-`locks/` need to be writable (e.g. through a group) for commits. scponly's
+So repositories under `svn_root` must be owned by root at the top, with
+`hooks/` and `conf/` not writable by the account (`root_problems` checks it
+before every svnserve login); only `db/` and `locks/` need to be writable
+(e.g. through a group) for commits. scponly's
 CVE-2007-6350 (Joachim Breitner) was exactly this: a user created a
 repository with a hook in their own home and committed to it. The related
 `svn --config-option=config:helpers:editor-cmd=X` vector needs the svn
