@@ -113,7 +113,9 @@ CONFIG_KEYS: dict[str, tuple[str, str]] = {
         "repositories, each repository's top directory and everything in its hooks/ and conf/ "
         "are owned by root and not writable by group or others (symbolic links there are "
         "judged up to their target; elsewhere below *DIR* they are refused). Only db/ and "
-        "locks/ may be writable by the account.",
+        "locks/ may be writable by the account. With access read-write, svnserve must be the "
+        "account's only program: with db/ writable, any program that writes files could put "
+        "a repository with its own hooks inside db/, and svnserve would serve it.",
     ),
     "svn_tunnel_user": (
         "boolean",

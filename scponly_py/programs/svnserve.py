@@ -18,7 +18,13 @@ The exec'd argv comes from the policy:
   svnserve refuses repository paths outside it. An empty `svn_root` refuses
   svnserve. Before the exec the login checks the tree (`root_problems`).
 - `--read-only` for read-only accounts. A write-only account is refused:
-  svn cannot commit without reading.
+  svn cannot commit without reading. A read-write account is refused if it
+  has any other program: every one of them can create files, and commits
+  need `db/` writable by the account, where it could then put a repository
+  of its own with its own hooks; svnserve serves the *deepest* repository on
+  a URL's path (svn_repos_find_root_path), so `svn+ssh://host/repo/db/x`
+  runs `repo/db/x/hooks/start-commit` as the account (reproduced with
+  Subversion 1.14.2).
 - `--tunnel-user=USER` (the passwd login name) if `svn_tunnel_user` is set.
 - `links` does not apply: svn stores symbolic links as versioned properties
   and never creates one on the server.
@@ -131,6 +137,13 @@ def check(words: list[str], policy: "Policy", request: "Request") -> list[str]:
         raise Refusal("svn_root is not an absolute path; run 'scponly-py check-config'")
     if policy.access == "write-only":
         raise Refusal("svnserve cannot be write-only; it is refused for this account")
+    writers = sorted(policy.programs - {NAME}) if policy.access == "read-write" else []
+    if writers:
+        raise Refusal(
+            f"svnserve with commit access is refused for an account that also has "
+            f"{', '.join(writers)}: it could put a repository of its own, hooks included, into "
+            f"a repository's db/ (use another account, or access = read-only)"
+        )
     argv = ["-t", "--root", policy.svn_root]
     if policy.access == "read-only":
         argv.append("--read-only")

@@ -78,6 +78,19 @@ def test_no_root_configured_is_refused() -> None:
     assert "svn_root" in decision.reason
 
 
+@pytest.mark.parametrize("other", ["sftp", "scp", "rsync", "unison", "winscp"])
+def test_commit_access_is_refused_beside_any_program_that_writes_files(other: str) -> None:
+    """With db/ writable, an upload of REPO/db/x/{format,db,hooks/start-commit} and a commit
+    to svn+ssh://host/REPO/db/x runs the account's hook: svnserve serves the deepest repository
+    on the URL's path (reproduced with Subversion 1.14.2)."""
+    decision = run("svnserve -t", programs=("svnserve", other))
+    assert isinstance(decision, Refuse)
+    assert f"also has {other}" in decision.reason and "db/" in decision.reason
+    read_only = run("svnserve -t", programs=("svnserve", other), access="read-only")
+    assert isinstance(read_only, Allow)
+    assert read_only.argv[-1] == "--read-only"
+
+
 def test_off_unless_enabled() -> None:
     decision = run("svnserve -t", programs=("scp", "sftp"))
     assert isinstance(decision, Refuse)
