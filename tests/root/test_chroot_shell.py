@@ -730,9 +730,11 @@ if __name__ == "__main__":  # pragma: no cover
 def test_frozen_tree_holds_every_grammar(frozen_tree: Path, tmp_path: Path, command: str) -> None:
     """Grammars are imported by name at run time; the frozen build must still contain each one."""
     config = tmp_path / "config.toml"
-    config.write_text(
-        '[defaults]\nprograms = ["sftp", "scp", "rsync", "unison", "svnserve"]\nsvn_root = "svn"\n'
+    # svnserve with commit access must be the account's only program.
+    programs = (
+        '["svnserve"]' if command.startswith("svnserve") else '["sftp", "scp", "rsync", "unison"]'
     )
+    config.write_text(f'[defaults]\nprograms = {programs}\nsvn_root = "/srv/svn"\n')
     result = subprocess.run(
         [str(frozen_tree / "scponly-py"), "explain", "--user", "nobody", "--config", str(config),
          "--", command],
