@@ -170,7 +170,12 @@ def execute(request: "Request", decision: "Allow") -> int:
     return REFUSED  # not reached: execve does not return on success
 
 
-def login(args: list[bytes], jail: "Jail | None" = None, startup_warning: str | None = None) -> int:
+def login(
+    args: list[bytes],
+    jail: "Jail | None" = None,
+    startup_warning: str | None = None,
+    frozen_start: bytes | None = None,
+) -> int:
     """Handle one login (`-c CMD`, forced command, or interactive).
 
     On a systemd host a home the account could have filled for `systemd --user`
@@ -178,13 +183,19 @@ def login(args: list[bytes], jail: "Jail | None" = None, startup_warning: str | 
     runs after the config is loaded and before the decision: it chroots, drops
     privileges and returns the request with the in-jail home, or raises `Refusal`.
     `startup_warning` (from the launcher, e.g. why the login bundle was not used)
-    goes to syslog.
+    goes to syslog. Without `jail`, the front's report must be "1": the frozen
+    scponly-py's own (`frozen_start`, from capabilities.secure_start), else
+    SCPONLY_PY_FRONT, which front.c sets.
     """
     if not sys.flags.isolated:
         return refuse(None, Refuse(program="-", reason=NOT_ISOLATED))
     environment = dict(posix.environ)
-    if jail is None and not getattr(sys, "frozen", False):
-        problem = front_problem(environment.get(requests.FRONT_VARIABLE.encode()))
+    if jail is None:
+        if getattr(sys, "frozen", False):  # the frozen scponly-py: never the environment's word
+            report = frozen_start
+        else:
+            report = environment.get(requests.FRONT_VARIABLE.encode())
+        problem = front_problem(report)
         if problem is not None:
             return refuse(None, Refuse(program="-", reason=problem))
     try:
@@ -299,7 +310,11 @@ def fsencode(argument: str) -> bytes:
     return argument.encode(sys.getfilesystemencoding(), sys.getfilesystemencodeerrors())
 
 
-def main(argv: list[str] | None = None, startup_warning: str | None = None) -> int:
+def main(
+    argv: list[str] | None = None,
+    startup_warning: str | None = None,
+    frozen_start: bytes | None = None,
+) -> int:
     """Console entry: admin subcommands, else a login; every failure is one line and exit 1."""
     try:
         hold_signals()
@@ -310,7 +325,7 @@ def main(argv: list[str] | None = None, startup_warning: str | None = None) -> i
             from scponly_py import cli  # noqa: PLC0415 - admin code stays off the login path
 
             return cli.run(arguments)
-        return login(args, startup_warning=startup_warning)
+        return login(args, startup_warning=startup_warning, frozen_start=frozen_start)
     except BaseException as error:  # noqa: BLE001 - fail closed, never a traceback
         return internal_error(error)
 

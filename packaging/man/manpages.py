@@ -176,7 +176,11 @@ SHELL_PAGE = {
                 "is unchanged, and otherwise imports the files and says so in syslog. A "
                 "console script written by pip is for the administrative commands only and "
                 "refuses every login. The frozen `/usr/lib/scponly-py/scponly-py` (PyInstaller, "
-                "no Python needed) is for ChrootDirectory jails.",
+                "no Python needed) is for ChrootDirectory jails. It is its own front: it "
+                "carries cap_wake_alarm+p too (the packages and `scponly-py-setup "
+                "install-chroot-shell` set it, in the jail's copy as well), empties every "
+                "capability set as its first step and refuses a login, other than root's, "
+                "that did not start in secure-execution mode.",
             ],
         ),
         (
@@ -343,10 +347,14 @@ CHROOT_PAGE = {
                 "root, with a warning, on file systems without extended attributes. It is a "
                 "PyInstaller one-directory build, never a self-extracting single file: a "
                 "privileged program must not unpack itself into a directory the user chooses.",
-                "The privilege-free alternative is sshd's `ChrootDirectory` with the "
-                "unprivileged scponly-py copied into the jail (`scponly-py-setup "
-                "install-chroot-shell --jail` *JAIL*). Choose it when file capabilities and "
-                "setuid are not wanted at all; choose scponly-pyc when every user has a jail "
+                "The alternative without chroot privilege is sshd's `ChrootDirectory` with the "
+                "frozen scponly-py copied into the jail (`scponly-py-setup "
+                "install-chroot-shell --jail` *JAIL*). That copy carries only "
+                "`cap_wake_alarm+p` (permitted, never effective, dropped as its first step), "
+                "so that the kernel starts it in secure-execution mode and the loader ignores "
+                "LD_PRELOAD and the like from PAM or sshd; the install refuses a jail whose "
+                "file system cannot keep it. Choose it when no file may carry chroot "
+                "privilege; choose scponly-pyc when every user has a jail "
                 "of their own given by the home directory, or when sshd_config must not change "
                 "per user.",
             ],
