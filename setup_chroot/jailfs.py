@@ -119,6 +119,14 @@ class JailFS:
         with self.parent(path) as (fd, name), self._open_regular(name, fd) as handle:
             return os.read(handle, limit)
 
+    def capability(self, path: str) -> bytes | None:
+        """The `security.capability` of a regular file in the jail, or None."""
+        with self.parent(path) as (fd, name), self._open_regular(name, fd) as handle:
+            try:
+                return os.getxattr(handle, CAPABILITY_XATTR)
+            except OSError:
+                return None
+
     def digest(self, path: str) -> str:
         """SHA-256 of a regular file in the jail."""
         with self.parent(path) as (fd, name), self._open_regular(name, fd) as handle:

@@ -713,6 +713,21 @@ def test_chroot_directory_mode(setup: Setup, tmp_path: Path) -> None:
     assert not sandbox.path("/srv/jail2/usr/bin/python3").exists()
 
 
+def test_update_keeps_the_frozen_shells_capability(setup: Setup) -> None:
+    """`update` (the package triggers run it) re-copies a jail file whose bytes differ from the
+    host's, as after an upgrade; the jail's frozen scponly-py keeps cap_wake_alarm+p, without
+    which every ChrootDirectory login would be refused."""
+    jailed = setup.sandbox.path(f"/srv/jail2{PLAIN}")
+    wanted = os.getxattr(setup.sandbox.path(PLAIN), "security.capability")
+    with jailed.open("ab") as handle:  # an older build: other bytes (the write drops the xattr)
+        handle.write(b"\0")
+    assert "security.capability" not in os.listxattr(jailed)
+    setup.run([SETUP, "update", "/srv/jail2", "--state-dir", "/srv/state"], check=True)
+    assert os.getxattr(jailed, "security.capability") == wanted
+    batch = setup.sandbox.sftp_batch("chrooted", "ls -1 /\n")
+    assert batch.returncode == 0 and "JAIL2_MARKER" in batch.stdout.decode(), batch.stderr
+
+
 def test_frozen_scponly_py_ignores_python_variables(setup: Setup) -> None:
     """The unprivileged frozen shell too: PYTHON* and _PYI_* never load code."""
     setup.use_config(PROBE_CONFIG)
