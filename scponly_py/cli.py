@@ -18,6 +18,7 @@ from scponly_py.policy import ConfigError, effective_policy
 
 CHECK_OK = 0
 FAILED = 1
+FINDINGS = 3  # check-config: the file is valid (and compiled), some accounts' places are not
 INTERRUPTED = 130
 
 
@@ -80,7 +81,7 @@ def _check_config(file: str | None, no_compile: bool) -> int:
     findings = place_findings(normalised)
     for finding in findings:
         print(f"scponly-py: check-config: {finding}", file=sys.stderr)
-    return FAILED if findings else CHECK_OK
+    return FINDINGS if findings else CHECK_OK
 
 
 def place_findings(normalised: dict[str, object]) -> list[str]:

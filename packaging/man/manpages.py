@@ -259,8 +259,9 @@ SHELL_PAGE = {
             [
                 "As a login shell, the exit status of the program it runs, or 1 for a refusal. "
                 "`explain` exits 0 when the command would be allowed and 1 when refused; "
-                "`check-config` exits 0 for a valid file and 1 otherwise, or when run as root "
-                "it finds an account's start_dir or svn_root unsafe (scponly-py.toml(5)).",
+                "`check-config` exits 0 for a valid file and 1 otherwise, and 3 when the file "
+                "is valid (and compiled) but, run as root, it finds an account's start_dir or "
+                "svn_root unsafe (those logins are refused; scponly-py.toml(5)).",
             ],
         ),
         (

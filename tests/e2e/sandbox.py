@@ -401,8 +401,11 @@ class Sandbox:
         config.write_text(text)
         config.chmod(0o644)
         compiled = self.path("/etc/scponly-py/config.compiled")
-        if compile_it:
-            self.run([sys.executable, "-I", "-m", "scponly_py", "check-config"], check=True)
+        if compile_it:  # 3: valid and compiled, but some accounts' places refuse their logins
+            checked = self.run([sys.executable, "-I", "-m", "scponly_py", "check-config"])
+            if checked.returncode not in (0, 3):
+                problem = checked.stderr.decode(errors="replace")
+                raise RuntimeError(f"check-config failed: {problem}")
         elif compiled.exists():
             compiled.unlink()
 
