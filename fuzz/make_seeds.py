@@ -71,6 +71,10 @@ CLIENT_COMMANDS = [
     "unison -server __new-rpc-mode",
     "unison -server",
     "svnserve -t",
+    # rclone's hash checks (hashsum)
+    "md5sum",
+    "sha1sum /home/alice/My\\ Files/a.txt",
+    "sha256sum /home/alice/a",
 ]
 
 END = ' ; echo "WinSCP: this is end-of-file:0"'

@@ -73,9 +73,11 @@ def _decide(request: "Request", policy: "Policy") -> Allow | Refuse:
     if name not in policy.programs:
         return Refuse(program=name, reason=f"{name} is not enabled for this account")
     program = programs.grammar(name)
+    # A program may run one of several executables (hashsum: md5sum, sha1sum, sha256sum).
+    executable = program.executable(command_words) if hasattr(program, "executable") else name
     try:
         arguments = program.check(command_words, policy, request)
-        path = policy.path(name)
+        path = policy.path(executable)
     except Refusal as refusal:
         return Refuse(program=name, reason=refusal.reason)
     # A program may need a HOME other than the user's (rsync: popt reads ~/.popt).

@@ -28,15 +28,19 @@ code of its choosing. See `scponly_py/programs/svnserve.py`.
 WinSCP's SCP mode (`programs` contains "winscp") runs `ls`, `chmod`, `mkdir`,
 `rm`, `mv`, `ln` and `cp` for the client; their absolute paths are in [paths]
 too (defaults `/bin/NAME`, which exists on merged-/usr and classic layouts).
+"hashsum" (rclone's integrity checks) runs `md5sum`, `sha1sum` and `sha256sum`,
+each with its own [paths] entry (defaults `/usr/bin/NAME`, coreutils' place).
 """
 
 from scponly_py.records import Record
 
-PROGRAMS = ("sftp", "scp", "rsync", "unison", "svnserve", "winscp")
+PROGRAMS = ("sftp", "scp", "rsync", "unison", "svnserve", "winscp", "hashsum")
 # Programs that are exec'd and therefore need a path in [paths].
 EXECUTABLE_PROGRAMS = ("sftp", "scp", "rsync", "unison", "svnserve")
 # Helper programs that only WinSCP's SCP mode runs (scponly_py/winscp.py).
 WINSCP_TOOLS = ("ls", "chmod", "mkdir", "rm", "mv", "ln", "cp")
+# The programs "hashsum" runs (scponly_py/programs/hashsum.py: rclone's integrity checks).
+HASHSUM_TOOLS = ("md5sum", "sha1sum", "sha256sum")
 ACCESS_MODES = ("read-write", "read-only", "write-only")
 LOG_LEVELS = ("info", "debug")
 
@@ -57,6 +61,7 @@ BUILTIN_PATHS: dict[str, str] = {
     "unison": "/usr/bin/unison",
     "svnserve": "/usr/bin/svnserve",
     **{tool: f"/bin/{tool}" for tool in WINSCP_TOOLS},
+    **{tool: f"/usr/bin/{tool}" for tool in HASHSUM_TOOLS},
 }
 SECTIONS = ("defaults", "paths", "group", "user")
 NAME_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
@@ -236,7 +241,7 @@ def normalise(raw: dict[str, object]) -> dict[str, object]:
     if not isinstance(raw_paths, dict):
         raise ConfigError("[paths] must be a table")
     for name, path in raw_paths.items():
-        if name not in EXECUTABLE_PROGRAMS and name not in WINSCP_TOOLS:
+        if name not in EXECUTABLE_PROGRAMS + WINSCP_TOOLS + HASHSUM_TOOLS:
             raise ConfigError(f"[paths]: unknown program {name!r}")
         paths[name] = _check_path(path, f"[paths] {name}")
 

@@ -5,7 +5,7 @@ set -euo pipefail
 
 VENV="${SCPONLY_PY_VENV:-/opt/scponly-py}"
 APT_PACKAGES=(
-    openssh-server openssh-client putty-tools curl rsync lftp sshfs unison subversion
+    openssh-server openssh-client putty-tools curl rsync lftp sshfs unison subversion rclone filezilla
     python3 python3-venv python3-dev gcc libcap-dev libcap2-bin iproute2 util-linux
     hyperfine binutils libc6-dev
     # packaging (tests/packaging): the .deb's own dependencies, its build and lint tools, and

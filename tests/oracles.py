@@ -16,7 +16,8 @@ when a decision breaks a rule of DESIGN.md §3:
 - each program's argv contains only options its table lists as safe, in the
   server form: scp has exactly one of -t/-f and `--` before the operands;
   sftp-server carries the policy's restrictions; rsync has `--server` first;
-  unison and svnserve have only their exact server forms;
+  unison and svnserve have only their exact server forms; hashsum has
+  nothing or `-- /ABSOLUTE/PATH` (no `..`) and nothing for write-only;
 - access modes hold: read-only never uploads, write-only never downloads;
 - write-only learns nothing about what is already there: sftp-server denies
   every request that reads or lists, rsync carries none of the options whose
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 from scponly_py import childenv, programs
 from scponly_py import decide as decide_module
+from scponly_py import policy as policies
 from scponly_py.decision import Allow, Refuse
 
 TYPE_CHECKING = False
@@ -75,7 +77,13 @@ def check(command: str | None, request: Request, policy: Policy, decision: objec
     _fail(
         not decision.argv or decision.argv[0] != decision.path, "argv[0] is not the path", decision
     )
-    _fail(decision.path != configured.get(name), "path is not the configured path", decision)
+    # hashsum runs one of three programs, each with its own [paths] entry.
+    names = policies.HASHSUM_TOOLS if name == "hashsum" else (name,)
+    _fail(
+        decision.path not in {configured.get(each) for each in names},
+        "path is not the configured path",
+        decision,
+    )
     _fail(not decision.path.startswith("/"), "path is not absolute", decision)
     _fail(not decision.cwd.startswith("/"), "working directory is not absolute", decision)
     _fail(decision.umask != policy.umask, "umask is not the policy's", decision)
@@ -263,10 +271,21 @@ def _check_svnserve(args: list[str], request: Request, policy: Policy, decision:
     )
 
 
+def _check_hashsum(args: list[str], request: Request, policy: Policy, decision: Allow) -> None:
+    _fail(policy.access == "write-only", "a file's digest for a write-only account", decision)
+    if not args:
+        return  # the digest of the client's own (empty) input
+    _fail(len(args) != 2 or args[0] != "--", "hashsum is not NAME -- PATH", decision)
+    path = args[-1]
+    _fail(not path.startswith("/"), "hashsum path is not absolute", decision)
+    _fail(any(part in (".", "..") for part in path.split("/")), "hashsum path has '..'", decision)
+
+
 PROGRAM_CHECKS = {
     "scp": _check_scp,
     "sftp": _check_sftp,
     "rsync": _check_rsync,
     "unison": _check_unison,
     "svnserve": _check_svnserve,
+    "hashsum": _check_hashsum,
 }

@@ -65,7 +65,9 @@ CONFIG_KEYS: dict[str, tuple[str, str]] = {
         "only (exactly one of `-t` or `-f`); rsync is `rsync --server` with an allowlist of "
         "server options; unison and svnserve are accepted only in their exact server forms "
         "(`unison -server`, `svnserve -t`); winscp is WinSCP's SCP-mode line protocol, which "
-        "runs the helper programs listed under [paths].",
+        "runs the helper programs listed under [paths]; hashsum lets rclone check files: "
+        "`md5sum`, `sha1sum` or `sha256sum`, bare or with one normalised absolute path, "
+        "refused for write-only accounts.",
     ),
     "access": (
         "string",
@@ -795,8 +797,12 @@ def paths_section(sftp_server: str) -> list[str]:
     )
     defaults = dict(policy.BUILTIN_PATHS)
     defaults["sftp"] = sftp_server
-    for name in (*policy.EXECUTABLE_PROGRAMS, *policy.WINSCP_TOOLS):
-        role = "run by WinSCP's SCP mode" if name in policy.WINSCP_TOOLS else f"the {name} program"
+    roles = {
+        **{name: "run by WinSCP's SCP mode" for name in policy.WINSCP_TOOLS},
+        **{name: "run by hashsum (rclone's checks)" for name in policy.HASHSUM_TOOLS},
+    }
+    for name in (*policy.EXECUTABLE_PROGRAMS, *policy.WINSCP_TOOLS, *policy.HASHSUM_TOOLS):
+        role = roles.get(name, f"the {name} program")
         lines += [".TP", inline(f"`{name}` = *path*"), inline(f"{role}; {defaults[name]}")]
     lines += paragraph(
         "sftp-server is at /usr/lib/openssh/sftp-server on Debian and Ubuntu, "

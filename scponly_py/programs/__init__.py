@@ -9,6 +9,8 @@ client's word.
 
 import sys
 
+from scponly_py.policy import HASHSUM_TOOLS
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from types import ModuleType
@@ -62,6 +64,15 @@ PROGRAMS: dict[str, tuple[str, frozenset[str]]] = {
     "svnserve": (
         "scponly_py.programs.svnserve",
         frozenset({"svnserve", "/usr/bin/svnserve", "/usr/local/bin/svnserve", "/bin/svnserve"}),
+    ),
+    # rclone's sftp backend sends the bare names (or its md5sum_command/sha1sum_command).
+    "hashsum": (
+        "scponly_py.programs.hashsum",
+        frozenset(
+            f"{directory}{tool}"
+            for tool in HASHSUM_TOOLS
+            for directory in ("", "/usr/bin/", "/bin/")
+        ),
     ),
 }
 

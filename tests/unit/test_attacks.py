@@ -10,6 +10,7 @@ import collections
 
 import pytest
 
+from scponly_py import programs
 from scponly_py.decide import decide
 from scponly_py.decision import Refuse
 from tests import oracles
@@ -34,7 +35,7 @@ def test_corpus_is_big_enough_and_well_sourced() -> None:
     assert len(ATTACKS) >= 150
     for attack in ATTACKS:
         assert attack.source.strip(), attack.id
-        assert attack.program in {"scp", "sftp", "rsync", "unison", "svnserve", "winscp", "shell"}
+        assert attack.program in {*programs.PROGRAMS, "winscp", "shell"}
 
 
 def test_corpus_covers_every_program_and_policy() -> None:

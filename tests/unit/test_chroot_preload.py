@@ -24,6 +24,7 @@ TAILS = {
     "rsync": " --server -logDtpre.iLsfxCIvu . x",
     "unison": " -server __new-rpc-mode",
     "svnserve": " -t",
+    "hashsum": " /x",
 }
 COMMANDS = sorted(
     {word + TAILS[name] for name, (_, names) in programs.PROGRAMS.items() for word in names}
@@ -38,7 +39,8 @@ from scponly_py.decide import decide
 from tests.support import make_policy, make_request
 
 policy = make_policy(
-    programs=("sftp", "scp", "rsync", "unison", "svnserve", "winscp"), svn_root="/srv/svn"
+    programs=("sftp", "scp", "rsync", "unison", "svnserve", "winscp", "hashsum"),
+    svn_root="/srv/svn",
 )
 chroot_shell.preload(policy)
 imported = []
