@@ -10,7 +10,9 @@ The next statement does what the front (scponly_py/front.c) does before its exec
 (docs/design.md "The login environment"): the tree is installed with
 cap_wake_alarm+p so both the bootloader and its re-exec start in secure-execution
 mode; `secure_start` reads that from the capability sets, empties them, and its
-report decides, in `shell.login`, whether a login may go on.
+report decides, in `shell.login`, whether a login may go on. A package that
+cannot be loaded (e.g. a library missing from a jail) is one line, never a
+traceback.
 """
 
 import _signal
@@ -19,11 +21,13 @@ _signal.pthread_sigmask(
     _signal.SIG_BLOCK,
     (_signal.SIGHUP, _signal.SIGINT, _signal.SIGQUIT, _signal.SIGPIPE, _signal.SIGTERM),
 )
-from scponly_py.capabilities import secure_start  # noqa: E402
-
-started = secure_start()
 import sys  # noqa: E402
 
-from scponly_py.shell import main  # noqa: E402
+try:
+    from scponly_py.capabilities import secure_start
 
+    started = secure_start()
+    from scponly_py.shell import main
+except BaseException as error:  # noqa: BLE001 - fail closed, never a traceback
+    sys.exit(f"scponly-py: refused: cannot load the login shell ({type(error).__name__})")
 sys.exit(main(frozen_start=started))

@@ -246,13 +246,14 @@ def chroot_directory_jail(state: Setup, frozen_tree: Path) -> None:
     /usr/bin inside the jail.
     """
     # --bin pulls in what the bundle needs from the system (libc, libm, libdl, libpthread; and
-    # libcap for _prctl: in secure-execution mode the loader ignores the bootloader's
-    # LD_LIBRARY_PATH, so the bundle's own copy is not used).
+    # libcap for _prctl, libffi for _ctypes: in secure-execution mode the loader ignores the
+    # bootloader's LD_LIBRARY_PATH, so the bundle's own copies are not used).
     internal = f"{PLAIN.rsplit('/', 1)[0]}/_internal"
     state.run(
         [SETUP, "create", "/srv/jail2", "--state-dir", "/srv/state", "--bin", PLAIN,
          "--bin", f"{internal}/libpython3.11.so.1.0",
-         "--bin", f"{internal}/_prctl.cpython-311-x86_64-linux-gnu.so"],
+         "--bin", f"{internal}/_prctl.cpython-311-x86_64-linux-gnu.so",
+         "--bin", f"{internal}/_ctypes.cpython-311-x86_64-linux-gnu.so"],
         check=True,
     )  # fmt: skip
     state.run(

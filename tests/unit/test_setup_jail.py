@@ -170,7 +170,8 @@ def test_cli_dry_run_json_and_errors(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     ops = json.loads(result.output)["operations"]
-    assert {"op": "file", "path": "/usr/bin/scp", "source": "/usr/bin/scp", "mode": "0755"} in ops
+    scp = {"op": "file", "path": "/usr/bin/scp", "source": "/usr/bin/scp", "mode": "0755"}
+    assert {**scp, "capability": None} in ops
     assert not (tmp_path / "j").exists()
     result = runner.invoke(main, ["create", "relative/jail", "--dry-run", *state])
     assert result.exit_code == 1 and "absolute path" in result.output
