@@ -11,11 +11,13 @@ Exit status: 0 done (or nothing to report), 1 error, 2 usage error,
 from __future__ import annotations
 
 import contextlib
+import errno
 import grp
 import json
 import os
 import pwd
 import re
+import stat
 from dataclasses import replace
 
 import click
@@ -595,7 +597,10 @@ def remove_user(  # noqa: PLR0917 - click passes options as arguments
     is_flag=True,
     help="With --user/--all-users: remove group/other write and foreign owners from the home,"
     " ~/.ssh and its key files; where systemd --user could read the home, make it root's with"
-    " a user-owned ~/files (user files stay); print each change, then check again.",
+    " a user-owned ~/files (user files stay). With JAIL/--all: make the jail root, its"
+    " directories, the users' homes, ~/.ssh and its files root's and at most 0755, and run"
+    " update (stale files, /dev/null); never inside a user's writable directory, never on a"
+    " jail whose path above it is unsafe. Prints each change, then checks again.",
 )
 @click.option("--sshd/--no-sshd", "with_sshd", default=True, help="Also run sshd -T per user.")
 @click.option("-f", "sshd_config", default=None, help="sshd_config to check (sshd -f).")
@@ -634,13 +639,20 @@ def check(  # noqa: PLR0917 - click passes options as arguments
             as_json=as_json,
         )
         return
-    if fix or dry_run:
-        raise click.UsageError("--fix and --dry-run go with --user/--all-users")
+    if dry_run and not fix:
+        raise click.UsageError("--dry-run goes with --fix")
+    if fix and as_json:
+        raise click.UsageError("--json does not go with --fix on jails")
     store = Store(state_dir)
     results: dict[str, list[dict[str, str]]] = {}
     lines: list[str] = []
     try:
-        for path in _targets(store, jail, every):
+        targets = _targets(store, jail, every)
+        if fix:
+            _need_root(dry_run)
+            for path in targets:
+                _fix_jail(store, path, dry_run=dry_run)
+        for path in targets:
             if not os.path.isdir(path):
                 raise click.ClickException(f"{path}: no such directory")
             loaded = store.load(path)
@@ -657,6 +669,72 @@ def check(  # noqa: PLR0917 - click passes options as arguments
     _emit(as_json, {"jails": results}, lines)
     if any(results.values()):
         raise SystemExit(EXIT_FINDINGS)
+
+
+def _fix_jail(store: Store, jail: str, *, dry_run: bool) -> None:
+    """check JAIL --fix: the jail root, then `update`, then directories, homes and ~/.ssh.
+
+    The path above the jail must pass the trusted-path rule (else nothing is done);
+    the jail root itself may be fixed, since only root can replace it there. Every
+    change goes through descriptors (doctor.apply_below); one line each.
+    """
+    parent, base = os.path.split(jail)
+    try:
+        parent_fd = trusted.open_path(parent, directory=True)
+    except trusted.Untrusted as error:
+        raise click.ClickException(
+            f"{jail}: refused: {error} (the trusted-path rule): fix the path above the jail first"
+        ) from None
+    try:
+        info = os.stat(base, dir_fd=parent_fd, follow_symlinks=False)
+    finally:
+        os.close(parent_fd)
+    if not stat.S_ISDIR(info.st_mode):
+        raise click.ClickException(f"{jail}: refused: not a directory (a symlink?)")
+    root = doctor.plan_jail_fixes(parent, [((base,), info)])
+    planned_paths: set[str] = set()
+    with store.lock(jail):
+        if dry_run:
+            for line in doctor.preview(root):
+                click.echo(line)
+        else:
+            for line in doctor.apply_below(lambda: _trusted_dir(parent), root):
+                click.echo(line)
+        loaded = store.load(jail)
+        if loaded is None:
+            click.echo(f"note: {jail} has no manifest: files and /dev/null are not re-synced")
+        elif dry_run and root:
+            click.echo("note: update runs once the jail root is fixed")
+        else:
+            document = _converge(store, *loaded, dry_run=dry_run, as_json=False)
+            planned_paths = {str(op["path"]) for op in document["operations"]}  # type: ignore[attr-defined]
+        spec, recorded = loaded if loaded else (None, None)
+        found = audit.Audit(jail, spec, recorded)
+        found.run()
+        changes: list[doctor.Planned] = [
+            change
+            for change in doctor.plan_jail_fixes(jail, found.repairable)
+            if not isinstance(change, doctor.Change)
+            or "/" + "/".join(change.parts) not in planned_paths
+        ]
+        if dry_run:
+            lines = doctor.preview(changes)
+        else:
+            lines = doctor.apply_below(lambda: _trusted_dir(jail), changes)
+        for line in lines:
+            click.echo(line)
+
+
+def _trusted_dir(path: str) -> int:
+    """A directory fd of `path` by the trusted-path rule (an OSError if it breaks the rule)."""
+    try:
+        handle = trusted.open_path(path, directory=True)
+    except trusted.Untrusted as error:
+        raise PermissionError(errno.EPERM, str(error)) from None
+    try:
+        return os.open(".", jailfs.DIR_FLAGS, dir_fd=handle)
+    finally:
+        os.close(handle)
 
 
 def _audit_accounts(
