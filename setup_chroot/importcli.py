@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import stat
 
 import click
 
@@ -18,6 +19,7 @@ from setup_chroot import jailcli, jailfs, migrate, plan, users
 from setup_chroot.manifest import Store
 
 CONFIG = os.path.join(scponly_config.CONFIG_DIR, scponly_config.CONFIG_NAME)
+MERGED = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")  # symlinks into /usr on merged hosts
 PROBED = ("sftp", "scp", "rsync", "unison", "svnserve")  # programs looked for in a C scponly jail
 
 
@@ -136,9 +138,17 @@ def _write_config(path: str, text: str) -> None:
 
 def _apply(ctx: click.Context, moves: list[migrate.Move], state_dir: str) -> None:
     """create each jail, then add-user (jailed) or usermod -s (not jailed), then check the jails."""
+    try:
+        _apply_moves(ctx, moves, state_dir)
+    except jailcli.ERRORS as error:
+        raise click.ClickException(str(error)) from None
+
+
+def _apply_moves(ctx: click.Context, moves: list[migrate.Move], state_dir: str) -> None:
     store = Store(state_dir)
     for jail, programs in _jails(moves).items():
         if store.load(jail) is None:
+            _set_aside(jail)
             ctx.invoke(
                 jailcli.create, jail=jail, profiles=(",".join(programs),), state_dir=state_dir
             )
@@ -168,6 +178,22 @@ def _apply(ctx: click.Context, moves: list[migrate.Move], state_dir: str) -> Non
         except SystemExit as status:  # findings (exit 3) are reported, the import is done
             if status.code not in (0, None, jailcli.EXIT_FINDINGS):
                 raise
+
+
+def _set_aside(jail: str) -> None:
+    """Rename the jail's top-level /lib, /bin... directories to NAME.pre-import where the host has
+    a symlink (merged /usr): rssh's mkchroot.sh and scponly's setup_chroot.sh made them
+    directories, and `create` must lay the jail out as the host's loader will see it."""
+    if not os.path.isdir(jail):
+        return
+    with jailfs.JailFS(jail) as fs:
+        for name in MERGED:
+            info = fs.lstat(f"/{name}")
+            if info is None or not stat.S_ISDIR(info.st_mode) or not os.path.islink(f"/{name}"):
+                continue
+            aside = f"{name}.pre-import"
+            os.rename(name, aside, src_dir_fd=fs.root_fd, dst_dir_fd=fs.root_fd)
+            click.echo(f"moved {jail}/{name} to {jail}/{aside} (the host has /{name} -> usr/...)")
 
 
 def _move_writable(move: migrate.Move) -> None:

@@ -27,7 +27,7 @@ DROPPED = {
     " administrative files say; serve CVS some other way",
     "rdist": "no rdist here: rdistd runs the commands of a Distfile's `special` lines",
 }
-IGNORED = {"logfacility": "scponly-py logs to the auth facility (scponly_py/audit.py)"}
+IGNORED = {"logfacility": "scponly-py logs to authpriv (scponly_py/audit.py)"}
 RSSH_SHELLS = frozenset({"rssh"})
 SCPONLY_SHELLS = {"scponly": "scponly-py", "scponlyc": "scponly-pyc"}
 MAX_CONF = 1 << 20
@@ -111,14 +111,14 @@ def parse_rssh(text: str) -> RsshConf:
             entry = _user(value, where, number)
             conf.users[entry.name] = entry
         elif keyword in IGNORED:
-            conf.notes.append(f"{where}: {keyword} dropped: {IGNORED[keyword]}")
+            conf.notes.append(f"{where}: {keyword}: {IGNORED[keyword]}")
         else:
             raise MigrateError(f"{where}: unknown or malformed keyword {keyword!r}")
     for program in dict.fromkeys(
         [*conf.programs, *(p for user in conf.users.values() for p in user.programs)]
     ):
         if program in DROPPED:
-            conf.notes.append(f"{program} dropped: {DROPPED[program]}")
+            conf.notes.append(f"{program}: {DROPPED[program]}")
     if "svnserve" in conf.programs:
         conf.notes.append(
             "allowsvnserve: rssh's `svnserve -t` served any path; here svnserve needs an"

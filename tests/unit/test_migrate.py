@@ -60,8 +60,8 @@ def test_the_documented_shapes_convert_and_parse() -> None:
     assert users["erik"].programs == ("rsync",) and users["erik"].chroot == "/usr/local/chroot"
     assert users["fay"].umask == "0011" and users["fay"].programs == ("scp",)
     assert users["gus"].programs == ("svnserve",) and users["gus"].chroot == "/srv/svn"
-    assert any(note.startswith("line 4: logfacility dropped") for note in conf.notes)
-    assert any(note.startswith("cvs dropped: no cvs here") for note in conf.notes)
+    assert any(note.startswith("line 4: logfacility: scponly-py logs") for note in conf.notes)
+    assert any(note.startswith("cvs: no cvs here") for note in conf.notes)
 
     accounts = [
         entry("rudy", "/usr/bin/rssh", "/home/rudy"),
