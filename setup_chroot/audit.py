@@ -179,6 +179,14 @@ class Audit:
         self.users = self._users()
         self.user_dirs: set[tuple[str, str]] = set()
         self.executables: list[str] = []
+        # What `check --fix` may chown/chmod in place (doctor.plan_jail_fixes): directories
+        # outside the users' writable trees, homes, ~/.ssh and the files in it; top-down.
+        self.repairable: list[tuple[tuple[str, ...], os.stat_result]] = []
+
+    def repair(self, parts: tuple[str, ...], info: os.stat_result) -> None:
+        """Remember an entry `check --fix` may make root's and not group/other-writable."""
+        if len(self.repairable) < MAX_FINDINGS:
+            self.repairable.append((parts, info))
 
     def add(self, code: str, path: str, message: str) -> None:
         """Record a finding; past MAX_FINDINGS, one `unexamined` finding says how many more."""
@@ -299,6 +307,8 @@ class Audit:
             self.add("writable", display(names, name), message)
         if info.st_uid != 0:
             self.add("owner", display(names, name), f"owned by uid {info.st_uid}, not root")
+        if stat.S_ISDIR(mode) and (mode & 0o022 or info.st_uid != 0):
+            self.repair((*names, name), info)
 
     # -- specific files ---------------------------------------------------------------------
 
@@ -311,6 +321,8 @@ class Audit:
                 continue
             if info.st_uid != 0 or info.st_mode & 0o022:
                 self.add("home", home, f"writable by the user ({_mode(info)}, uid {info.st_uid})")
+                if stat.S_ISDIR(info.st_mode):
+                    self.repair(("home", name), info)
             ssh = self._lstat(f"{home}/.ssh")
             if ssh is None:
                 continue
@@ -323,6 +335,8 @@ class Audit:
                         f"the user can change it ({_mode(entry)}, uid {entry.st_uid}):"
                         " authorized_keys options would bypass the shell",
                     )
+                    if stat.S_ISDIR(entry.st_mode) or stat.S_ISREG(entry.st_mode):
+                        self.repair(tuple(part for part in path.split("/") if part), entry)
 
     def reader(self) -> jailfs.JailFS:
         """Read access to the jail even when the trusted-path rule refuses it (we report that)."""

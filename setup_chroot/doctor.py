@@ -19,10 +19,11 @@ import pwd
 import re
 import stat
 import struct
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 from scponly_py import trusted
-from setup_chroot import audit, pamstack, plan, sshd
+from setup_chroot import audit, jailfs, pamstack, plan, sshd
 
 SHELL_NAMES = frozenset({"scponly-py", "scponly-pyc"})
 MAX_READ = 64 * 1024
@@ -54,6 +55,7 @@ AT_SPOOLS = ("/var/spool/cron/atjobs", "/var/spool/at")
 LINGER = "/var/lib/systemd/linger"
 VFS_CAP_REVISION_MASK = 0xFF000000
 CAP_FORMATS = {0x01000000: "<I2I", 0x02000000: "<I4I", 0x03000000: "<I4II"}
+OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 KEY_TYPES = re.compile(r"(ssh-|ecdsa-|sk-ssh-|sk-ecdsa-)\S+\s")
 
 
@@ -651,7 +653,7 @@ def tree(home: str, relative: str) -> Tree | None:
         return Tree([(parts, info)])
     entries = [(parts, info)]
     try:
-        fd = _open_below(home, parts)
+        fd = _open_below(os.open(home, OPEN_FLAGS | os.O_DIRECTORY), parts)
     except OSError as error:
         return Tree(entries, f"cannot be opened ({error.strerror})")
     try:
@@ -1050,7 +1052,12 @@ def preview(planned: list[Planned]) -> list[str]:
 
 
 def apply(who: Account, changes: list[Planned]) -> list[str]:
-    """Apply `changes` through descriptors opened O_NOFOLLOW from the home down; one line each.
+    """Apply `changes` through descriptors opened O_NOFOLLOW from the home down; one line each."""
+    return apply_below(lambda: os.open(who.home, OPEN_FLAGS | os.O_DIRECTORY), changes)
+
+
+def apply_below(open_top: Callable[[], int], changes: list[Planned]) -> list[str]:
+    """Apply `changes`, each through a descriptor opened O_NOFOLLOW from `open_top()` down.
 
     A change whose file turned into a symlink or another inode since planning
     is refused (a line says so) rather than applied; notes are repeated.
@@ -1062,7 +1069,7 @@ def apply(who: Account, changes: list[Planned]) -> list[str]:
             continue
         parts = () if isinstance(change, MakeDir) else change.parts
         try:
-            fd = _open_below(who.home, parts)
+            fd = _open_below(open_top(), parts)
         except OSError as error:
             done.append(f"refused: {change.path}: {error.strerror} (not following symlinks)")
             continue
@@ -1085,6 +1092,22 @@ def apply(who: Account, changes: list[Planned]) -> list[str]:
     return done
 
 
+def plan_jail_fixes(
+    top: str, repairable: list[tuple[tuple[str, ...], os.stat_result]]
+) -> list[Planned]:
+    """chown root (and group root, if the owner changes) and chmod to at most 0755, for each
+    entry `audit.Audit` found repairable below `top`: jail directories outside the users'
+    writable trees, homes, ~/.ssh and the files in it (never a user's writable tree)."""
+    changes: list[Planned] = []
+    for parts, info in repairable:
+        group = info.st_gid if info.st_uid == 0 else 0
+        mode = stat.S_IMODE(info.st_mode) & jailfs.SAFE_MODE_BITS
+        change = _change(top, parts, info, mode, owner=0, group=group)
+        if change is not None:
+            changes.append(change)
+    return changes
+
+
 def _make_dir(home_fd: int, change: MakeDir) -> str:
     """mkdir in the home's fd, then chown/chmod the new directory through its own fd."""
     try:
@@ -1100,13 +1123,12 @@ def _make_dir(home_fd: int, change: MakeDir) -> str:
     return f"fixed: {change}"
 
 
-def _open_below(home: str, parts: tuple[str, ...]) -> int:
-    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
-    fd = os.open(home, flags | os.O_DIRECTORY)
+def _open_below(fd: int, parts: tuple[str, ...]) -> int:
+    """`parts` below the directory `fd` (closed here), no symlink followed."""
     for index, part in enumerate(parts):
         last = index == len(parts) - 1
         try:
-            child = os.open(part, flags | (0 if last else os.O_DIRECTORY), dir_fd=fd)
+            child = os.open(part, OPEN_FLAGS | (0 if last else os.O_DIRECTORY), dir_fd=fd)
         finally:
             os.close(fd)
         fd = child

@@ -11,11 +11,13 @@ Exit status: 0 done (or nothing to report), 1 error, 2 usage error,
 from __future__ import annotations
 
 import contextlib
+import errno
 import grp
 import json
 import os
 import pwd
 import re
+import stat
 from dataclasses import replace
 
 import click
@@ -26,6 +28,7 @@ from setup_chroot import (
     audit,
     batch,
     doctor,
+    frozen,
     jailfs,
     pamstack,
     plan,
@@ -36,6 +39,14 @@ from setup_chroot import (
 from setup_chroot.manifest import STATE_DIR, ManifestError, Store
 
 EXIT_FINDINGS = 3
+ADD_MODES = ("scponly-pyc", "chroot-directory", "internal-sftp")
+MODE_GROUPS = {
+    "scponly-pyc": users.DEFAULT_GROUP,
+    "chroot-directory": "scponly-chroot",
+    "internal-sftp": "sftponly",  # the Arch wiki's name
+}
+FROZEN_DIR = os.path.dirname(users.SHELL_PATHS["scponly-pyc"])  # install-chroot-shell's --dest
+NOLOGIN = "/usr/sbin/nologin"  # sshd wants an executable shell; internal-sftp never runs it
 HOST, ADDR = "client.invalid", "192.0.2.1"  # sshd -T -C for account checks
 DEFAULT_PROFILES = ("sftp", "scp")
 WRITABLE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,63}", re.ASCII)
@@ -45,6 +56,7 @@ ERRORS = (
     ManifestError,
     users.UserError,
     sshd.SshdError,
+    frozen.InstallError,
     OSError,
 )
 
@@ -137,8 +149,10 @@ def _converge(
             "dry_run": dry_run,
             "operations": [plan.to_json(op) for op in ops],
         }
+        stale_tree = spec.frozen is not None and not _frozen_current(fs, spec.frozen)
+        after = [f"copy     {spec.frozen}  (frozen scponly-py tree)"] if stale_tree else []
         if dry_run:
-            _emit(as_json, document, [*(before or []), header, *map(plan.describe, ops)])
+            _emit(as_json, document, [*(before or []), header, *map(plan.describe, ops), *after])
             return document
         if not as_json:
             for line in before or []:
@@ -151,6 +165,10 @@ def _converge(
 
         assert fs is not None
         kept = plan.apply(ops, fs, progress)
+        if stale_tree and spec.frozen is not None:
+            frozen.install_in_jail(spec.frozen, spec.jail, spec.frozen)
+            if not as_json:
+                click.echo(f"  {after[0]}")
         info = os.fstat(fs.root_fd)
         store.save(spec, planned.record(), (info.st_dev, info.st_ino))
         document["kept_non_empty"] = kept
@@ -163,6 +181,23 @@ def _converge(
     finally:
         if fs is not None:
             fs.close()
+
+
+def _frozen_current(fs: jailfs.JailFS | None, tree: str) -> bool:
+    """Whether the jail holds the host's frozen tree at the same path (scponly-pyc aside)."""
+    if fs is None:
+        return False
+    for directory, _subdirectories, files in os.walk(tree):
+        for name in files:
+            path = os.path.join(directory, name)
+            if path == os.path.join(tree, "scponly-pyc") or os.path.islink(path):
+                continue
+            try:
+                if fs.digest(path) != jailfs.hash_host_file(path):
+                    return False
+            except jailfs.JailFSError:
+                return False
+    return True
 
 
 def _load(store: Store, jail: str) -> tuple[plan.Spec, dict[str, dict[str, object]]]:
@@ -284,11 +319,35 @@ def _targets(store: Store, jail: str | None, every: bool) -> list[str]:
 )
 @click.option(
     "--group",
-    default=users.DEFAULT_GROUP,
-    show_default=True,
+    default=None,
     help="Also make USER a member of this group (created if missing): the one sshd-config's"
-    " Match block names. Give the same --group to sshd-config.",
+    " Match block names. Default: scponly; with --mode chroot-directory scponly-chroot, with"
+    " --mode internal-sftp sftponly. Give the same --group to sshd-config.",
 )
+@click.option(
+    "--mode",
+    type=click.Choice(ADD_MODES),
+    default="scponly-pyc",
+    show_default=True,
+    help="scponly-pyc: the shell chroots itself (--shell). chroot-directory: sshd chroots"
+    " (ChrootDirectory JAIL) and runs the frozen scponly-py copied into the jail with the"
+    " libraries it needs, linked as /usr/bin/scponly-py. internal-sftp: sftp only, served by"
+    " sshd in the jail (ForceCommand internal-sftp; shell /usr/sbin/nologin). Both make the"
+    " jail if it has no manifest and install the group's Match block (sshd-config --install).",
+)
+@click.option(
+    "--frozen-dir",
+    default=FROZEN_DIR,
+    show_default=True,
+    help="With --mode chroot-directory: where install-chroot-shell put the frozen tree (it is"
+    " copied into the jail at the same path, and update keeps the copy current).",
+)
+@click.option(
+    "--sshd-install/--no-sshd-install",
+    default=True,
+    help="With --mode chroot-directory or internal-sftp: install the Match block.",
+)
+@click.option("-f", "sshd_main", default=sshdinstall.MAIN, help="The sshd_config to change.")
 @state_dir_option
 @dry_run_option
 @json_option
@@ -299,7 +358,11 @@ def add_user(  # noqa: PLR0917 - click passes options as arguments
     create_account: bool,
     writable: str,
     shell: str,
-    group: str,
+    group: str | None,
+    mode: str,
+    frozen_dir: str,
+    sshd_install: bool,
+    sshd_main: str,
     state_dir: str,
     dry_run: bool,
     as_json: bool,
@@ -307,9 +370,10 @@ def add_user(  # noqa: PLR0917 - click passes options as arguments
     """Put USER in JAIL: account, group, home, passwd/group lines, /etc/shells."""
     _need_root(dry_run)
     store = Store(state_dir)
+    group = group or MODE_GROUPS[mode]
     if from_file is not None:
-        if user is not None:
-            raise click.UsageError("give USER or --from FILE, not both")
+        if user is not None or mode != "scponly-pyc":
+            raise click.UsageError("give USER or --from FILE, not both; --from takes no --mode")
         defaults = {"jail": jail, "writable": writable, "group": group, "shell": shell}
         _add_batch(store, from_file, defaults, dry_run=dry_run, as_json=as_json)
         return
@@ -318,12 +382,26 @@ def add_user(  # noqa: PLR0917 - click passes options as arguments
     jail = _jail_path(jail)
     if not WRITABLE_NAME.fullmatch(writable) or writable == ".ssh":
         raise click.ClickException(f"--writable {writable!r}: one plain directory name")
+    if mode == "chroot-directory":
+        shell = f"{frozen_dir.rstrip('/')}/scponly-py"
+    elif mode == "internal-sftp":
+        shell = NOLOGIN
     try:
         users.check_name(user)
         shell_path = users.shell_path(shell)
         home = users.home_for(jail, user, shell_path)
+        if mode != "scponly-pyc":
+            _check_route(mode, frozen_dir, sshd_main, group, jail)
         with store.lock(jail):
-            spec, recorded = _load(store, jail)
+            loaded = store.load(jail)
+            if loaded is None and mode == "scponly-pyc":
+                raise click.ClickException(
+                    f"{jail}: no manifest in {store.directory}; run create first"
+                )
+            profiles = DEFAULT_PROFILES if mode == "chroot-directory" else ()
+            spec, recorded = loaded or (plan.Spec(jail, profiles), {})
+            if mode == "chroot-directory":
+                spec = replace(spec, frozen=frozen_dir.rstrip("/"))
             existing = next((entry for entry in spec.users if entry.name == user), None)
             account = f"account {user}: home {home}, shell {shell_path}, group {group}"
             if dry_run:
@@ -349,12 +427,57 @@ def add_user(  # noqa: PLR0917 - click passes options as arguments
                     previous_home=previous[0] if previous else None,
                     previous_shell=previous[1] if previous else None,
                 )
-                entry = replace(entry, writable=writable, group=group if joined else entry.group)
+                entry = replace(
+                    entry, writable=writable, group=group if joined else entry.group, mode=mode
+                )
             others = tuple(item for item in spec.users if item.name != user)
             new_spec = replace(spec, users=others + ((entry,) if entry else ()))
-            _converge(store, new_spec, recorded, dry_run=dry_run, as_json=as_json, before=[account])
-    except ERRORS as error:
+            _converge(
+                store,
+                new_spec,
+                recorded,
+                dry_run=dry_run,
+                as_json=as_json,
+                before=[account],
+                adopt=loaded is None,
+            )
+        if mode != "scponly-pyc" and sshd_install:
+            _install_sshd(
+                sshd_main,
+                group=group,
+                users=(),
+                mode="internal-sftp" if mode == "internal-sftp" else "scponly",
+                jail=jail,
+                remove=False,
+                reload=True,
+                dry_run=dry_run,
+            )
+        if mode == "chroot-directory" and not as_json:
+            click.echo(
+                f"note: scponly-py logs to the jail's /dev/log and refuses a login it cannot log:"
+                f" have the syslog daemon listen on {jail}/dev/log (rsyslog: imuxsock"
+                f' AddUnixListenSocket "{jail}/dev/log")'
+            )
+    except (*ERRORS, frozen.InstallError) as error:
         raise click.ClickException(str(error)) from None
+
+
+def _check_route(mode: str, frozen_dir: str, main: str, group: str, jail: str) -> None:
+    """Before any change: the frozen shell is installed, and the group's Match block (if any)
+    chroots into this jail (one ChrootDirectory per Match group)."""
+    if mode == "chroot-directory":
+        frozen.check_source(frozen_dir, ("scponly-py",))
+    path = sshdinstall.drop_in_path(main, sshdinstall.drop_in_name(group)) or main
+    text = (sshdinstall.read(path) or b"").decode("utf-8", "replace")
+    begin, end = sshdinstall.markers(group)
+    block = text.partition(begin)[2].partition(end)[0]
+    for line in block.splitlines():
+        words = line.split()
+        if words[:1] == ["ChrootDirectory"] and words[1:] != [jail]:
+            raise click.ClickException(
+                f"{path}: group {group}'s Match block chroots into {' '.join(words[1:])}:"
+                " give another --group for this jail"
+            )
 
 
 def _checked(check: object) -> object:
@@ -595,7 +718,10 @@ def remove_user(  # noqa: PLR0917 - click passes options as arguments
     is_flag=True,
     help="With --user/--all-users: remove group/other write and foreign owners from the home,"
     " ~/.ssh and its key files; where systemd --user could read the home, make it root's with"
-    " a user-owned ~/files (user files stay); print each change, then check again.",
+    " a user-owned ~/files (user files stay). With JAIL/--all: make the jail root, its"
+    " directories, the users' homes, ~/.ssh and its files root's and at most 0755, and run"
+    " update (stale files, /dev/null); never inside a user's writable directory, never on a"
+    " jail whose path above it is unsafe. Prints each change, then checks again.",
 )
 @click.option("--sshd/--no-sshd", "with_sshd", default=True, help="Also run sshd -T per user.")
 @click.option("-f", "sshd_config", default=None, help="sshd_config to check (sshd -f).")
@@ -634,13 +760,20 @@ def check(  # noqa: PLR0917 - click passes options as arguments
             as_json=as_json,
         )
         return
-    if fix or dry_run:
-        raise click.UsageError("--fix and --dry-run go with --user/--all-users")
+    if dry_run and not fix:
+        raise click.UsageError("--dry-run goes with --fix")
+    if fix and as_json:
+        raise click.UsageError("--json does not go with --fix on jails")
     store = Store(state_dir)
     results: dict[str, list[dict[str, str]]] = {}
     lines: list[str] = []
     try:
-        for path in _targets(store, jail, every):
+        targets = _targets(store, jail, every)
+        if fix:
+            _need_root(dry_run)
+            for path in targets:
+                _fix_jail(store, path, dry_run=dry_run)
+        for path in targets:
             if not os.path.isdir(path):
                 raise click.ClickException(f"{path}: no such directory")
             loaded = store.load(path)
@@ -648,7 +781,7 @@ def check(  # noqa: PLR0917 - click passes options as arguments
             found: list[audit.Finding | sshd.Finding] = list(audit.check(path, spec, recorded))
             if with_sshd and spec is not None:
                 for user in spec.users:
-                    found += sshd.check_user(user.name, config=sshd_config)
+                    found += _check_route_user(path, user, sshd_config)
             results[path] = [item.to_json() for item in found]
             lines.append(f"{path}: {len(found)} finding{'s' if len(found) != 1 else ''}")
             lines += [f"  {item}" for item in found]
@@ -657,6 +790,88 @@ def check(  # noqa: PLR0917 - click passes options as arguments
     _emit(as_json, {"jails": results}, lines)
     if any(results.values()):
         raise SystemExit(EXIT_FINDINGS)
+
+
+def _check_route_user(jail: str, user: plan.User, config: str | None) -> list[sshd.Finding]:
+    """sshd -T for a jail user, judged by its add-user --mode; for chroot-directory also the
+    shell as sshd runs it after chroot (the passwd shell's path inside the jail)."""
+    sshd_mode = "internal-sftp" if user.mode == "internal-sftp" else "scponly"
+    chroot = None if user.mode == "scponly-pyc" else jail
+    found = sshd.check_user(user.name, mode=sshd_mode, config=config, jail=chroot)
+    if user.mode == "chroot-directory":
+        with contextlib.suppress(KeyError):
+            shell = pwd.getpwnam(user.name).pw_shell
+            inside = os.path.join(jail, shell.lstrip("/"))
+            if not (os.path.isfile(inside) and os.access(inside, os.X_OK)):
+                why = "missing in the jail (sshd runs the shell after chroot): run update"
+                found.append(sshd.Finding(user.name, "shell", shell, why))
+    return found
+
+
+def _fix_jail(store: Store, jail: str, *, dry_run: bool) -> None:
+    """check JAIL --fix: the jail root, then `update`, then directories, homes and ~/.ssh.
+
+    The path above the jail must pass the trusted-path rule (else nothing is done);
+    the jail root itself may be fixed, since only root can replace it there. Every
+    change goes through descriptors (doctor.apply_below); one line each.
+    """
+    parent, base = os.path.split(jail)
+    try:
+        parent_fd = trusted.open_path(parent, directory=True)
+    except trusted.Untrusted as error:
+        raise click.ClickException(
+            f"{jail}: refused: {error} (the trusted-path rule): fix the path above the jail first"
+        ) from None
+    try:
+        info = os.stat(base, dir_fd=parent_fd, follow_symlinks=False)
+    finally:
+        os.close(parent_fd)
+    if not stat.S_ISDIR(info.st_mode):
+        raise click.ClickException(f"{jail}: refused: not a directory (a symlink?)")
+    root = doctor.plan_jail_fixes(parent, [((base,), info)])
+    planned_paths: set[str] = set()
+    with store.lock(jail):
+        if dry_run:
+            for line in doctor.preview(root):
+                click.echo(line)
+        else:
+            for line in doctor.apply_below(lambda: _trusted_dir(parent), root):
+                click.echo(line)
+        loaded = store.load(jail)
+        if loaded is None:
+            click.echo(f"note: {jail} has no manifest: files and /dev/null are not re-synced")
+        elif dry_run and root:
+            click.echo("note: update runs once the jail root is fixed")
+        else:
+            document = _converge(store, *loaded, dry_run=dry_run, as_json=False)
+            planned_paths = {str(op["path"]) for op in document["operations"]}  # type: ignore[attr-defined]
+        spec, recorded = loaded if loaded else (None, None)
+        found = audit.Audit(jail, spec, recorded)
+        found.run()
+        changes: list[doctor.Planned] = [
+            change
+            for change in doctor.plan_jail_fixes(jail, found.repairable)
+            if not isinstance(change, doctor.Change)
+            or "/" + "/".join(change.parts) not in planned_paths
+        ]
+        if dry_run:
+            lines = doctor.preview(changes)
+        else:
+            lines = doctor.apply_below(lambda: _trusted_dir(jail), changes)
+        for line in lines:
+            click.echo(line)
+
+
+def _trusted_dir(path: str) -> int:
+    """A directory fd of `path` by the trusted-path rule (an OSError if it breaks the rule)."""
+    try:
+        handle = trusted.open_path(path, directory=True)
+    except trusted.Untrusted as error:
+        raise PermissionError(errno.EPERM, str(error)) from None
+    try:
+        return os.open(".", jailfs.DIR_FLAGS, dir_fd=handle)
+    finally:
+        os.close(handle)
 
 
 def _audit_accounts(
@@ -817,17 +1032,17 @@ def _install_sshd(
     """`sshd-config --install/--uninstall`: plan the file change, show it, apply it checked."""
     try:
         if remove:
-            path = sshdinstall.drop_in_path(main) or main
+            path = sshdinstall.drop_in_path(main, sshdinstall.drop_in_name(group)) or main
             old = sshdinstall.read(path)
             if path == main:
-                new = sshdinstall.strip_blocks(old or b"")
-            elif old is not None and not old.startswith(sshdinstall.BEGIN.encode()):
+                new = sshdinstall.strip_blocks(old or b"", group)
+            elif old is not None and not old.startswith(sshdinstall.markers(group)[0].encode()):
                 raise click.ClickException(f"{path}: not written by sshd-config --install")
             else:
                 new = None
         else:
             path, block = sshdinstall.render(main, group=group, users=users, mode=mode, jail=jail)
-            old, new = sshdinstall.new_content(path, main, block)
+            old, new = sshdinstall.new_content(path, main, block, group)
         if old == new:
             click.echo(f"{path}: unchanged ({'not installed' if remove else 'already installed'})")
             return

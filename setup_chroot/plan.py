@@ -9,6 +9,7 @@ an empty plan), and writes nothing. Applying hands each operation to
 from __future__ import annotations
 
 import os
+import posixpath
 import stat
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
@@ -91,6 +92,7 @@ class User:
     previous_shell: str | None = None
     group: str | None = None  # the Match block's group, if add-user put the user in it
     keys: str | None = None  # ~/.ssh/authorized_keys, root-owned (add-user --from)
+    mode: str = "scponly-pyc"  # add-user --mode: how sshd and the shell jail this user
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,9 @@ class Spec:
     binaries: tuple[str, ...] = ()
     localtime: bool = True
     users: tuple[User, ...] = field(default_factory=tuple)
+    frozen: str | None = (
+        None  # the frozen scponly-py tree copied in (add-user --mode chroot-directory)
+    )
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
@@ -114,6 +119,7 @@ class Spec:
             binaries=tuple(data.get("binaries", ())),  # type: ignore[arg-type]
             localtime=bool(data.get("localtime", True)),
             users=tuple(User(**user) for user in data.get("users", ())),  # type: ignore[arg-type, attr-defined]
+            frozen=data.get("frozen"),  # type: ignore[arg-type]
         )
 
     def programs(self) -> list[str]:
@@ -170,6 +176,36 @@ class Desired:
         mode = found.mode & jailfs.SAFE_MODE_BITS
         self.add(File(found.path, found.path, mode, carried_capability(found.path)))
 
+    def add_frozen(self, tree: str) -> None:
+        """What the frozen scponly-py tree at `tree` loads from the system (resolved, not listed).
+
+        The tree itself is copied by frozen.install_in_jail. Its programs start with
+        the system's libraries (the bootloader needs libz before anything else); it
+        then re-executes with the tree's _internal on LD_LIBRARY_PATH, so what is
+        bundled there is not needed again for the objects in _internal.
+        """
+        bundled = set(os.listdir(os.path.join(tree, "_internal")))
+        for directory, _subdirectories, files in os.walk(tree):
+            skip = bundled if directory != tree else set()
+            for name in sorted(files):
+                path = os.path.join(directory, name)
+                try:
+                    info = resolve.read_elf(self.host, path)
+                    if info is None or not info.dynamic or os.path.islink(path):
+                        continue
+                    found = resolve.closure(path, self.host, self.linker_for(info))
+                except (OSError, resolve.ResolveError) as error:
+                    raise PlanError(f"{path}: {error}") from None
+                for needed, needed_by in found.missing:
+                    if needed not in skip:
+                        raise PlanError(f"{path}: library {needed} (needed by {needed_by}) missing")
+                for library in found.paths:
+                    if (
+                        not library.startswith(tree + "/")
+                        and posixpath.basename(library) not in skip
+                    ):
+                        self.add_host_path(library)
+
     def linker_for(self, info: resolve.elf.ElfInfo) -> resolve.Linker:
         key = (info.elf_class, info.machine)
         if key not in self.linkers:
@@ -213,6 +249,11 @@ def desired(spec: Spec) -> dict[str, Entry]:
     want = Desired()
     want.add(Dir("/"))
     linkers = [want.add_program(program) for program in spec.programs()]
+    if spec.frozen is not None:
+        want.add_frozen(spec.frozen)
+        # Relative, so that it stays inside the jail when read from the host (check).
+        target = posixpath.relpath(f"{spec.frozen}/scponly-py", "/usr/bin")
+        want.add(Link("/usr/bin/scponly-py", target))
     libc_linker = next((linker for linker in linkers if linker is not None), None)
     if libc_linker is not None and glibc_version() < NSS_FILES_BUILT_IN:
         reference = resolve.read_elf(want.host, spec.programs()[0])

@@ -113,8 +113,14 @@ def effective(
     return settings
 
 
-def findings(user: str, settings: dict[str, list[str]], mode: str) -> list[Finding]:
-    """Every effective setting that lets `user` around the login shell (or the jail)."""
+def findings(
+    user: str, settings: dict[str, list[str]], mode: str, jail: str | None = None
+) -> list[Finding]:
+    """Every effective setting that lets `user` around the login shell (or the jail).
+
+    `jail`: the ChrootDirectory sshd must enter for this user (add-user --mode
+    chroot-directory or internal-sftp).
+    """
     found = []
 
     def first(key: str) -> str:
@@ -144,8 +150,13 @@ def findings(user: str, settings: dict[str, list[str]], mode: str) -> list[Findi
             found.append(
                 Finding(user, "forcecommand", force or "none", "not ForceCommand internal-sftp")
             )
-        if first("chrootdirectory") in ("", "none"):
+        if first("chrootdirectory") in ("", "none") and jail is None:
             found.append(Finding(user, "chrootdirectory", "none", "internal-sftp is not chrooted"))
+    chroot = first("chrootdirectory") or "none"
+    if jail is not None and chroot != jail:
+        found.append(
+            Finding(user, "chrootdirectory", chroot, f"sshd does not chroot this user into {jail}")
+        )
     return found
 
 
@@ -156,6 +167,7 @@ def check_user(
     host: str = "client.invalid",
     addr: str = "192.0.2.1",
     config: str | None = None,
+    jail: str | None = None,
 ) -> list[Finding]:
-    """sshd -T for `user` connecting from host/addr, reduced to findings."""
-    return findings(user, effective(user, host=host, addr=addr, config=config), mode)
+    """sshd -T for `user` connecting from host/addr, reduced to findings (`jail`: see findings)."""
+    return findings(user, effective(user, host=host, addr=addr, config=config), mode, jail)

@@ -25,7 +25,7 @@ import subprocess
 from dataclasses import dataclass
 
 from scponly_py import trusted
-from setup_chroot import sshd
+from setup_chroot import sshd, users
 
 MAIN = "/etc/ssh/sshd_config"
 SSHDIR = "/etc/ssh"  # where sshd resolves relative Include paths
@@ -33,6 +33,22 @@ DROP_IN = "scponly-py.conf"
 BEGIN = "# BEGIN scponly-py-setup (sshd-config --install; remove with --uninstall)\n"
 END = "# END scponly-py-setup\n"
 GLOB_CHARACTERS = frozenset("*?[")
+
+
+def drop_in_name(group: str | None) -> str:
+    """Our drop-in's file name: one per Match group, so jails with ChrootDirectory coexist."""
+    return DROP_IN if group in (None, users.DEFAULT_GROUP) else f"scponly-py-group-{group}.conf"
+
+
+def markers(group: str | None) -> tuple[str, str]:
+    """The BEGIN and END lines of our block for `group` in the main file (no Include)."""
+    if group in (None, users.DEFAULT_GROUP):
+        return BEGIN, END
+    return (
+        f"# BEGIN scponly-py-setup group {group} (sshd-config --install; remove with"
+        " --uninstall)\n",
+        f"# END scponly-py-setup group {group}\n",
+    )
 
 
 class InstallError(Exception):
@@ -96,16 +112,16 @@ def directives(path: str, *, skip: str = "", depth: int = 0) -> list[Directive]:
     return found
 
 
-def drop_in_path(main: str) -> str | None:
+def drop_in_path(main: str, name: str = DROP_IN) -> str | None:
     """Our drop-in's path if the main file includes a directory glob matching it (outside Match)."""
     for item in directives(main):
         if item.keyword != "include" or item.in_match or not item.where.startswith(f"{main}:"):
             continue
         for pattern in item.args:
             full = pattern if os.path.isabs(pattern) else os.path.join(SSHDIR, pattern)
-            directory, name = os.path.split(full)
-            if GLOB_CHARACTERS.isdisjoint(directory) and fnmatch.fnmatchcase(DROP_IN, name):
-                return os.path.join(directory, DROP_IN)
+            directory, glob_name = os.path.split(full)
+            if GLOB_CHARACTERS.isdisjoint(directory) and fnmatch.fnmatchcase(name, glob_name):
+                return os.path.join(directory, name)
     return None
 
 
@@ -130,7 +146,7 @@ def render(
     Refuses (InstallError) a configuration whose sftp subsystem is internal-sftp in
     scponly mode: sshd then serves sftp itself and never runs the login shell.
     """
-    target = drop_in_path(main)
+    target = drop_in_path(main, drop_in_name(group))
     already = global_settings(main, skip=target or "")
     sftp = already.get("subsystem sftp")
     if mode == "scponly" and sftp is not None and "internal-sftp" in sftp.args[1:2]:
@@ -154,33 +170,37 @@ def read(path: str) -> bytes | None:
         return None
 
 
-def strip_blocks(data: bytes) -> bytes:
-    """`data` without our marked blocks (BEGIN line to END line, inclusive)."""
+def strip_blocks(data: bytes, group: str | None = None) -> bytes:
+    """`data` without our marked blocks for `group` (BEGIN line to END line, inclusive)."""
+    begin, end = markers(group)
     out, inside = [], False
     for line in data.splitlines(keepends=True):
-        if line == BEGIN.encode():
+        if line == begin.encode():
             inside = True
-        elif inside and line == END.encode():
+        elif inside and line == end.encode():
             inside = False
         elif not inside:
             out.append(line)
     return b"".join(out)
 
 
-def new_content(path: str, main: str, block: str) -> tuple[bytes | None, bytes | None]:
+def new_content(
+    path: str, main: str, block: str, group: str | None = None
+) -> tuple[bytes | None, bytes | None]:
     """(current bytes, wanted bytes) of the file we write; the main file gets marked blocks."""
     current = read(path)
+    begin, end = markers(group)
     if path != main:
-        return current, (BEGIN + block + END).encode()
-    base = strip_blocks(current or b"")
+        return current, (begin + block + end).encode()
+    base = strip_blocks(current or b"", group)
     head, _, match = block.partition("\nMatch ")
     globals_ = "".join(
         line + "\n" for line in head.splitlines() if line and not line.startswith("#")
     )
-    top = (BEGIN + globals_ + END).encode() if globals_ else b""
+    top = (begin + globals_ + end).encode() if globals_ else b""
     if base and not base.endswith(b"\n"):
         base += b"\n"
-    return current, top + base + (BEGIN + "Match " + match + END).encode()
+    return current, top + base + (begin + "Match " + match + end).encode()
 
 
 def diff(path: str, old: bytes | None, new: bytes | None) -> str:

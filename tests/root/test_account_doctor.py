@@ -113,5 +113,6 @@ def test_errors_are_one_line(ns: Namespace) -> None:
     assert both.returncode == 2 and b"Traceback" not in both.stderr
 
 
-def test_check_jail_still_rejects_fix(ns: Namespace) -> None:
-    assert ns.setup("check", "--all", "--fix").returncode == 2
+def test_check_jail_fix_usage(ns: Namespace) -> None:
+    assert ns.setup("check", "--all", "--dry-run").returncode == 2  # --dry-run needs --fix
+    assert ns.setup("check", "--all", "--fix", "--json").returncode == 2

@@ -170,3 +170,59 @@ def test_nothing_is_written_through_a_planted_symlink(ns: Namespace) -> None:
     assert sorted(os.listdir(victim_dir)) == ["keep", "passwd"]
     assert "alice:" not in ns.path("/etc/passwd").read_text()
     assert "alice" not in (jail / "etc/passwd").read_text()
+
+
+def test_fix_repairs_owners_modes_homes_and_files_but_not_user_files(ns: Namespace) -> None:
+    jail = ns.path(JAIL)
+    alice = int(ns.run(["id", "-u", "alice"], check=True).stdout)
+    os.chown(jail, alice, alice)  # "bad ownership or modes for chroot directory"
+    jail.chmod(0o775)
+    (jail / "usr/lib").chmod(0o777)
+    (jail / "srv").mkdir(mode=0o755)  # a directory the manifest does not know
+    os.chown(jail / "srv", alice, alice)
+    (jail / "srv").chmod(0o777)
+    (jail / "home/alice").chmod(0o777)
+    os.chown(jail / "home/alice", alice, alice)
+    os.chown(jail / "home/alice/.ssh", alice, alice)
+    keys = jail / "home/alice/.ssh/authorized_keys"
+    keys.write_text("ssh-ed25519 AAAA alice\n")
+    os.chown(keys, alice, alice)
+    keys.chmod(0o666)
+    (jail / "dev/null").unlink()
+    libz = next((jail / "usr/lib/x86_64-linux-gnu").glob("libz.so.1.*"))
+    with open(libz, "ab") as handle:
+        handle.write(b"\0")
+    upload = jail / "home/alice/files/sub"  # alice's own tree: never touched
+    upload.mkdir(mode=0o777)
+    upload.chmod(0o777)
+    (upload / "x").write_text("mine")
+    (upload / "x").chmod(0o666)
+
+    preview = ns.setup("check", JAIL, "--fix", "--dry-run", "--no-sshd")
+    assert preview.returncode == 3, preview.stderr.decode()
+    assert f"would fix: chown 0:0 + chmod 0755 {JAIL} (was uid {alice}".encode() in preview.stdout
+    assert jail.stat().st_uid == alice  # a dry run changes nothing
+
+    fixed = ns.setup("check", JAIL, "--fix", "--no-sshd")
+    out = fixed.stdout.decode()
+    assert fixed.returncode == 0, out + fixed.stderr.decode()
+    assert f"fixed: chown 0:0 + chmod 0755 {JAIL} (was uid {alice}, gid {alice}, mode 0775)" in out
+    assert "mknod    /dev/null" in out and f"copy     /usr/lib/x86_64-linux-gnu/{libz.name}" in out
+    assert f"fixed: chown 0:0 + chmod 0755 {JAIL}/srv" in out
+    assert f"fixed: chown 0:0 + chmod 0644 {JAIL}/home/alice/.ssh/authorized_keys" in out
+    assert "/home/alice/files" not in out
+    assert out.rstrip().endswith(f"{JAIL}: 0 findings")
+    assert findings(ns) == set()
+    assert keys.read_text() == "ssh-ed25519 AAAA alice\n"
+    assert (upload.stat().st_mode & 0o777, upload.stat().st_uid) == (0o777, 0)
+    assert (upload / "x").stat().st_mode & 0o777 == 0o666
+    again = ns.setup("check", JAIL, "--fix", "--no-sshd", check=True).stdout.decode()
+    assert "fixed:" not in again and f"{JAIL}: 0 operations" in again
+
+
+def test_fix_refuses_a_jail_below_an_unsafe_directory(ns: Namespace) -> None:
+    ns.run(["sh", "-c", "mkdir -m 0777 /mnt/unsafe && mkdir -m 0775 /mnt/unsafe/jail"], check=True)
+    refused = ns.setup("check", "/mnt/unsafe/jail", "--fix", "--no-sshd")
+    assert refused.returncode == 1 and refused.stdout == b""
+    assert b"refused: /mnt/unsafe is writable by group or others" in refused.stderr
+    assert ns.path("/mnt/unsafe/jail").stat().st_mode & 0o777 == 0o775
