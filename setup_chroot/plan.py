@@ -179,10 +179,11 @@ class Desired:
     def add_frozen(self, tree: str) -> None:
         """What the frozen scponly-py tree at `tree` loads from the system (resolved, not listed).
 
-        The tree itself is copied by frozen.install_in_jail. Its programs start with
-        the system's libraries (the bootloader needs libz before anything else); it
-        then re-executes with the tree's _internal on LD_LIBRARY_PATH, so what is
-        bundled there is not needed again for the objects in _internal.
+        The tree itself is copied by frozen.install_in_jail. It starts in secure-execution
+        mode (cap_wake_alarm+p), where the loader ignores the LD_LIBRARY_PATH the
+        bootloader sets for _internal: every library an object of the tree needs by name
+        comes from the system, bundled or not. Only what the system lacks may be left to
+        the tree (libpython, which the bootloader opens by its absolute path).
         """
         bundled = set(os.listdir(os.path.join(tree, "_internal")))
         for directory, _subdirectories, files in os.walk(tree):
@@ -200,10 +201,7 @@ class Desired:
                     if needed not in skip:
                         raise PlanError(f"{path}: library {needed} (needed by {needed_by}) missing")
                 for library in found.paths:
-                    if (
-                        not library.startswith(tree + "/")
-                        and posixpath.basename(library) not in skip
-                    ):
+                    if not library.startswith(tree + "/"):
                         self.add_host_path(library)
 
     def linker_for(self, info: resolve.elf.ElfInfo) -> resolve.Linker:
