@@ -29,7 +29,6 @@ from __future__ import annotations
 
 from scponly_py import childenv, programs
 from scponly_py import decide as decide_module
-from scponly_py import policy as policies
 from scponly_py.decision import Allow, Refuse
 
 TYPE_CHECKING = False
@@ -77,10 +76,9 @@ def check(command: str | None, request: Request, policy: Policy, decision: objec
     _fail(
         not decision.argv or decision.argv[0] != decision.path, "argv[0] is not the path", decision
     )
-    # hashsum runs one of three programs, each with its own [paths] entry.
-    names = policies.HASHSUM_TOOLS if name == "hashsum" else (name,)
+    # A program may run one of several programs, each with its own [paths] entry (hashsum).
     _fail(
-        decision.path not in {configured.get(each) for each in names},
+        decision.path not in {configured.get(each) for each in programs.PROGRAMS[name]["paths"]},
         "path is not the configured path",
         decision,
     )

@@ -34,7 +34,7 @@ def refusal(command: str, **policy: object) -> str:
     return decision.reason
 
 
-@pytest.mark.parametrize("name", sorted(PROGRAMS["sftp"][1]))
+@pytest.mark.parametrize("name", sorted(PROGRAMS["sftp"]["words"]))
 def test_every_known_sftp_server_name_runs_the_configured_path(name: str) -> None:
     policy = make_policy(paths={"sftp": "/usr/libexec/openssh/sftp-server"})
     decision = decide(make_request(name), policy)
