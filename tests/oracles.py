@@ -36,9 +36,7 @@ if TYPE_CHECKING:
     from scponly_py.policy import Policy
     from scponly_py.request import Request
 
-ENV_NAMES = frozenset(
-    {"PATH", "HOME", "USER", "LOGNAME", "SSH_CONNECTION", "SSH_CLIENT"} | childenv.LOCALE_NAMES
-)
+ENV_NAMES = frozenset({"PATH", "HOME", "USER", "LOGNAME", *childenv.PASSED_VARIABLES})
 
 
 class OracleFailure(AssertionError):
