@@ -17,7 +17,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from scponly_py.decision import Allow, Refuse
+    from scponly_py.outcome import Allow, Refuse
     from scponly_py.request import Request
 
 IDENT = "scponly-py"

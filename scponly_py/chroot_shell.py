@@ -26,7 +26,7 @@ import posix
 import sys
 
 from scponly_py import audit, jail, programs, shell
-from scponly_py.decision import Refusal, Refuse
+from scponly_py.outcome import Refusal, Refuse
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

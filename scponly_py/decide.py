@@ -7,7 +7,7 @@ it directly; the login shell calls exactly the same function.
 """
 
 from scponly_py import childenv, programs, words
-from scponly_py.decision import Allow, Refusal, Refuse
+from scponly_py.outcome import Allow, Refusal, Refuse
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -16,7 +16,7 @@ import posix
 import pwd
 
 from scponly_py.childenv import PASSED_VARIABLES
-from scponly_py.decision import Refusal
+from scponly_py.outcome import Refusal
 from scponly_py.records import Record
 
 # Names under which a `-c` command means "run the forced command" (ourselves).

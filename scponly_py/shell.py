@@ -19,14 +19,14 @@ import sys
 from scponly_py import audit, config, programs, setid, trusted, words
 from scponly_py import request as requests
 from scponly_py.decide import decide, start_directory
-from scponly_py.decision import Refusal, Refuse
+from scponly_py.outcome import Refusal, Refuse
 from scponly_py.policy import ConfigError, effective_policy
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from scponly_py.decision import Allow
+    from scponly_py.outcome import Allow
     from scponly_py.policy import Policy
     from scponly_py.request import Request
 

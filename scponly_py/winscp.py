@@ -71,7 +71,7 @@ import posix
 
 from scponly_py import audit, childenv, words
 from scponly_py.decide import decide, start_directory
-from scponly_py.decision import Allow, Refusal
+from scponly_py.outcome import Allow, Refusal
 from scponly_py.shell import launch
 
 TYPE_CHECKING = False

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from scponly_py import childenv, programs
 from scponly_py import decide as decide_module
-from scponly_py.decision import Allow, Refuse
+from scponly_py.outcome import Allow, Refuse
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -22,7 +22,7 @@ Which files can be read is decided, as for sftp and scp, by the file system
 and the jail, not by the path's text.
 """
 
-from scponly_py.decision import Refusal
+from scponly_py.outcome import Refusal
 from scponly_py.programs import HASHSUM_TOOLS, executable
 
 TYPE_CHECKING = False

@@ -94,7 +94,7 @@ use of HOME by a server is `-C`, which then no longer reads the user's
 `~/.cvsignore`.
 """
 
-from scponly_py.decision import Refusal
+from scponly_py.outcome import Refusal
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from scponly_py import programs, words
 from scponly_py.decide import decide
-from scponly_py.decision import Allow, Refuse
+from scponly_py.outcome import Allow, Refuse
 from scponly_py.programs import scp, sftp
 from tests import oracles
 from tests.attacks.corpus import POLICIES, policy

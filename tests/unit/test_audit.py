@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from scponly_py import audit, words
-from scponly_py.decision import Allow, Refuse
+from scponly_py.outcome import Allow, Refuse
 from tests.support import make_request
 
 ALLOW = Allow(

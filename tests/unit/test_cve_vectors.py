@@ -34,7 +34,7 @@ import pytest
 
 from scponly_py import programs, winscp
 from scponly_py.decide import decide
-from scponly_py.decision import Allow, Refuse
+from scponly_py.outcome import Allow, Refuse
 from scponly_py.policy import BUILTIN_PATHS, PROGRAMS, Policy
 from scponly_py.request import Request
 from tests.support import make_policy, make_request

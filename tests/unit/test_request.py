@@ -7,7 +7,7 @@ import posix
 import pytest
 
 from scponly_py import request as requests
-from scponly_py.decision import Refusal
+from scponly_py.outcome import Refusal
 
 ORIGINAL = b"SSH_ORIGINAL_COMMAND"
 

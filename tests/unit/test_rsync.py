@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from scponly_py import programs, words
 from scponly_py.decide import decide
-from scponly_py.decision import Allow, Refuse
+from scponly_py.outcome import Allow, Refuse
 from scponly_py.policy import Policy
 from scponly_py.programs import rsync
 from tests.support import make_policy, make_request

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from scponly_py.decide import decide
-from scponly_py.decision import Allow, Refuse
+from scponly_py.outcome import Allow, Refuse
 from scponly_py.programs import PROGRAMS, sftp
 from tests.support import make_policy, make_request
 
