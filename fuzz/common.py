@@ -51,7 +51,3 @@ def import_instrumented() -> None:
 
     for name in scponly_py.programs.PROGRAMS:
         scponly_py.programs.grammar(name)
-    try:
-        import scponly_py.winscp  # noqa: PLC0415
-    except ImportError:
-        pass

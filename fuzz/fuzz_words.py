@@ -18,7 +18,7 @@ import common
 with atheris.instrument_imports(include=["scponly_py"]):
     common.import_instrumented()
     from scponly_py import words
-    from scponly_py.decision import Refusal
+    from scponly_py.outcome import Refusal
 from tests.oracles import has_control_character
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import common
 
+from scponly_py.programs import PROGRAMS
 from tests.attacks.corpus import load
 
 HERE = Path(__file__).parent
@@ -111,14 +112,16 @@ def write(directory: Path, data: bytes) -> bool:
 
 def main() -> None:
     attacks = [attack for attack in load() if len(attack.command) < 4000]
-    commands = [*CLIENT_COMMANDS, *(attack.command for attack in attacks)]
+    # Every argv[0] word of the program table, alone: each program's entry into its grammar.
+    named = sorted(word for record in PROGRAMS.values() for word in record["words"])
+    commands = [*CLIENT_COMMANDS, *named, *(attack.command for attack in attacks)]
     encoded = [command.encode("utf-8", "surrogateescape") for command in commands]
     counts = dict.fromkeys(("words", "decide", "winscp"), 0)
     for data in encoded:
         counts["words"] += write(HERE / "corpus" / "words", data)
     # The first byte selects the policy: client commands under every restricted
     # policy, attacks under their own policy and under "all".
-    for command in CLIENT_COMMANDS:
+    for command in [*CLIENT_COMMANDS, *named]:
         for name in ("all", "read-only", "write-only", "no-links", "sftp-only"):
             selector = bytes([common.POLICY_NAMES.index(name)])
             counts["decide"] += write(HERE / "corpus" / "decide", selector + command.encode())

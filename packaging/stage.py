@@ -49,6 +49,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGING = ROOT / "packaging"
 sys.path.insert(0, str(ROOT))
 
+from scponly_py import programs  # noqa: E402 - each distribution's sftp-server
 from setup_chroot import launcher  # noqa: E402 - the launcher text install-shell writes
 
 LIBDIR = "/usr/lib/scponly-py"
@@ -58,11 +59,11 @@ CONFDIR = "/etc/scponly-py"
 PYTHON = "/usr/bin/python3"
 FROZEN_FILES = ("scponly-py", "scponly-pyc", "_internal")
 
+# Arch: /usr/sbin is a symlink to /usr/bin; packages install into /usr/bin only.
+SBINDIRS = {"debian": "/usr/sbin", "arch": "/usr/bin", "rpm": "/usr/sbin"}
 DISTROS = {
-    "debian": {"sftp_server": "/usr/lib/openssh/sftp-server", "sbindir": "/usr/sbin"},
-    # Arch: /usr/sbin is a symlink to /usr/bin; packages install into /usr/bin only.
-    "arch": {"sftp_server": "/usr/lib/ssh/sftp-server", "sbindir": "/usr/bin"},
-    "rpm": {"sftp_server": "/usr/libexec/openssh/sftp-server", "sbindir": "/usr/sbin"},
+    distro: {"sftp_server": programs.default_paths(distro)["sftp"], "sbindir": SBINDIRS[distro]}
+    for distro in programs.DISTROS
 }
 
 SETUP_SCRIPT = '''#!{python} -I

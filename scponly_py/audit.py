@@ -1,9 +1,10 @@
 """One syslog line per decision, facility authpriv, ident scponly-py.
 
-Lines are `key=value` pairs. Values that are not plain are double-quoted with
-`\\`, `"` and every non-printable or non-ASCII byte escaped as `\\xNN`, so a
-command can never forge a log line (no raw newlines or control bytes) and
-undecodable bytes stay visible.
+Every line is built by `format_line` from ordered `key=value` fields: the
+decisions (`line`), WinSCP's commands, internal errors and warnings. Values
+that are not plain are double-quoted with `\\`, `"` and every non-printable
+or non-ASCII byte escaped as `\\xNN`, so a command can never forge a log line
+(no raw newlines or control bytes) and undecodable bytes stay visible.
 """
 
 import _socket
@@ -14,7 +15,9 @@ from scponly_py import words
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from scponly_py.decision import Allow, Refuse
+    from collections.abc import Iterable
+
+    from scponly_py.outcome import Allow, Refuse
     from scponly_py.request import Request
 
 IDENT = "scponly-py"
@@ -41,6 +44,11 @@ def escape(value: str) -> str:
     return "".join(out)
 
 
+def format_line(fields: "Iterable[tuple[str, object]]") -> str:
+    """The log line of `fields`, in their order: `key=value` with each value escaped."""
+    return " ".join(f"{key}={escape(str(value))}" for key, value in fields)
+
+
 def line(
     request: "Request | None", decision: "Allow | Refuse", uid: int, *, debug: bool = False
 ) -> str:
@@ -49,16 +57,16 @@ def line(
     With `debug` (log_level = "debug") an allowed exec also records its working
     directory, umask and the names of the environment variables it gets.
     """
-    fields = [("decision", "allow" if decision.allowed else "refuse")]
+    fields: list[tuple[str, object]] = [("decision", "allow" if decision.allowed else "refuse")]
     if request is not None:
         fields += [
             ("user", request.user),
-            ("uid", str(request.uid)),
+            ("uid", request.uid),
             ("client", request.client),
             ("mode", request.mode),
         ]
     else:
-        fields += [("uid", str(uid))]
+        fields += [("uid", uid)]
     fields.append(("program", decision.program))
     if decision.allowed:
         fields.append(("argv", words.join(decision.argv)))  # type: ignore[union-attr]
@@ -72,7 +80,7 @@ def line(
         fields.append(("reason", decision.reason))  # type: ignore[union-attr]
         if request is not None and request.command is not None:
             fields.append(("command", request.command))
-    return " ".join(f"{key}={escape(value)}" for key, value in fields)
+    return format_line(fields)
 
 
 FACILITY_AUTHPRIV = 10 << 3

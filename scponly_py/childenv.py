@@ -1,13 +1,17 @@
-"""The environment of the exec'd program, built from scratch.
+"""The environment of the exec'd program, built from scratch; the one allowlist.
 
 Nothing is inherited by default. The child gets a fixed PATH, identity
 variables from the passwd entry, and — only if their values look like what
-they claim to be — the client's locale and SSH_CONNECTION/SSH_CLIENT.
+they claim to be — the client variables of `PASSED_VARIABLES`: the locale and
+SSH_CONNECTION/SSH_CLIENT. The request keeps only those, and the C front
+passes only those (plus what request.py reads) to the launcher.
 LD_*, PYTHON*, BASH_ENV, ENV, IFS, TMPDIR, and everything else never pass.
 """
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from scponly_py.request import Request
 
 FIXED_PATH = "/usr/bin:/bin"
@@ -15,13 +19,10 @@ LOCALE_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVW
 ADDRESS_CHARACTERS = frozenset("0123456789abcdefABCDEF.:")
 ZONE_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 DIGITS = frozenset("0123456789")
-CONNECTION_FIELDS = {"SSH_CONNECTION": 4, "SSH_CLIENT": 3}
-LOCALE_NAMES = frozenset(
-    {
-        "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "LC_COLLATE", "LC_MESSAGES", "LC_MONETARY",
-        "LC_NUMERIC", "LC_TIME", "LC_ADDRESS", "LC_IDENTIFICATION", "LC_MEASUREMENT",
-        "LC_NAME", "LC_PAPER", "LC_TELEPHONE",
-    }
+LOCALE_NAMES = (
+    "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "LC_COLLATE", "LC_MESSAGES", "LC_MONETARY",
+    "LC_NUMERIC", "LC_TIME", "LC_ADDRESS", "LC_IDENTIFICATION", "LC_MEASUREMENT",
+    "LC_NAME", "LC_PAPER", "LC_TELEPHONE",
 )  # fmt: skip
 MAX_LOCALE_LENGTH = 64
 MAX_CONNECTION_LENGTH = 160
@@ -58,6 +59,14 @@ def _sane_connection(value: str, fields: int) -> bool:
     )
 
 
+# The client variables a child may keep: name -> the check its value must pass.
+PASSED_VARIABLES: "dict[str, Callable[[str], bool]]" = {
+    **dict.fromkeys(LOCALE_NAMES, _sane_locale),
+    "SSH_CONNECTION": lambda value: _sane_connection(value, 4),
+    "SSH_CLIENT": lambda value: _sane_connection(value, 3),
+}
+
+
 def build(request: "Request", home: str) -> tuple[tuple[str, str], ...]:
     """The child's complete environment, sorted by name."""
     environment = {
@@ -67,8 +76,7 @@ def build(request: "Request", home: str) -> tuple[tuple[str, str], ...]:
         "LOGNAME": request.user,
     }
     for name, value in request.environment:
-        if (name in LOCALE_NAMES and _sane_locale(value)) or (
-            name in CONNECTION_FIELDS and _sane_connection(value, CONNECTION_FIELDS[name])
-        ):
+        sane = PASSED_VARIABLES.get(name)
+        if sane is not None and sane(value):
             environment[name] = value
     return tuple(sorted(environment.items()))

@@ -26,7 +26,7 @@ import posix
 import sys
 
 from scponly_py import audit, jail, programs, shell
-from scponly_py.decision import Refusal, Refuse
+from scponly_py.outcome import Refusal, Refuse
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -46,15 +46,13 @@ def check_own_tree() -> None:
 def preload(policy: Policy) -> None:
     """Import everything the login may need while the package is still reachable.
 
-    That is the grammar of every program the policy enables, and WinSCP's line
-    protocol when it is enabled: never chosen from the client's command, which
+    That is the module of every program the policy enables (a grammar, or
+    WinSCP's line protocol): never chosen from the client's command, which
     is not even tokenised before the privilege drop (decide() maps commands to
     programs, e.g. the legacy sftp probe; a second guess here would differ).
     """
-    for name in sorted(policy.programs & programs.PROGRAMS.keys()):
+    for name in sorted(policy.programs):
         programs.grammar(name)
-    if "winscp" in policy.programs:
-        from scponly_py import winscp  # noqa: F401, PLC0415 - only when the policy enables it
 
 
 def enter_jail(request: Request, policy: Policy) -> Request:

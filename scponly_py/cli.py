@@ -13,7 +13,7 @@ import sys
 
 from scponly_py import __version__, config, explain, shell
 from scponly_py import request as requests
-from scponly_py.decision import Refusal
+from scponly_py.outcome import Refusal
 from scponly_py.policy import ConfigError, effective_policy
 
 CHECK_OK = 0

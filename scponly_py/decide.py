@@ -7,7 +7,7 @@ it directly; the login shell calls exactly the same function.
 """
 
 from scponly_py import childenv, programs, words
-from scponly_py.decision import Allow, Refusal, Refuse
+from scponly_py.outcome import Allow, Refusal, Refuse
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -72,20 +72,15 @@ def _decide(request: "Request", policy: "Policy") -> Allow | Refuse:
         raise Refusal(f"command {command_words[0][:64]!r} is not allowed")
     if name not in policy.programs:
         return Refuse(program=name, reason=f"{name} is not enabled for this account")
-    program = programs.grammar(name)
-    # A program may run one of several executables (hashsum: md5sum, sha1sum, sha256sum).
-    executable = program.executable(command_words) if hasattr(program, "executable") else name
     try:
-        arguments = program.check(command_words, policy, request)
-        path = policy.path(executable)
+        arguments = programs.grammar(name).check(command_words, policy, request)
+        path = policy.path(programs.executable(name, command_words))
     except Refusal as refusal:
         return Refuse(program=name, reason=refusal.reason)
-    # A program may need a HOME other than the user's (rsync: popt reads ~/.popt).
-    home = program.child_home(request) if hasattr(program, "child_home") else request.home
     return Allow(
         argv=(path, *arguments),
         cwd=start_directory(request, policy),
-        env=childenv.build(request, home),
+        env=childenv.build(request, programs.child_home(name, request.home)),
         path=path,
         program=name,
         umask=policy.umask,

@@ -1,8 +1,9 @@
 """`scponly-py explain`: what the login shell would do, without doing it.
 
 It calls the same `decide()` with the same policy merge as a login, then
-prints the effective policy and either the exact argv, environment, working
-directory and umask that would be exec'd, or the refusal.
+prints the effective policy (with the [paths] of its programs) and either the
+exact argv, environment, working directory and umask that would be exec'd, or
+the refusal.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from scponly_py import config, words
 from scponly_py import request as requests
 from scponly_py.decide import decide
 from scponly_py.policy import effective_policy
+from scponly_py.programs import PROGRAMS
 
 
 def run(user: str | None, config_file: str | None, command: str) -> int:
@@ -37,6 +39,12 @@ def run(user: str | None, config_file: str | None, command: str) -> int:
         f"links={'yes' if policy.links else 'no'} umask={policy.umask:04o} "
         f"start_dir={policy.start_dir or '(home)'}"
     )
+    paths = [
+        f"{key}={policy.path(key)}"
+        for name in sorted(policy.programs)
+        for key in PROGRAMS[name]["paths"]
+    ]
+    print(f"paths:     {' '.join(paths)}")
     if "svnserve" in policy.programs:
         print(
             f"svnserve:  svn_root={policy.svn_root or '(none: refused)'} "

@@ -11,9 +11,9 @@
  *      them right before it execs the transfer program (no traceback, ever);
  *   2. empty every capability set and read them back;
  *   3. exec the isolated Python launcher LAUNCHER (compiled in) with the same
- *      arguments and only the variables the shell reads (PASSED_NAMES, and
- *      names starting with PASSED_PREFIX, both generated from
- *      scponly_py/request.py), plus SCPONLY_PY_FRONT: "1" when steps 1-2 held
+ *      arguments and only the variables the shell reads (PASSED_NAMES,
+ *      generated from scponly_py/request.py READ_VARIABLES, which includes
+ *      childenv.py's allowlist), plus SCPONLY_PY_FRONT: "1" when steps 1-2 held
  *      (or the real uid is root), else why not, which the shell refuses and logs.
  * It writes nothing and reads no file; its only failure of its own is an exec
  * that fails: one line on stderr, exit status 1.
@@ -33,9 +33,6 @@
 #ifndef PASSED_NAMES
 #error "build with -DPASSED_NAMES='\"LANG\",...' (scponly-py-setup install-shell does)"
 #endif
-#ifndef PASSED_PREFIX
-#error "build with -DPASSED_PREFIX='\"LC_\"' (scponly-py-setup install-shell does)"
-#endif
 
 #define MAX_PASSED 64
 
@@ -52,8 +49,6 @@ static int passed(const char *entry)
     if (equals == NULL)
         return 0;
     length = (size_t)(equals - entry);
-    if (strncmp(entry, PASSED_PREFIX, strlen(PASSED_PREFIX)) == 0)
-        return 1;
     for (size_t i = 0; i < sizeof(passed_names) / sizeof(passed_names[0]); i++)
         if (strlen(passed_names[i]) == length && strncmp(entry, passed_names[i], length) == 0)
             return 1;

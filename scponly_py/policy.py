@@ -18,34 +18,24 @@ normalised absolute path; "" (the default) refuses svnserve. A path relative
 to HOME is refused: the account can write there, so its hooks would run.
 `svn_tunnel_user = true` adds `--tunnel-user USER` (the login name from the
 passwd entry) so commits are attributed to the account whatever the client
-claims. svnserve runs repository hooks (`REPO/hooks/*`) as this
-account: the repositories under `svn_root` must not be writable by the account
-at the file-system level except where svnserve itself needs it (`db/`,
-`locks/`); `hooks/` and `conf/` must belong to another user, or any account
-that can write them (for example through its own sftp/scp/rsync access) runs
-code of its choosing. See `scponly_py/programs/svnserve.py`.
+claims. Why the repositories' hooks/ and conf/ must not be the account's:
+`scponly_py/programs/svnserve.py`.
 
-WinSCP's SCP mode (`programs` contains "winscp") runs `ls`, `chmod`, `mkdir`,
-`rm`, `mv`, `ln` and `cp` for the client; their absolute paths are in [paths]
-too (defaults `/bin/NAME`, which exists on merged-/usr and classic layouts).
-"hashsum" (rclone's integrity checks) runs `md5sum`, `sha1sum` and `sha256sum`,
-each with its own [paths] entry (defaults `/usr/bin/NAME`, coreutils' place).
+The programs and their [paths] keys come from the program table
+(`scponly_py/programs/__init__.py`); WinSCP's SCP mode and "hashsum" run
+several programs, each with its own [paths] entry.
 """
 
+from scponly_py.programs import PROGRAMS as TABLE
+from scponly_py.programs import default_paths
 from scponly_py.records import Record
 
-PROGRAMS = ("sftp", "scp", "rsync", "unison", "svnserve", "winscp", "hashsum")
-# Programs that are exec'd and therefore need a path in [paths].
-EXECUTABLE_PROGRAMS = ("sftp", "scp", "rsync", "unison", "svnserve")
-# Helper programs that only WinSCP's SCP mode runs (scponly_py/winscp.py).
-WINSCP_TOOLS = ("ls", "chmod", "mkdir", "rm", "mv", "ln", "cp")
-# The programs "hashsum" runs (scponly_py/programs/hashsum.py: rclone's integrity checks).
-HASHSUM_TOOLS = ("md5sum", "sha1sum", "sha256sum")
+PROGRAMS = tuple(TABLE)
 ACCESS_MODES = ("read-write", "read-only", "write-only")
 LOG_LEVELS = ("info", "debug")
 
 BUILTIN_DEFAULTS: dict[str, object] = {
-    "programs": ("scp", "sftp"),
+    "programs": tuple(sorted(name for name, record in TABLE.items() if record["default"])),
     "access": "read-write",
     "links": True,
     "umask": 0o022,
@@ -54,15 +44,7 @@ BUILTIN_DEFAULTS: dict[str, object] = {
     "svn_root": "",
     "svn_tunnel_user": False,
 }
-BUILTIN_PATHS: dict[str, str] = {
-    "sftp": "/usr/lib/openssh/sftp-server",
-    "scp": "/usr/bin/scp",
-    "rsync": "/usr/bin/rsync",
-    "unison": "/usr/bin/unison",
-    "svnserve": "/usr/bin/svnserve",
-    **{tool: f"/bin/{tool}" for tool in WINSCP_TOOLS},
-    **{tool: f"/usr/bin/{tool}" for tool in HASHSUM_TOOLS},
-}
+BUILTIN_PATHS = default_paths()
 SECTIONS = ("defaults", "paths", "group", "user")
 NAME_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
 PATH_CHARACTERS = NAME_CHARACTERS | frozenset("/+@:,")
@@ -241,7 +223,7 @@ def normalise(raw: dict[str, object]) -> dict[str, object]:
     if not isinstance(raw_paths, dict):
         raise ConfigError("[paths] must be a table")
     for name, path in raw_paths.items():
-        if name not in EXECUTABLE_PROGRAMS + WINSCP_TOOLS + HASHSUM_TOOLS:
+        if name not in BUILTIN_PATHS:
             raise ConfigError(f"[paths]: unknown program {name!r}")
         paths[name] = _check_path(path, f"[paths] {name}")
 

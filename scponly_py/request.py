@@ -15,15 +15,13 @@ import grp
 import posix
 import pwd
 
-from scponly_py.decision import Refusal
+from scponly_py.childenv import PASSED_VARIABLES
+from scponly_py.outcome import Refusal
 from scponly_py.records import Record
 
 # Names under which a `-c` command means "run the forced command" (ourselves).
 OWN_NAMES = frozenset({"scponly-py", "scponly-pyc"})
-# Environment variables the child may inherit, after `childenv` checks them.
-PASSED_VARIABLES = ("LANG", "LANGUAGE", "SSH_CLIENT", "SSH_CONNECTION")
-PASSED_PREFIX = "LC_"
-# Every variable the shell reads (the front passes only these, and LC_*, to the launcher).
+# Every variable the shell reads (the front passes only these to the launcher).
 READ_VARIABLES = (*PASSED_VARIABLES, "SSH_ORIGINAL_COMMAND")
 # Set by the front only: "1" when it started in secure-execution mode, else why not.
 FRONT_VARIABLE = "SCPONLY_PY_FRONT"
@@ -40,7 +38,9 @@ class Request(Record):
     gid: int
     groups: tuple[str, ...]
     home: str
-    mode: str  # "login" (-c CMD), "forced" (SSH_ORIGINAL_COMMAND), "interactive"
+    # "login" (-c CMD), "forced" (SSH_ORIGINAL_COMMAND), "interactive" (no command), or
+    # "winscp" (a command of WinSCP's SCP mode, checked by decide(): winscp.py)
+    mode: str
     uid: int
     user: str
 
@@ -87,13 +87,11 @@ def client_address(environment: dict[bytes, bytes]) -> str:
 
 
 def passed_environment(environment: dict[bytes, bytes]) -> tuple[tuple[str, str], ...]:
-    """The client variables the child might keep (checked again by `childenv`)."""
+    """The client variables the child might keep (their values are checked by `childenv`)."""
     kept = []
     for raw_name, raw_value in environment.items():
         name = decode(raw_name)
-        if (name in PASSED_VARIABLES or name.startswith(PASSED_PREFIX)) and len(
-            raw_value
-        ) <= MAX_ENVIRONMENT_VALUE:
+        if name in PASSED_VARIABLES and len(raw_value) <= MAX_ENVIRONMENT_VALUE:
             kept.append((name, decode(raw_value)))
     return tuple(sorted(kept))
 

@@ -22,7 +22,7 @@ import _ctypes
 import posix
 import sys
 
-from scponly_py.decision import Refusal
+from scponly_py.outcome import Refusal
 
 S_ISUID = 0o4000
 S_ISGID = 0o2000

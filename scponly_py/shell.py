@@ -19,14 +19,14 @@ import sys
 from scponly_py import audit, config, programs, setid, trusted, words
 from scponly_py import request as requests
 from scponly_py.decide import decide, start_directory
-from scponly_py.decision import Refusal, Refuse
+from scponly_py.outcome import Refusal, Refuse
 from scponly_py.policy import ConfigError, effective_policy
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from scponly_py.decision import Allow
+    from scponly_py.outcome import Allow
     from scponly_py.policy import Policy
     from scponly_py.request import Request
 
@@ -144,19 +144,22 @@ def refuse(request: "Request | None", decision: Refuse, policy: "Policy | None" 
     return REFUSED
 
 
-def execute(request: "Request", decision: "Allow") -> int:
-    """Replace this process with the allowed program; return only if that fails."""
+def launch(decision: "Allow") -> str:
+    """Become the allowed program: umask, chdir, set-id filter, signals, execve.
+
+    The one child launch, for a login (`execute`) and for each of WinSCP's
+    commands (in a forked child). Returns only if a step fails, with why.
+    """
     encode = requests.encode
     try:
         posix.umask(decision.umask)
         posix.chdir(decision.cwd)
     except OSError as error:
-        reason = f"cannot change to directory {decision.cwd}: {error.strerror}"
-        return refuse(request, Refuse(program=decision.program, reason=reason))
+        return f"cannot change to directory {decision.cwd}: {error.strerror}"
     try:
         setid.confine()
     except Refusal as refusal:
-        return refuse(request, Refuse(program=decision.program, reason=refusal.reason))
+        return refusal.reason
     release_signals()
     try:
         posix.execve(
@@ -165,9 +168,12 @@ def execute(request: "Request", decision: "Allow") -> int:
             {encode(name): encode(value) for name, value in decision.env},
         )
     except OSError as error:
-        reason = f"cannot run {decision.path}: {error.strerror}"
-        return refuse(request, Refuse(program=decision.program, reason=reason))
-    return REFUSED  # not reached: execve does not return on success
+        return f"cannot run {decision.path}: {error.strerror}"
+
+
+def execute(request: "Request", decision: "Allow") -> int:
+    """Replace this process with the allowed program; return only if that fails."""
+    return refuse(request, Refuse(program=decision.program, reason=launch(decision)))
 
 
 def login(
@@ -213,7 +219,7 @@ def login(
         )
     for warning in warnings:
         try:
-            audit.log(warning, audit.WARNING)
+            audit.log(audit.format_line([("warning", warning)]), audit.WARNING)
         except audit.AuditError:
             pass  # the decision's own line below fails closed if logging is broken
     policy = effective_policy(loaded.config, request.user, request.groups)
@@ -337,13 +343,16 @@ def internal_error(error: BaseException) -> int:
     which says which module could not be loaded (e.g. a stale login bundle).
     """
     say("scponly-py: refused: internal error")
-    detail = f" detail={audit.escape(str(error))}" if isinstance(error, ImportError) else ""
+    fields = [
+        ("decision", "refuse"),
+        ("uid", posix.getuid()),
+        ("reason", "internal-error"),
+        ("error", type(error).__name__),
+    ]
+    if isinstance(error, ImportError):
+        fields.append(("detail", str(error)))
     try:
-        audit.log(
-            f"decision=refuse uid={posix.getuid()} reason=internal-error "
-            f"error={audit.escape(type(error).__name__)}{detail}",
-            audit.WARNING,
-        )
+        audit.log(audit.format_line(fields), audit.WARNING)
     except BaseException:  # noqa: BLE001, S110 - nothing more can be done; still refusing
         pass
     return REFUSED

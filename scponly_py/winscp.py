@@ -60,18 +60,19 @@ so it needs read-write and links. `chmod` accepts the modes WinSCP produces
 
 `serve()` is the thin impure runner: it reads standard input unbuffered up to
 each newline (so an `scp` child gets every byte after its command line), runs
-children with fork/execve (never a shell) sharing the session's stdio, each
-under the set-id filter (`setid.confine`) like every allowed program, and
+children with fork and the login's own exec step (`shell.launch`: set-id
+filter, signals, umask, cwd, environment; never a shell) sharing the
+session's stdio, and
 fails closed: an over-long line or a log line that cannot be written ends the
 session with status 1.
 """
 
 import posix
 
-from scponly_py import audit, childenv, setid, words
+from scponly_py import audit, childenv, words
 from scponly_py.decide import decide, start_directory
-from scponly_py.decision import Allow, Refusal
-from scponly_py.shell import release_signals
+from scponly_py.outcome import Allow, Refusal
+from scponly_py.shell import launch
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -220,24 +221,28 @@ class Session:
             return []
         return [self._log("allow", name, command)]
 
-    def _log(self, decision: str, program: str, command: str, **extra: object) -> tuple:
+    def fields(self, decision: str, program: str) -> list[tuple[str, object]]:
+        """The leading fields of this session's log lines."""
         request = self.request
-        fields = [
+        return [
             ("decision", decision),
             ("user", request.user),
-            ("uid", str(request.uid)),
+            ("uid", request.uid),
             ("client", request.client),
             ("mode", "winscp"),
             ("program", program),
             ("cwd", self.cwd),
         ]
+
+    def _log(self, decision: str, program: str, command: str, **extra: object) -> tuple:
+        fields = self.fields(decision, program)
         if "argv" in extra:
             fields.append(("argv", words.join(extra["argv"])))  # type: ignore[arg-type]
         if "reason" in extra:
-            fields.append(("reason", str(extra["reason"])))
+            fields.append(("reason", extra["reason"]))
         fields.append(("command", command))
-        text = " ".join(f"{key}={audit.escape(value)}" for key, value in fields)
-        return (LOG, audit.INFO if decision == "allow" else audit.NOTICE, text)
+        priority = audit.INFO if decision == "allow" else audit.NOTICE
+        return (LOG, priority, audit.format_line(fields))
 
     def finished(self, status: int) -> None:
         """The runner reports a child's exit status."""
@@ -573,42 +578,25 @@ def _is_directory(path: str) -> bool:
 
 
 def _run(decision: Allow) -> int:
-    """Fork and execve the decided program with the session's stdio; its exit status.
+    """Fork, `shell.launch` the decided program with the session's stdio; its exit status.
 
-    Plain fork/execve/waitpid from the built-in `posix` module rather than
+    Plain fork/waitpid from the built-in `posix` module rather than
     `subprocess`, which the frozen login binaries leave out and which costs an
-    import: the child installs the set-id filter, releases the login's held
-    signals, sets the umask and the working directory, and execs the absolute
-    path with the decided argv and environment. Nothing else (no shell, no
-    PATH search).
+    import; the child takes exactly the login's exec steps (no shell, no PATH
+    search) and exits 126 if one fails.
     """
     if not decision.path.startswith("/") or decision.argv[0] != decision.path:
         return REFUSED_STATUS  # unreachable by construction; never run a relative program
-    path = decision.path.encode("utf-8", "surrogateescape")
-    argv = [argument.encode("utf-8", "surrogateescape") for argument in decision.argv]
-    environment = {
-        name.encode("utf-8", "surrogateescape"): value.encode("utf-8", "surrogateescape")
-        for name, value in decision.env
-    }
-    cwd = decision.cwd.encode("utf-8", "surrogateescape")
     pid = posix.fork()
     if pid == 0:  # the child: exec or exit, never return into the session loop
         try:
-            setid.confine()
-            release_signals()
-            posix.umask(decision.umask)
-            posix.chdir(cwd)
-            posix.execve(path, argv, environment)
+            reason = launch(decision)
         except BaseException as error:  # noqa: BLE001 - report and leave the child
-            reason = (
-                getattr(error, "strerror", None)
-                or getattr(error, "reason", None)
-                or type(error).__name__
-            )
-            try:
-                _write(2, f"scponly-py: cannot run {decision.path}: {reason}\n")
-            finally:
-                posix._exit(126)
+            reason = f"cannot run {decision.path}: {type(error).__name__}"
+        try:
+            _write(2, f"scponly-py: {reason}\n")
+        finally:
+            posix._exit(126)
     _, status = posix.waitpid(pid, 0)
     code = posix.waitstatus_to_exitcode(status)
     return 128 - code if code < 0 else code
@@ -617,13 +605,9 @@ def _run(decision: Allow) -> int:
 def serve(request: "Request", policy: "Policy", fd: int = 0) -> int:
     """Run one SCP-mode session on the process's stdio; return the exit status."""
     session = Session(request, policy, _is_directory)
-    start = (
-        f"decision=allow user={audit.escape(request.user)} uid={request.uid} "
-        f"client={audit.escape(request.client)} mode=winscp program=winscp "
-        f"cwd={audit.escape(session.cwd)} argv=session-start"
-    )
+    start = [*session.fields("allow", "winscp"), ("argv", "session-start")]
     try:
-        audit.log(start)
+        audit.log(audit.format_line(start))
     except audit.AuditError as error:
         _write(2, f"scponly-py: refused: audit log: {error}\n")
         return REFUSED_STATUS

@@ -11,7 +11,7 @@ not, because nothing legitimate needs them and they corrupt logs.
 Limits are explicit and refuse rather than truncate.
 """
 
-from scponly_py.decision import Refusal
+from scponly_py.outcome import Refusal
 
 MAX_COMMAND_LENGTH = 16384
 MAX_WORDS = 1024

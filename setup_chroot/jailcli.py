@@ -23,6 +23,7 @@ from dataclasses import replace
 import click
 
 from scponly_py import trusted
+from scponly_py.programs import PROGRAMS
 from setup_chroot import (
     accountdb,
     audit,
@@ -48,7 +49,7 @@ MODE_GROUPS = {
 FROZEN_DIR = os.path.dirname(users.SHELL_PATHS["scponly-pyc"])  # install-chroot-shell's --dest
 NOLOGIN = "/usr/sbin/nologin"  # sshd wants an executable shell; internal-sftp never runs it
 HOST, ADDR = "client.invalid", "192.0.2.1"  # sshd -T -C for account checks
-DEFAULT_PROFILES = ("sftp", "scp")
+DEFAULT_PROFILES = tuple(name for name, record in PROGRAMS.items() if record["default"])
 WRITABLE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,63}", re.ASCII)
 ERRORS = (
     plan.PlanError,
@@ -221,8 +222,8 @@ def _profiles(values: tuple[str, ...]) -> tuple[str, ...]:
     "--profile",
     "profiles",
     multiple=True,
-    help="Programs to provide: sftp, scp, rsync, unison, svnserve (comma-separated or repeated;"
-    " default sftp,scp).",
+    help=f"Programs to provide: {', '.join(PROGRAMS)} (comma-separated or repeated;"
+    f" default {','.join(DEFAULT_PROFILES)}).",
 )
 @click.option("--bin", "binaries", multiple=True, help="Another program (absolute path).")
 @click.option("--localtime/--no-localtime", default=True, help="Copy /etc/localtime.")

@@ -157,11 +157,7 @@ def front_defines(launcher_path: str) -> list[str]:
         return f'"{text}"'
 
     names = ",".join(c_string(name) for name in requests.READ_VARIABLES)
-    return [
-        f"-DLAUNCHER={c_string(launcher_path)}",
-        f"-DPASSED_NAMES={names}",
-        f"-DPASSED_PREFIX={c_string(requests.PASSED_PREFIX)}",
-    ]
+    return [f"-DLAUNCHER={c_string(launcher_path)}", f"-DPASSED_NAMES={names}"]
 
 
 def build_front(output: str, launcher_path: str, compiler: str = "cc") -> None:

@@ -14,10 +14,11 @@ import stat
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 
-from scponly_py.policy import BUILTIN_PATHS
+from scponly_py.programs import PROGRAMS
 from setup_chroot import frozen, jailfs, resolve, users
 
-PROFILES = dict(BUILTIN_PATHS)  # profile name -> program path (same path inside the jail)
+# profile name -> the programs its jail needs (same paths inside the jail): the program table's
+PROFILES = {name: tuple(record["paths"].values()) for name, record in PROGRAMS.items()}
 DIR_MODE = 0o755
 NSSWITCH = b"# Written by scponly-py-setup: this jail resolves users from its own files only.\n"
 NSSWITCH += b"passwd: files\ngroup: files\n"
@@ -129,7 +130,7 @@ class Spec:
             raise PlanError(
                 f"unknown profile {unknown[0]!r} (known: {', '.join(sorted(PROFILES))})"
             )
-        found = [PROFILES[name] for name in self.profiles]
+        found = [path for name in self.profiles for path in PROFILES[name]]
         return list(dict.fromkeys(found + list(self.binaries)))
 
 

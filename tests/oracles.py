@@ -29,17 +29,14 @@ from __future__ import annotations
 
 from scponly_py import childenv, programs
 from scponly_py import decide as decide_module
-from scponly_py import policy as policies
-from scponly_py.decision import Allow, Refuse
+from scponly_py.outcome import Allow, Refuse
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from scponly_py.policy import Policy
     from scponly_py.request import Request
 
-ENV_NAMES = frozenset(
-    {"PATH", "HOME", "USER", "LOGNAME", "SSH_CONNECTION", "SSH_CLIENT"} | childenv.LOCALE_NAMES
-)
+ENV_NAMES = frozenset({"PATH", "HOME", "USER", "LOGNAME", *childenv.PASSED_VARIABLES})
 
 
 class OracleFailure(AssertionError):
@@ -77,10 +74,9 @@ def check(command: str | None, request: Request, policy: Policy, decision: objec
     _fail(
         not decision.argv or decision.argv[0] != decision.path, "argv[0] is not the path", decision
     )
-    # hashsum runs one of three programs, each with its own [paths] entry.
-    names = policies.HASHSUM_TOOLS if name == "hashsum" else (name,)
+    # A program may run one of several programs, each with its own [paths] entry (hashsum).
     _fail(
-        decision.path not in {configured.get(each) for each in names},
+        decision.path not in {configured.get(each) for each in programs.PROGRAMS[name]["paths"]},
         "path is not the configured path",
         decision,
     )

@@ -14,9 +14,8 @@ What is taken from the code, so it cannot drift:
     program names, access modes and built-in defaults of the same module.
 
 Only the packaging and the tests import this file: the login path never does.
-The distribution's sftp-server path goes into the examples (--sftp-server): Debian
-/usr/lib/openssh/sftp-server, Arch /usr/lib/ssh/sftp-server, Fedora/RHEL
-/usr/libexec/openssh/sftp-server.
+The distribution's sftp-server path goes into the examples (--sftp-server; each
+distribution's is in the program table, scponly_py/programs/__init__.py).
 """
 
 from __future__ import annotations
@@ -31,10 +30,10 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from scponly_py import __version__, policy  # noqa: E402 - after the path set-up above
+from scponly_py import __version__, policy, programs  # noqa: E402 - after the path set-up above
 from scponly_py import cli as shell_cli  # noqa: E402
 
-DEBIAN_SFTP_SERVER = "/usr/lib/openssh/sftp-server"
+DEBIAN_SFTP_SERVER = policy.BUILTIN_PATHS["sftp"]
 PAGES = ("scponly-py.8", "scponly-pyc.8", "scponly-py-setup.8", "scponly-py.toml.5")
 
 
@@ -797,17 +796,17 @@ def paths_section(sftp_server: str) -> list[str]:
     )
     defaults = dict(policy.BUILTIN_PATHS)
     defaults["sftp"] = sftp_server
-    roles = {
-        **{name: "run by WinSCP's SCP mode" for name in policy.WINSCP_TOOLS},
-        **{name: "run by hashsum (rclone's checks)" for name in policy.HASHSUM_TOOLS},
-    }
-    for name in (*policy.EXECUTABLE_PROGRAMS, *policy.WINSCP_TOOLS, *policy.HASHSUM_TOOLS):
-        role = roles.get(name, f"the {name} program")
-        lines += [".TP", inline(f"`{name}` = *path*"), inline(f"{role}; {defaults[name]}")]
+    for program, record in programs.PROGRAMS.items():
+        for name in record["paths"]:
+            role = record["role"] if name == program else f"run by {record['role']}"
+            lines += [".TP", inline(f"`{name}` = *path*"), inline(f"{role}; {defaults[name]}")]
+    where = [
+        f"{programs.default_paths(distro)['sftp']} on {names}"
+        for distro, names in programs.DISTROS.items()
+    ]
     lines += paragraph(
-        "sftp-server is at /usr/lib/openssh/sftp-server on Debian and Ubuntu, "
-        "/usr/lib/ssh/sftp-server on Arch Linux and /usr/libexec/openssh/sftp-server on "
-        "Fedora, RHEL and SUSE; the packages ship a config.toml with their own."
+        f"sftp-server is at {', '.join(where[:-1])} and {where[-1]}; the packages ship a "
+        "config.toml with their own."
     )
     return lines
 

@@ -22,8 +22,8 @@ Which files can be read is decided, as for sftp and scp, by the file system
 and the jail, not by the path's text.
 """
 
-from scponly_py.decision import Refusal
-from scponly_py.policy import HASHSUM_TOOLS
+from scponly_py.outcome import Refusal
+from scponly_py.programs import HASHSUM_TOOLS, executable
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -34,14 +34,9 @@ NAME = "hashsum"
 MAX_PATH = 4096
 
 
-def executable(words: list[str]) -> str:
-    """The [paths] name of the program `words` asks for (its first word's last component)."""
-    return words[0].rsplit("/", 1)[-1]
-
-
 def check(words: list[str], policy: "Policy", request: "Request") -> list[str]:
     """Validate a hash command; return the argv (after argv[0]) to exec."""
-    tool = executable(words)
+    tool = executable(NAME, words)
     if tool not in HASHSUM_TOOLS:
         raise Refusal(f"{words[0][:64]!r} is not a hash program")
     if policy.access == "write-only":

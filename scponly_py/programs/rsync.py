@@ -88,13 +88,13 @@ Access modes:
 Environment: rsync calls popt's `poptReadDefaultConfig()` before it has seen
 `--server` (options.c `parse_arguments`), so `$HOME/.popt` is read on every
 start; an entry such as `rsync exec --server /home/u/x` swallows `--server`
-and makes rsync exec the user's program (verified on 3.5.0). `child_home()`
-therefore gives the child HOME=/ (root-owned, in a jail too), and decide.py
-uses it. The only other use of HOME by a server is `-C`, which then no longer
-reads the user's `~/.cvsignore`.
+and makes rsync exec the user's program (verified on 3.5.0). The program table
+therefore gives the child HOME=/ (root-owned, in a jail too). The only other
+use of HOME by a server is `-C`, which then no longer reads the user's
+`~/.cvsignore`.
 """
 
-from scponly_py.decision import Refusal
+from scponly_py.outcome import Refusal
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -104,9 +104,6 @@ if TYPE_CHECKING:
     from scponly_py.request import Request
 
 NAME = "rsync"
-# The child's HOME: a root-owned directory, so that popt's `$HOME/.popt` cannot
-# be written by the user (see the module docstring).
-CHILD_HOME = "/"
 
 MAX_VALUE_LENGTH = 4096
 MAX_BLOB_LENGTH = 32
@@ -345,17 +342,6 @@ DELETE_OPTIONS = frozenset(
 )  # fmt: skip
 REMOVE_OPTIONS = frozenset({"remove-source-files", "remove-sent-files"})
 HARD_LINK_OPTIONS = frozenset({"hard-links", "link-dest"})
-
-
-def child_home(request: "Request") -> str:
-    """HOME for the rsync child: never the user's own, so `~/.popt` is never read.
-
-    rsync reads popt's default configuration (`/etc/popt`, `/etc/popt.d/*`,
-    `$HOME/.popt`) before it knows it is a server; a user-written `~/.popt`
-    with `rsync exec --server PROGRAM` makes rsync run PROGRAM instead. `/` is
-    root-owned on every sane host and in every jail scponly-pyc accepts.
-    """
-    return CHILD_HOME
 
 
 def _area_path(option: str, raw: str, home: str) -> str:

@@ -11,7 +11,7 @@ The exec'd argv is rebuilt in a fixed order with `--` before the operands, so
 scp reads it the same way whatever getopt it was built with.
 """
 
-from scponly_py.decision import Refusal
+from scponly_py.outcome import Refusal
 from scponly_py.programs import shortopts
 
 TYPE_CHECKING = False

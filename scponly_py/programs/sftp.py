@@ -14,7 +14,7 @@ list) and logging options are kept; `-d` and `-u` are replaced by the policy;
 `-c`, `-h`, `-Q` are refused.
 """
 
-from scponly_py.decision import Refusal
+from scponly_py.outcome import Refusal
 from scponly_py.programs import shortopts
 
 TYPE_CHECKING = False

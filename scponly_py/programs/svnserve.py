@@ -51,7 +51,7 @@ repository with a hook in their own home and committed to it. The related
 import posix
 
 from scponly_py import trusted
-from scponly_py.decision import Refusal
+from scponly_py.outcome import Refusal
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

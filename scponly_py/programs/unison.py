@@ -33,7 +33,7 @@ variable is never passed). With `-repeat watch` a 2.52 server starts
 `/usr/bin:/bin`.
 """
 
-from scponly_py.decision import Refusal
+from scponly_py.outcome import Refusal
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

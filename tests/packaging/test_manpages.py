@@ -121,7 +121,7 @@ def test_every_config_key_program_and_path_is_in_the_config_page(pages: dict[str
         assert f"{key} = " in text, f"config key {key} missing"
     for program in policy.PROGRAMS + policy.ACCESS_MODES + policy.LOG_LEVELS:
         assert program in text
-    for name in (*policy.EXECUTABLE_PROGRAMS, *policy.WINSCP_TOOLS):
+    for name in policy.BUILTIN_PATHS:
         assert f"{name} = path" in text, f"[paths] {name} missing"
     for section in ("[defaults]", "[paths]", "[group.NAME]", "[user.NAME]"):
         assert section in text

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from scponly_py import programs, words
 from scponly_py.decide import decide
-from scponly_py.decision import Allow, Refuse
+from scponly_py.outcome import Allow, Refuse
 from scponly_py.programs import scp, sftp
 from tests import oracles
 from tests.attacks.corpus import POLICIES, policy
@@ -29,7 +29,7 @@ POLICY_NAMES = sorted(POLICIES)
 EFFECTIVE = {name: policy(name) for name in POLICY_NAMES}
 CONFIGURED = sorted(
     {path for effective in EFFECTIVE.values() for _, path in effective.paths}
-    | {name for _, names in programs.PROGRAMS.values() for name in names}
+    | {word for record in programs.PROGRAMS.values() for word in record["words"]}
 )
 SURROGATES = [chr(code) for code in range(0xDC80, 0xDD00)]
 
@@ -186,7 +186,7 @@ def scp_client(draw: st.DrawFn) -> tuple[str, list[str], str]:
         clusters.insert(position, f"-l{limit}" if attached else f"-l {limit}")
     names = draw(st.lists(safe_name, min_size=1, max_size=1 if direction == "t" else 4))
     dash_dash = draw(st.booleans())
-    program = draw(st.sampled_from(sorted(programs.PROGRAMS["scp"][1])))
+    program = draw(st.sampled_from(sorted(programs.PROGRAMS["scp"]["words"])))
     command = " ".join(
         [program, *clusters, *(["--"] if dash_dash else []), *(words.quote(n) for n in names)]
     )
@@ -265,7 +265,7 @@ request_names = st.lists(st.sampled_from(sorted(sftp.REQUEST_NAMES)), min_size=1
 
 @st.composite
 def sftp_client(draw: st.DrawFn) -> str:
-    words_ = [draw(st.sampled_from(sorted(programs.PROGRAMS["sftp"][1])))]
+    words_ = [draw(st.sampled_from(sorted(programs.PROGRAMS["sftp"]["words"])))]
     for option in draw(st.lists(st.sampled_from("RelfPpud"), unique=True, max_size=6)):
         if option in "Re":
             words_.append(f"-{option}")

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from scponly_py import words
-from scponly_py.decision import Refusal
+from scponly_py.outcome import Refusal
 
 BASH = shutil.which("bash")
 CONTROL = [chr(code) for code in range(0x20) if code != 0x09] + [

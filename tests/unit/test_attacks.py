@@ -12,7 +12,7 @@ import pytest
 
 from scponly_py import programs
 from scponly_py.decide import decide
-from scponly_py.decision import Refuse
+from scponly_py.outcome import Refuse
 from tests import oracles
 from tests.attacks.corpus import POLICIES, load, policy
 from tests.support import make_request

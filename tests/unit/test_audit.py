@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import socket
 import time
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from scponly_py import audit, words
-from scponly_py.decision import Allow, Refuse
+from scponly_py.outcome import Allow, Refuse
 from tests.support import make_request
 
 ALLOW = Allow(
@@ -164,3 +165,32 @@ def test_debug_level_adds_cwd_umask_and_environment_names() -> None:
     assert "cwd=" not in info and "umask=" not in info and "env=" not in info
     assert debug.startswith(info)
     assert debug.endswith(" cwd=/home/alice umask=0027 env=HOME,PATH")
+
+
+def test_every_line_the_shell_logs_is_built_by_format_line() -> None:
+    """No module but audit.py escapes values or hands audit.log a text built by hand."""
+    package = Path(audit.__file__).parent
+    built_by = {"line", "format_line"}
+    for path in sorted(package.rglob("*.py")):
+        if path.name == "audit.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+                assert (node.value.id, node.attr) != ("audit", "escape"), path
+            if not (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and isinstance(node.func.value, ast.Name)
+                and (node.func.value.id, node.func.attr) == ("audit", "log")
+            ):
+                continue
+            text = node.args[0]
+            if isinstance(text, ast.Subscript):  # winscp's LOG action: (LOG, priority, line)
+                assert path.name == "winscp.py", path
+                continue
+            assert isinstance(text, ast.Call) and isinstance(text.func, ast.Attribute), path
+            assert text.func.attr in built_by, f"{path}:{node.lineno}"
+
+
+def test_format_line_keeps_order_and_escapes() -> None:
+    assert audit.format_line([("b", 1), ("a", "x y"), ("c", "\n")]) == 'b=1 a="x y" c="\\x0a"'

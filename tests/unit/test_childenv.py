@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from scponly_py import childenv
+from scponly_py import request as requests
+from setup_chroot import launcher
 from tests.support import make_request
 
 
@@ -138,3 +140,14 @@ def test_environment_is_sorted_and_unique() -> None:
     names = [name for name, _ in pairs]
     assert names == sorted(names)
     assert len(names) == len(set(names))
+
+
+def test_the_request_and_the_front_pass_exactly_this_allowlist() -> None:
+    """One allowlist: request.py keeps (and the front passes) childenv's names, no others."""
+    environment = {name.encode(): b"C" for name in (*childenv.PASSED_VARIABLES, "LC_FOO", "X")}
+    assert {name for name, _ in requests.passed_environment(environment)} == set(
+        childenv.PASSED_VARIABLES
+    )
+    names = [flag for flag in launcher.front_defines("/x") if flag.startswith("-DPASSED_NAMES=")]
+    compiled = names[0].removeprefix("-DPASSED_NAMES=").replace('"', "").split(",")
+    assert compiled == [*childenv.PASSED_VARIABLES, "SSH_ORIGINAL_COMMAND"]

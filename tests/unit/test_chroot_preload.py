@@ -27,7 +27,7 @@ TAILS = {
     "hashsum": " /x",
 }
 COMMANDS = sorted(
-    {word + TAILS[name] for name, (_, names) in programs.PROGRAMS.items() for word in names}
+    {word + TAILS[name] for name, record in programs.PROGRAMS.items() for word in record["words"]}
     | set(LEGACY_SFTP_PROBES)
     | {"scp -f x", "rsync --server --sender -e.LsfxCIvu . x", "id", "scp -S x -t y"}
 )
@@ -36,12 +36,10 @@ import json, sys
 sys.path.insert(0, {repo!r})
 from scponly_py import audit, chroot_shell, shell
 from scponly_py.decide import decide
+from scponly_py.policy import PROGRAMS
 from tests.support import make_policy, make_request
 
-policy = make_policy(
-    programs=("sftp", "scp", "rsync", "unison", "svnserve", "winscp", "hashsum"),
-    svn_root="/srv/svn",
-)
+policy = make_policy(programs=PROGRAMS, svn_root="/srv/svn")
 chroot_shell.preload(policy)
 imported = []
 sys.addaudithook(lambda event, args: event == "import" and imported.append(args[0]))

@@ -9,7 +9,7 @@ import pytest
 from scponly_py import childenv, programs
 from scponly_py import decide as decide_module
 from scponly_py.decide import decide, start_directory
-from scponly_py.decision import Allow, Refuse
+from scponly_py.outcome import Allow, Refuse
 from tests.support import HOME, make_policy, make_request
 
 ALL = tuple(programs.PROGRAMS)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from scponly_py.decide import decide
-from scponly_py.decision import Allow, Refuse
+from scponly_py.outcome import Allow, Refuse
 from scponly_py.policy import BUILTIN_PATHS, ConfigError, normalise
 from tests import oracles
 from tests.support import make_policy, make_request

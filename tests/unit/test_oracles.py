@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from scponly_py import childenv
-from scponly_py.decision import Allow, Refuse
+from scponly_py.outcome import Allow, Refuse
 from tests import oracles
 from tests.support import HOME, make_policy, make_request
 

@@ -20,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from scponly_py.decide import LEGACY_SFTP_PROBES, decide
-from scponly_py.decision import Allow, Refuse
+from scponly_py.outcome import Allow, Refuse
 from scponly_py.policy import Policy
 from tests.support import make_policy, make_request
 

@@ -21,9 +21,9 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from scponly_py import words
+from scponly_py import programs, words
 from scponly_py.decide import decide
-from scponly_py.decision import Allow, Refuse
+from scponly_py.outcome import Allow, Refuse
 from scponly_py.policy import Policy
 from scponly_py.programs import rsync
 from tests.support import make_policy, make_request
@@ -1026,7 +1026,8 @@ def test_real_user_popt_file_cannot_run_a_program(area, tmp_path: Path) -> None:
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="checks that / is not writable by others")
 def test_child_home_is_not_writable_by_users() -> None:
-    mode = os.stat(rsync.CHILD_HOME).st_mode
-    assert os.stat(rsync.CHILD_HOME).st_uid == 0
+    home = programs.PROGRAMS["rsync"]["home"]
+    mode = os.stat(home).st_mode
+    assert os.stat(home).st_uid == 0
     assert not mode & (stat.S_IWGRP | stat.S_IWOTH)
     assert not os.path.exists("/.popt")

@@ -12,7 +12,7 @@ import pytest
 
 from scponly_py import shell
 from scponly_py.decide import decide
-from scponly_py.decision import Allow, Refusal, Refuse
+from scponly_py.outcome import Allow, Refusal, Refuse
 from scponly_py.programs import scp, shortopts
 from tests.support import make_policy, make_request
 

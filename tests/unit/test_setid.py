@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from scponly_py import setid, shell
-from scponly_py.decision import Allow, Refusal
+from scponly_py.outcome import Allow, Refusal
 from tests.support import make_request
 
 ALLOW = setid.ALLOW

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from scponly_py.decide import decide
-from scponly_py.decision import Allow, Refuse
+from scponly_py.outcome import Allow, Refuse
 from scponly_py.programs import PROGRAMS, sftp
 from tests.support import make_policy, make_request
 
@@ -34,7 +34,7 @@ def refusal(command: str, **policy: object) -> str:
     return decision.reason
 
 
-@pytest.mark.parametrize("name", sorted(PROGRAMS["sftp"][1]))
+@pytest.mark.parametrize("name", sorted(PROGRAMS["sftp"]["words"]))
 def test_every_known_sftp_server_name_runs_the_configured_path(name: str) -> None:
     policy = make_policy(paths={"sftp": "/usr/libexec/openssh/sftp-server"})
     decision = decide(make_request(name), policy)

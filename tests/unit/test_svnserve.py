@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from scponly_py.decide import decide
-from scponly_py.decision import Allow, Refuse
+from scponly_py.outcome import Allow, Refuse
 from scponly_py.policy import BUILTIN_PATHS, ConfigError, effective_policy, normalise
 from tests.support import make_policy, make_request
 from tests.unit import fake_ssh

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from scponly_py import words
-from scponly_py.decision import Refusal
+from scponly_py.outcome import Refusal
 
 
 def refused(command: str) -> str:
