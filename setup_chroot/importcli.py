@@ -20,7 +20,6 @@ from setup_chroot.manifest import Store
 
 CONFIG = os.path.join(scponly_config.CONFIG_DIR, scponly_config.CONFIG_NAME)
 MERGED = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")  # symlinks into /usr on merged hosts
-PROBED = ("sftp", "scp", "rsync", "unison", "svnserve")  # programs looked for in a C scponly jail
 
 
 @click.group("import")
@@ -113,8 +112,10 @@ def _jails(moves: list[migrate.Move]) -> dict[str, list[str]]:
     jails: dict[str, list[str]] = {}
     for move in moves:
         if move.jail:
-            found = list(move.programs) or [
-                name for name in PROBED if os.path.exists(move.jail + plan.PROFILES[name])
+            found = list(move.programs) or [  # C scponly: every program whose files it holds
+                name
+                for name, paths in plan.PROFILES.items()
+                if all(os.path.exists(move.jail + path) for path in paths)
             ]
             jails[move.jail] = list(dict.fromkeys([*jails.get(move.jail, []), *found]))
     return {jail: programs or list(jailcli.DEFAULT_PROFILES) for jail, programs in jails.items()}

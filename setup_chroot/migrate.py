@@ -16,12 +16,13 @@ import os
 import pwd
 from dataclasses import dataclass, field
 
+from scponly_py.programs import PROGRAMS
 from setup_chroot import users
 
 RSSH_CONF = "/etc/rssh.conf"
 RSSH_PROGRAMS = ("scp", "sftp", "cvs", "rdist", "rsync", "svnserve")
 BITS = ("rsync", "rdist", "cvs", "sftp", "scp", "svnserve")  # user= access bits, in order
-OURS = {"scp": "scp", "sftp": "sftp", "rsync": "rsync", "svnserve": "svnserve"}
+OURS = {name: name for name in RSSH_PROGRAMS if name in PROGRAMS}  # same names where we have one
 DROPPED = {
     "cvs": "no cvs here: `cvs server` runs whatever CVSROOT and the repository's"
     " administrative files say; serve CVS some other way",

@@ -78,7 +78,7 @@ def jail_account(sandbox: Sandbox, frozen_tree: Path) -> Account:
         check=True,
     )  # fmt: skip
     state.run(
-        [SETUP, "create", "/srv/jail", "--profile", "sftp,scp,md5sum,sha1sum,sha256sum",
+        [SETUP, "create", "/srv/jail", "--profile", "sftp,scp,hashsum",
          "--state-dir", "/srv/state"],
         check=True,
     )  # fmt: skip

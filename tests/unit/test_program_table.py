@@ -33,8 +33,13 @@ SHIPPED = sorted(
     ]
 )
 TABLE_FILE = ROOT / "scponly_py" / "programs" / "__init__.py"
-# A grammar's own per-tool table: allowed, and compared with the program table below.
-GRAMMAR_TABLES = {("scponly_py/winscp.py", "TOOLS")}
+# A grammar's own per-tool table: allowed, and compared with the program table below; and
+# rssh's own vocabulary (its allow* keywords and user= access bits), a foreign program's table.
+GRAMMAR_TABLES = {
+    ("scponly_py/winscp.py", "TOOLS"),
+    ("setup_chroot/migrate.py", "RSSH_PROGRAMS"),
+    ("setup_chroot/migrate.py", "BITS"),
+}
 
 
 def _literal_lists(source: str) -> list[tuple[str, int, set[str]]]:
