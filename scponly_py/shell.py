@@ -170,15 +170,13 @@ def execute(request: "Request", decision: "Allow") -> int:
     return REFUSED  # not reached: execve does not return on success
 
 
-def login(args: list[bytes], jail: "Jail | None" = None, startup_warning: str | None = None) -> int:
+def login(args: list[bytes], jail: "Jail | None" = None) -> int:
     """Handle one login (`-c CMD`, forced command, or interactive).
 
     On a systemd host a home the account could have filled for `systemd --user`
     is refused first (trusted.user_manager_problem). `jail` (scponly-pyc only)
     runs after the config is loaded and before the decision: it chroots, drops
     privileges and returns the request with the in-jail home, or raises `Refusal`.
-    `startup_warning` (from the launcher, e.g. why the login bundle was not used)
-    goes to syslog.
     """
     if not sys.flags.isolated:
         return refuse(None, Refuse(program="-", reason=NOT_ISOLATED))
@@ -195,14 +193,12 @@ def login(args: list[bytes], jail: "Jail | None" = None, startup_warning: str | 
         loaded = config.load()
     except ConfigError as error:
         return refuse(request, Refuse(program="-", reason=f"configuration error: {error}"))
-    warnings = [startup_warning] if startup_warning else []
     if loaded.source == "toml":
-        warnings.append(
-            "config.compiled is missing or stale; run 'scponly-py check-config' as root"
-        )
-    for warning in warnings:
         try:
-            audit.log(warning, audit.WARNING)
+            audit.log(
+                "config.compiled is missing or stale; run 'scponly-py check-config' as root",
+                audit.WARNING,
+            )
         except audit.AuditError:
             pass  # the decision's own line below fails closed if logging is broken
     policy = effective_policy(loaded.config, request.user, request.groups)
@@ -246,7 +242,7 @@ def fsencode(argument: str) -> bytes:
     return argument.encode(sys.getfilesystemencoding(), sys.getfilesystemencodeerrors())
 
 
-def main(argv: list[str] | None = None, startup_warning: str | None = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     """Console entry: admin subcommands, else a login; every failure is one line and exit 1."""
     try:
         hold_signals()
@@ -257,7 +253,7 @@ def main(argv: list[str] | None = None, startup_warning: str | None = None) -> i
             from scponly_py import cli  # noqa: PLC0415 - admin code stays off the login path
 
             return cli.run(arguments)
-        return login(args, startup_warning=startup_warning)
+        return login(args)
     except BaseException as error:  # noqa: BLE001 - fail closed, never a traceback
         return internal_error(error)
 
@@ -266,7 +262,7 @@ def internal_error(error: BaseException) -> int:
     """The answer to any unexpected exception: one line, one log line, exit 1.
 
     The client learns nothing more; the log also gets an ImportError's message,
-    which says which module could not be loaded (e.g. a stale login bundle).
+    which says which module could not be loaded.
     """
     say("scponly-py: refused: internal error")
     detail = f" detail={audit.escape(str(error))}" if isinstance(error, ImportError) else ""
