@@ -11,7 +11,8 @@ where hooks and docs go). Everything is written with the modes the package must 
 (directories 0755, programs 0755, data 0644); ownership is root's, set by the package tool.
 
     /usr/lib/scponly-py/            the frozen onedir shells: scponly-pyc, and scponly-py for
-                                    ChrootDirectory jails (no Python in a jail), _internal/
+                                    ChrootDirectory jails (no Python in a jail; the package
+                                    gives it cap_wake_alarm+p when installing), _internal/
                                     (--frozen: packaging/build-frozen.sh's tree)
     /usr/bin/scponly-py             the login shell: the secure-execution front
                                     (scponly_py/front.c, compiled here; the package gives it

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import pwd
 import sys
 
-from scponly_py import __version__, config, explain
+from scponly_py import __version__, config, explain, shell
+from scponly_py import request as requests
 from scponly_py.decision import Refusal
-from scponly_py.policy import ConfigError
+from scponly_py.policy import ConfigError, effective_policy
 
 CHECK_OK = 0
 FAILED = 1
@@ -54,24 +56,65 @@ def _check_config(file: str | None, no_compile: bool) -> int:
     if file is None or os.path.abspath(file) == f"{config.CONFIG_DIR}/{config.CONFIG_NAME}":
         if no_compile or os.geteuid() != 0:
             loaded = config.load()
+            normalised = loaded.config
             print(
                 f"ok: {config.CONFIG_DIR}/{config.CONFIG_NAME} is valid (read as {loaded.source})"
             )
             if os.geteuid() != 0:
                 print("note: run as root to write config.compiled (fast logins)")
-            return CHECK_OK
-        normalised = config.compile_system_config()
-        print(
-            f"ok: {config.CONFIG_DIR}/{config.CONFIG_NAME} is valid "
-            f"({len(normalised['groups'])} group and {len(normalised['users'])} user sections); "  # type: ignore[arg-type]
-            f"wrote {config.CONFIG_DIR}/{config.COMPILED_NAME}"
-        )
+        else:
+            normalised = config.compile_system_config()
+            print(
+                f"ok: {config.CONFIG_DIR}/{config.CONFIG_NAME} is valid "
+                f"({len(normalised['groups'])} group and {len(normalised['users'])} user "  # type: ignore[arg-type]
+                f"sections); wrote {config.CONFIG_DIR}/{config.COMPILED_NAME}"
+            )
+    else:
+        with open(file, "rb") as handle:
+            data = handle.read()
+        normalised = config.parse_toml(data, file)
+        print(f"ok: {file} is valid")
+    if os.geteuid() != 0:
+        print("note: run as root to check the accounts' svn_root and start_dir")
         return CHECK_OK
-    with open(file, "rb") as handle:
-        data = handle.read()
-    config.parse_toml(data, file)
-    print(f"ok: {file} is valid")
-    return CHECK_OK
+    findings = place_findings(normalised)
+    for finding in findings:
+        print(f"scponly-py: check-config: {finding}", file=sys.stderr)
+    return FAILED if findings else CHECK_OK
+
+
+def place_findings(normalised: dict[str, object]) -> list[str]:
+    """One line per account this config governs whose start_dir or svn_root is unsafe now.
+
+    The accounts: every passwd entry whose login shell is scponly-py or scponly-pyc (a
+    chroot account's places are checked inside its jail) and every [user.NAME] that
+    exists. Each line says which logins are refused (`shell.place_problem` at login).
+    """
+    sections = normalised["users"]
+    findings = []
+    for entry in sorted(pwd.getpwall(), key=lambda entry: entry.pw_name):
+        shell_name = os.path.basename(entry.pw_shell)
+        if shell_name not in requests.OWN_NAMES and entry.pw_name not in sections:  # type: ignore[operator]
+            continue
+        request = requests.for_user(entry.pw_name, None)
+        policy = effective_policy(normalised, request.user, request.groups)
+        jail = ""
+        if shell_name == "scponly-pyc":
+            from scponly_py import jail as jails  # noqa: PLC0415 - needs python-prctl
+
+            try:
+                jail, home = jails.split_home(request.home)
+            except jails.JailError as error:
+                findings.append(f"user {request.user}: {error}")
+                continue
+            request = request.replace(home=home)  # type: ignore[assignment]
+        for program, refused in ((None, "every login"), ("svnserve", "svnserve")):
+            if program is not None and program not in policy.programs:
+                continue
+            problem = shell.place_problem(request, policy, program, jail, missing_ok=True)  # type: ignore[arg-type]
+            if problem is not None:
+                findings.append(f"user {request.user}: {problem} ({refused} refused)")
+    return findings
 
 
 def run(args: list[str]) -> int:

@@ -32,7 +32,8 @@ import posix
 
 import _prctl
 
-from scponly_py import trusted
+from scponly_py import capabilities, trusted
+from scponly_py.capabilities import ALL_CAPS
 
 SECBIT_NOROOT = 1 << 0
 SECBIT_NOROOT_LOCKED = 1 << 1
@@ -46,7 +47,6 @@ LOCKED_SECUREBITS = (
     | SECBIT_NO_SETUID_FIXUP_LOCKED
     | SECBIT_KEEP_CAPS_LOCKED
 )
-ALL_CAPS = tuple(range(_prctl.CAP_LAST_CAP + 1))
 STATUS_FIELDS = (
     b"Uid", b"Gid", b"Groups", b"CapInh", b"CapPrm", b"CapEff", b"CapBnd", b"CapAmb", b"NoNewPrivs",
 )  # fmt: skip
@@ -148,7 +148,7 @@ def drop(identity: Identity, mode: str) -> None:
         if mode == "setuid":
             _drop_setuid_root(identity)
         # Emptying permitted and inheritable also empties the ambient set (kernel invariant).
-        _prctl.set_caps([], [], [], list(ALL_CAPS), list(ALL_CAPS), list(ALL_CAPS))
+        capabilities.empty()
         _prctl.prctl(_prctl.PR_SET_NO_NEW_PRIVS, 1)
     except (OSError, ValueError) as error:
         raise JailError(f"cannot drop privileges: {error}") from None
@@ -217,8 +217,7 @@ def verify(identity: Identity, mode: str, status_fd: int) -> None:
         raise JailError(f"{regain.__name__}(0) succeeded after the privilege drop")
     if posix.getresuid() != (identity.uid,) * 3 or posix.getresgid() != (identity.gid,) * 3:
         raise JailError("user or group ids are not the user's after the privilege drop")
-    caps = _prctl.get_caps(list(ALL_CAPS), list(ALL_CAPS), list(ALL_CAPS))
-    if any(any(flags.values()) for flags in caps.values()):
+    if capabilities.any_held(capabilities.held()):
         raise JailError("capabilities remain after the privilege drop")
     if _prctl.prctl(_prctl.PR_GET_NO_NEW_PRIVS) != 1:
         raise JailError("no_new_privs is not set")

@@ -14,10 +14,11 @@ sections appear in the file < [user.NAME].
 
 Subversion keys (used only when `programs` contains "svnserve"):
 `svn_root` is the directory svnserve serves (`svnserve -t --root DIR`): a
-plain path relative to HOME or a normalised absolute path; "" (the default)
-refuses svnserve. `svn_tunnel_user = true` adds `--tunnel-user USER` (the login
-name from the passwd entry) so commits are attributed to the account whatever
-the client claims. svnserve runs repository hooks (`REPO/hooks/*`) as this
+normalised absolute path; "" (the default) refuses svnserve. A path relative
+to HOME is refused: the account can write there, so its hooks would run.
+`svn_tunnel_user = true` adds `--tunnel-user USER` (the login name from the
+passwd entry) so commits are attributed to the account whatever the client
+claims. svnserve runs repository hooks (`REPO/hooks/*`) as this
 account: the repositories under `svn_root` must not be writable by the account
 at the file-system level except where svnserve itself needs it (`db/`,
 `locks/`); `hooks/` and `conf/` must belong to another user, or any account
@@ -150,10 +151,16 @@ def _check_start_dir(value: object, where: str) -> str:
 
 
 def _check_svn_root(value: object, where: str) -> str:
-    """Empty (svnserve refused), a normalised absolute path, or a plain path relative to HOME."""
-    if isinstance(value, str) and value.startswith("/"):
-        return _check_path(value, where)
-    return _check_start_dir(value, where)
+    """Empty (svnserve refused) or a normalised absolute path; never relative to HOME."""
+    if value == "":
+        return value
+    if isinstance(value, str) and not value.startswith("/"):
+        raise ConfigError(
+            f"{where}: must be an absolute path outside the home directory, got {value!r}: "
+            "svnserve runs the repositories' hooks as the account, and a repository below a "
+            "home the account can write lets it install them"
+        )
+    return _check_path(value, where)
 
 
 def _check_path(value: object, where: str) -> str:

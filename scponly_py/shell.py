@@ -18,7 +18,7 @@ import sys
 
 from scponly_py import audit, config, programs, setid, trusted, words
 from scponly_py import request as requests
-from scponly_py.decide import decide
+from scponly_py.decide import decide, start_directory
 from scponly_py.decision import Refusal, Refuse
 from scponly_py.policy import ConfigError, effective_policy
 
@@ -170,19 +170,26 @@ def execute(request: "Request", decision: "Allow") -> int:
     return REFUSED  # not reached: execve does not return on success
 
 
-def login(args: list[bytes], jail: "Jail | None" = None) -> int:
+def login(args: list[bytes], jail: "Jail | None" = None, frozen_start: bytes | None = None) -> int:
     """Handle one login (`-c CMD`, forced command, or interactive).
 
     On a systemd host a home the account could have filled for `systemd --user`
     is refused first (trusted.user_manager_problem). `jail` (scponly-pyc only)
     runs after the config is loaded and before the decision: it chroots, drops
     privileges and returns the request with the in-jail home, or raises `Refusal`.
+    Without `jail`, the front's report must be "1": the frozen scponly-py's own
+    (`frozen_start`, from capabilities.secure_start), else SCPONLY_PY_FRONT, which
+    front.c sets.
     """
     if not sys.flags.isolated:
         return refuse(None, Refuse(program="-", reason=NOT_ISOLATED))
     environment = dict(posix.environ)
-    if jail is None and not getattr(sys, "frozen", False):
-        problem = front_problem(environment.get(requests.FRONT_VARIABLE.encode()))
+    if jail is None:
+        if getattr(sys, "frozen", False):  # the frozen scponly-py: never the environment's word
+            report = frozen_start
+        else:
+            report = environment.get(requests.FRONT_VARIABLE.encode())
+        problem = front_problem(report)
         if problem is not None:
             return refuse(None, Refuse(program="-", reason=problem))
     try:
@@ -212,6 +219,9 @@ def login(args: list[bytes], jail: "Jail | None" = None) -> int:
             request = jail(request, policy)
         except Refusal as refusal:
             return refuse(request, Refuse(program="-", reason=refusal.reason))
+    problem = place_problem(request, policy, None)
+    if problem is not None:
+        return refuse(request, Refuse(program="-", reason=problem), policy)
     if request.command is None and request.uid != 0 and "winscp" in policy.programs:
         # WinSCP's SCP mode opens an interactive session: answer its line
         # protocol with its own allowlist instead of refusing (opt-in).
@@ -221,11 +231,61 @@ def login(args: list[bytes], jail: "Jail | None" = None) -> int:
     decision = decide(request, policy)
     if not decision.allowed:
         return refuse(request, decision, policy)  # type: ignore[arg-type]
+    problem = place_problem(request, policy, decision.program)
+    if problem is not None:
+        return refuse(request, Refuse(program=decision.program, reason=problem), policy)
     try:
         audit.log(audit.line(request, decision, request.uid, debug=policy.log_level == "debug"))
     except audit.AuditError as error:
         return refuse(request, Refuse(program=decision.program, reason=f"audit log: {error}"))
     return execute(request, decision)  # type: ignore[arg-type]
+
+
+def place_problem(
+    request: "Request",
+    policy: "Policy",
+    program: str | None,
+    jail: str = "",
+    *,
+    missing_ok: bool = False,
+) -> str | None:
+    """Why a directory this login would use could be changed by another user now, or None.
+
+    `program` None: the start directory (only with start_dir set), which must be root's or
+    the account's from / down, not writable by group or others. "svnserve": svn_root's
+    tree, root's (programs/svnserve.py). The trusted-path rule judges both; why:
+    docs/design.md, "What a session can observe". `jail`: the host path of the account's
+    jail, for checking from outside it (check-config), which passes `missing_ok`: a
+    directory that does not exist is no risk yet (a login is refused: it cannot be used).
+    """
+    if program is None:
+        if not policy.start_dir:
+            return None
+        path = f"{jail}{start_directory(request, policy)}"
+        what = "start_dir"
+    elif program == "svnserve" and policy.svn_root:
+        path = f"{jail}{policy.svn_root}"
+        what = "svn_root"
+    else:
+        return None
+    if missing_ok and not _exists(path):
+        return None
+    if what == "start_dir":
+        found = trusted.problems(path, owners=(0, request.uid))
+    else:
+        found = programs.grammar(program).root_problems(path)  # type: ignore[arg-type]
+    if not found:
+        return None
+    where, why = found[0]
+    return f"{what}: {where} {why}"
+
+
+def _exists(path: str) -> bool:
+    try:
+        posix.stat(path)
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def front_problem(status: bytes | None) -> str | None:
@@ -242,7 +302,7 @@ def fsencode(argument: str) -> bytes:
     return argument.encode(sys.getfilesystemencoding(), sys.getfilesystemencodeerrors())
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, frozen_start: bytes | None = None) -> int:
     """Console entry: admin subcommands, else a login; every failure is one line and exit 1."""
     try:
         hold_signals()
@@ -253,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
             from scponly_py import cli  # noqa: PLC0415 - admin code stays off the login path
 
             return cli.run(arguments)
-        return login(args)
+        return login(args, frozen_start=frozen_start)
     except BaseException as error:  # noqa: BLE001 - fail closed, never a traceback
         return internal_error(error)
 

@@ -80,6 +80,16 @@ def entry_problem(
     return None
 
 
+def target_problem(
+    info: posix.stat_result, parent: posix.stat_result | None, *, owners: tuple[int, ...] = ROOT
+) -> str | None:
+    """`entry_problem` for the path itself: writable by group or others even when sticky."""
+    reason = entry_problem(info, parent, owners=owners)
+    if reason is None and info.st_mode & S_IFMT != S_IFLNK and info.st_mode & WRITABLE_BY_OTHERS:
+        reason = f"is writable by group or others (mode {info.st_mode & 0o7777:04o})"
+    return reason
+
+
 def _walk(
     path: str,
     *,
@@ -144,8 +154,8 @@ def _walk(
                     reversed([part for part in target.split("/") if part not in ("", ".")])
                 )
                 continue
-            if not pending and reason is None and info.st_mode & WRITABLE_BY_OTHERS:
-                reason = f"is writable by group or others (mode {info.st_mode & 0o7777:04o})"
+            if not pending:
+                reason = target_problem(info, infos[-1], owners=owners)
             if reason:
                 problem(where, reason)
             if pending and kind != S_IFDIR:
@@ -205,10 +215,7 @@ def open_at(
     """open(name, flags|O_NOFOLLOW) in the trusted directory `dir_fd`, checked by the rule."""
     fd = posix.open(name, flags | posix.O_NOFOLLOW | posix.O_CLOEXEC, dir_fd=dir_fd)
     try:
-        info = posix.fstat(fd)
-        reason = entry_problem(info, posix.fstat(dir_fd), owners=owners)
-        if reason is None and info.st_mode & WRITABLE_BY_OTHERS:
-            reason = f"is writable by group or others (mode {info.st_mode & 0o7777:04o})"
+        reason = target_problem(posix.fstat(fd), posix.fstat(dir_fd), owners=owners)
         if reason:
             raise Untrusted(what or name, reason)
     except BaseException:

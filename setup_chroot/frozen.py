@@ -3,7 +3,12 @@
 `install_tree` copies the tree to e.g. /usr/lib/scponly-py: every directory
 root:root 0755, every file root:root 0644 or 0755, no setuid/setgid bit and no
 extended attribute carried over from the build, symlinks only if they stay
-inside the tree. Then scponly-pyc gets exactly one privilege:
+inside the tree. scponly-py gets the file capability `cap_wake_alarm+p` (permitted
+only, never effective), wherever it is installed: only so that the kernel starts it,
+and the PyInstaller bootloader's re-exec of it, in secure-execution mode (AT_SECURE:
+the dynamic loader ignores LD_PRELOAD & co. that PAM or sshd set); its first step
+empties every capability set (scponly_py/capabilities.py; docs/design.md "The login
+environment"). Then scponly-pyc gets exactly one privilege:
 
 * default: the file capability `cap_sys_chroot+ep` (what `setcap
   cap_sys_chroot+ep` writes: a VFS_CAP_REVISION_2 `security.capability`
@@ -18,9 +23,9 @@ destination and renamed into place, so a login never sees half a tree.
 The destination's parent must pass the trusted-path rule (scponly_py/trusted.py):
 scponly-pyc checks its own tree by the same rule and refuses to run otherwise.
 
-`install_in_jail` is the privilege-free alternative: the unprivileged
-scponly-py tree (no scponly-pyc) copied into a jail that sshd's
-`ChrootDirectory` enters, at the same path as on the host (sshd checks the
+`install_in_jail` is the alternative without a privileged file: the scponly-py
+tree (no scponly-pyc; scponly-py with cap_wake_alarm+p) copied into a jail that
+sshd's `ChrootDirectory` enters, at the same path as on the host (sshd checks the
 login shell on the host, then runs it inside the chroot).
 """
 
@@ -36,9 +41,10 @@ from scponly_py import trusted
 from setup_chroot import jailfs
 
 CAP_SYS_CHROOT = 18
+CAP_WAKE_ALARM = 35  # harmless if ever used; held only until the program's first steps
 VFS_CAP_REVISION_2 = 0x02000000
 VFS_CAP_FLAGS_EFFECTIVE = 0x000001
-CAPABILITY_XATTR = "security.capability"
+CAPABILITY_XATTR = jailfs.CAPABILITY_XATTR
 LOGIN_BINARIES = ("scponly-py", "scponly-pyc")
 CONTENTS = "_internal"
 
@@ -60,6 +66,11 @@ def capability_xattr(capabilities: tuple[int, ...], *, effective: bool = True) -
         permitted >> 32,
         0,
     )
+
+
+def secure_start_capability() -> bytes:
+    """cap_wake_alarm+p: what the login shells that start unprivileged carry (front, scponly-py)."""
+    return capability_xattr((CAP_WAKE_ALARM,), effective=False)
 
 
 def unsafe_ancestors(path: str) -> list[str]:
@@ -155,11 +166,19 @@ def install_tree(source: str, destination: str, *, setuid: bool = False) -> list
             os.chmod(chroot_shell, 0o4755)  # noqa: S103 - the documented setuid fallback
             how = "setuid root (04755)"
         else:
-            value = capability_xattr((CAP_SYS_CHROOT,))
-            os.setxattr(chroot_shell, CAPABILITY_XATTR, value, follow_symlinks=False)
-            if os.getxattr(chroot_shell, CAPABILITY_XATTR, follow_symlinks=False) != value:
-                raise InstallError("the file system did not keep cap_sys_chroot; use --setuid")
+            reason = jailfs.give_capability(chroot_shell, capability_xattr((CAP_SYS_CHROOT,)))
+            if reason is not None:
+                raise InstallError(
+                    f"cannot give scponly-pyc cap_sys_chroot ({reason}); use --setuid"
+                )
             how = "cap_sys_chroot+ep"
+        plain = os.path.join(staging, "scponly-py")
+        reason = jailfs.give_capability(plain, secure_start_capability())
+        if reason is not None:
+            raise InstallError(
+                f"cannot give scponly-py cap_wake_alarm+p ({reason}): without it scponly-py "
+                "refuses every login but root's"
+            )
         _swap_into_place(staging, destination)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -167,15 +186,18 @@ def install_tree(source: str, destination: str, *, setuid: bool = False) -> list
     return [
         f"installed {destination} (root-owned, nothing writable by group or others)",
         f"{destination}/scponly-pyc: {how}",
+        f"{destination}/scponly-py: cap_wake_alarm+p (starts in secure-execution mode)",
     ]
 
 
 def install_in_jail(source: str, jail: str, prefix: str) -> str:
-    """Copy the unprivileged tree (no scponly-pyc) to `jail`/`prefix`; return that path.
+    """Copy the scponly-py tree (no scponly-pyc) to `jail`/`prefix`; return that path.
 
     Written through jailfs like everything else that goes into a jail: directory
     fds and O_NOFOLLOW from the jail root, temp file + rename per file, no setuid
     bits; an older copy is removed first without following any symlink in it.
+    scponly-py gets cap_wake_alarm+p on the fd written, read back: InstallError
+    if the jail's file system cannot keep it.
     """
     check_source(source, ("scponly-py",))
     if not prefix.startswith("/") or ".." in prefix.split("/"):
@@ -187,18 +209,24 @@ def install_in_jail(source: str, jail: str, prefix: str) -> str:
         fs = jailfs.JailFS(jail)
     except jailfs.JailFSError as error:
         raise InstallError(str(error)) from None
-    with fs:
-        parts = [part for part in prefix.split("/") if part]
-        for depth in range(1, len(parts)):
-            fs.make_dir("/" + "/".join(parts[:depth]), 0o755)
-        if fs.lstat(prefix) is not None:
-            fs.remove_tree(prefix)
-        for relative, name, kind, detail in _entries(source, skip=("scponly-pyc",)):
-            target = prefix if relative == "." else f"{prefix}/{relative}"
-            if kind == "dir":
-                fs.make_dir(target, 0o755)
-            elif kind == "link":
-                fs.symlink(f"{target}/{name}", detail)
-            else:
-                fs.install(f"{target}/{name}", detail, 0o755 if kind == "exec" else 0o644)
+    try:
+        with fs:
+            parts = [part for part in prefix.split("/") if part]
+            for depth in range(1, len(parts)):
+                fs.make_dir("/" + "/".join(parts[:depth]), 0o755)
+            if fs.lstat(prefix) is not None:
+                fs.remove_tree(prefix)
+            for relative, name, kind, detail in _entries(source, skip=("scponly-pyc",)):
+                target = prefix if relative == "." else f"{prefix}/{relative}"
+                mode = 0o755 if kind == "exec" else 0o644
+                if kind == "dir":
+                    fs.make_dir(target, 0o755)
+                elif kind == "link":
+                    fs.symlink(f"{target}/{name}", detail)
+                elif relative == "." and name == "scponly-py":
+                    fs.install(f"{target}/{name}", detail, mode, secure_start_capability())
+                else:
+                    fs.install(f"{target}/{name}", detail, mode)
+    except jailfs.JailFSError as error:
+        raise InstallError(str(error)) from None
     return os.path.join(os.path.abspath(jail), prefix.strip("/"))

@@ -10,7 +10,9 @@ Files are written to a fresh temporary name (O_CREAT|O_EXCL|O_NOFOLLOW) and
 renamed over the old name, so a running binary is never truncated and a
 planted symlink is replaced, never followed. Modes are set on the new file
 before it appears: setuid/setgid/sticky bits and group/other write are never
-copied. Nothing is hard-linked and nothing inside a jail is ever executed.
+copied; the one privilege a file can get is the `security.capability` a caller
+passes to `install` (the frozen scponly-py's cap_wake_alarm+p). Nothing is
+hard-linked and nothing inside a jail is ever executed.
 
 Owners can only be given away by root; a non-root caller (tests, a staging
 build) gets files it owns itself, which `check` reports.
@@ -31,6 +33,7 @@ from scponly_py import trusted
 CHUNK = 1 << 20
 SAFE_MODE_BITS = 0o755  # no setuid/setgid/sticky, no group/other write
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+CAPABILITY_XATTR = "security.capability"
 
 
 class JailFSError(Exception):
@@ -116,6 +119,14 @@ class JailFS:
         with self.parent(path) as (fd, name), self._open_regular(name, fd) as handle:
             return os.read(handle, limit)
 
+    def capability(self, path: str) -> bytes | None:
+        """The `security.capability` of a regular file in the jail, or None."""
+        with self.parent(path) as (fd, name), self._open_regular(name, fd) as handle:
+            try:
+                return os.getxattr(handle, CAPABILITY_XATTR)
+            except OSError:
+                return None
+
     def digest(self, path: str) -> str:
         """SHA-256 of a regular file in the jail."""
         with self.parent(path) as (fd, name), self._open_regular(name, fd) as handle:
@@ -154,8 +165,12 @@ class JailFS:
             finally:
                 os.close(handle)
 
-    def install(self, path: str, source: str, mode: int) -> None:
-        """Copy host file `source` to `path` atomically, root-owned, with safe mode bits."""
+    def install(self, path: str, source: str, mode: int, capability: bytes | None = None) -> None:
+        """Copy host file `source` to `path` atomically, root-owned, with safe mode bits.
+
+        `capability`: a `security.capability` value the new file gets (on its fd,
+        read back) before it appears; JailFSError if the file system cannot keep it.
+        """
         try:
             src = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         except OSError as error:
@@ -163,7 +178,7 @@ class JailFS:
         try:
             if not stat.S_ISREG(os.fstat(src).st_mode):
                 raise JailFSError(f"{source} is not a regular file")
-            self._replace(path, mode, lambda out: _copy(src, out))
+            self._replace(path, mode, lambda out: _copy(src, out), capability=capability)
         finally:
             os.close(src)
 
@@ -178,7 +193,14 @@ class JailFS:
         self._replace(path, mode, fill, uid, gid)
 
     def _replace(
-        self, path: str, mode: int, fill: Callable[[int], None], uid: int = 0, gid: int = 0
+        self,
+        path: str,
+        mode: int,
+        fill: Callable[[int], None],
+        uid: int = 0,
+        gid: int = 0,
+        *,
+        capability: bytes | None = None,
     ) -> None:
         with self.parent(path) as (fd, name):
             temporary = f".scponly-py-{secrets.token_hex(8)}.tmp"
@@ -192,6 +214,13 @@ class JailFS:
                 fill(out)
                 self._own(out, uid, gid)
                 os.fchmod(out, mode & SAFE_MODE_BITS)
+                if capability is not None:  # after the write and chown, which would clear it
+                    reason = give_capability(out, capability)
+                    if reason is not None:
+                        raise JailFSError(
+                            f"cannot give {path} its file capability ({reason}): the login "
+                            "shell would not start in secure-execution mode"
+                        )
                 os.fsync(out)
             except BaseException:
                 os.unlink(temporary, dir_fd=fd)
@@ -330,6 +359,18 @@ def _copy(src: int, out: int) -> None:
         view = memoryview(chunk)
         while view:
             view = view[os.write(out, view) :]
+
+
+def give_capability(target: int | str, value: bytes) -> str | None:
+    """Set `security.capability` on `target` (an fd, or a path whose symlink is not followed)
+    and read it back; None when the file has exactly `value`, else why not."""
+    follow = isinstance(target, int)  # an fd is the file itself
+    try:
+        os.setxattr(target, CAPABILITY_XATTR, value, follow_symlinks=follow)
+        kept = os.getxattr(target, CAPABILITY_XATTR, follow_symlinks=follow)
+    except OSError as error:
+        return error.strerror
+    return None if kept == value else "the file system did not keep it"
 
 
 def hash_fd(fd: int) -> str:

@@ -31,7 +31,7 @@ import tempfile
 import scponly_py
 from scponly_py import request as requests
 from scponly_py import trusted
-from setup_chroot import frozen
+from setup_chroot import frozen, jailfs
 
 # Kept short: the launcher is a script, and Python compiles a script's source on
 # every run (about 50 000 instructions a statement). The package's modules come
@@ -52,7 +52,6 @@ sys.exit(main())
 """
 
 
-CAP_WAKE_ALARM = 35  # harmless if ever used; held only until the front's first steps
 FRONT_SOURCE = os.path.join(os.path.dirname(os.path.abspath(scponly_py.__file__)), "front.c")
 COMPILE_FLAGS = (  # hardened (as dpkg-buildflags), PIE, stripped
     "-O2", "-Wall", "-Wextra", "-Werror", "-D_FORTIFY_SOURCE=2", "-fstack-protector-strong",
@@ -165,7 +164,7 @@ def build_front(output: str, launcher_path: str, compiler: str = "cc") -> None:
 
 def front_capability() -> bytes:
     """The front's `security.capability`: cap_wake_alarm+p (permitted only, never effective)."""
-    return frozen.capability_xattr((CAP_WAKE_ALARM,), effective=False)
+    return frozen.secure_start_capability()
 
 
 def compile_package(interpreter_path: str, parent: str) -> None:
@@ -216,15 +215,8 @@ def install(destination: str, interpreter_path: str, parent: str, *, check: bool
         built = os.path.join(build, "scponly-py")
         build_front(built, script)
         os.chmod(built, 0o755)  # noqa: S103 - a login shell every user runs
-        value = front_capability()
-        try:
-            os.setxattr(built, frozen.CAPABILITY_XATTR, value, follow_symlinks=False)
-            kept = os.getxattr(built, frozen.CAPABILITY_XATTR, follow_symlinks=False)
-        except OSError as error:
-            kept, reason = b"", error.strerror
-        else:
-            reason = "the file system did not keep it"
-        if kept != value:
+        reason = jailfs.give_capability(built, front_capability())
+        if reason is not None:
             raise UnsafeInstall(
                 f"cannot give {destination} cap_wake_alarm+p ({reason}): without it the "
                 "login shell cannot start in secure-execution mode"

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 
 from scponly_py.policy import BUILTIN_PATHS
-from setup_chroot import jailfs, resolve, users
+from setup_chroot import frozen, jailfs, resolve, users
 
 PROFILES = dict(BUILTIN_PATHS)  # profile name -> program path (same path inside the jail)
 DIR_MODE = 0o755
@@ -44,6 +44,7 @@ class File:
     path: str
     source: str  # host path, no symlink in it
     mode: int
+    capability: bytes | None = None  # only ever the unprivileged shell's (carried_capability)
 
 
 @dataclass(frozen=True)
@@ -166,7 +167,8 @@ class Desired:
             self.add(Link(link.path, link.target))
         if not stat.S_ISREG(found.mode):
             raise PlanError(f"{path} is not a regular file")
-        self.add(File(found.path, found.path, found.mode & jailfs.SAFE_MODE_BITS))
+        mode = found.mode & jailfs.SAFE_MODE_BITS
+        self.add(File(found.path, found.path, mode, carried_capability(found.path)))
 
     def linker_for(self, info: resolve.elf.ElfInfo) -> resolve.Linker:
         key = (info.elf_class, info.machine)
@@ -242,6 +244,16 @@ def desired(spec: Spec) -> dict[str, Entry]:
     return dict(sorted(want.entries.items(), key=lambda item: item[0].split("/")))
 
 
+def carried_capability(source: str) -> bytes | None:
+    """The file capability a jail's copy of `source` gets: the frozen scponly-py's
+    cap_wake_alarm+p (it must start in secure-execution mode), and nothing else, ever."""
+    try:
+        value = os.getxattr(source, jailfs.CAPABILITY_XATTR, follow_symlinks=False)
+    except OSError:
+        return None
+    return value if value == frozen.secure_start_capability() else None
+
+
 # -- comparing with the jail --------------------------------------------------------------
 
 
@@ -279,6 +291,7 @@ class Differ:
                     and info.st_nlink == 1
                     and info.st_size == os.stat(entry.source).st_size
                     and self.fs.digest(entry.path) == self.source_digest(entry.source)
+                    and self.fs.capability(entry.path) == entry.capability
                 )
             case Link():
                 return stat.S_ISLNK(info.st_mode) and self.fs.readlink(entry.path) == entry.target
@@ -356,7 +369,7 @@ def apply(
             case Dir():
                 fs.make_dir(op.path, op.mode, op.uid, op.gid)
             case File():
-                fs.install(op.path, op.source, op.mode)
+                fs.install(op.path, op.source, op.mode, capability=op.capability)
             case Link():
                 fs.symlink(op.path, op.target)
             case Node():
@@ -378,8 +391,10 @@ def describe(op: Operation) -> str:
         case Dir():
             return f"mkdir    {op.path}  {op.mode:04o} {op.uid}:{op.gid}"
         case File():
-            return f"copy     {op.path}  {op.mode:04o}" + (
-                f"  from {op.source}" if op.source != op.path else ""
+            return (
+                f"copy     {op.path}  {op.mode:04o}"
+                + ("  +cap_wake_alarm" if op.capability else "")
+                + (f"  from {op.source}" if op.source != op.path else "")
             )
         case Link():
             return f"symlink  {op.path} -> {op.target}"
@@ -397,6 +412,8 @@ def to_json(op: Operation) -> dict[str, object]:
     data: dict[str, object] = {"op": type(op).__name__.lower(), **asdict(op)}
     if isinstance(op, Content):
         data["data"] = op.data.decode("utf-8", "replace")
+    if isinstance(op, File):
+        data["capability"] = "cap_wake_alarm+p" if op.capability else None
     for key in ("mode",):
         if key in data:
             data[key] = f"{data[key]:04o}"

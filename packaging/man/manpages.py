@@ -96,7 +96,9 @@ CONFIG_KEYS: dict[str, tuple[str, str]] = {
         "string",
         'A plain relative path inside the home directory (no "..", no leading "/") that '
         "sftp-server starts in (`-d`) and that every program is run in. Empty means the home "
-        "directory.",
+        "directory. When set, it and every directory above it must be owned by root or the "
+        "account and not writable by group or others (others could plant symbolic links that "
+        "the account's uploads follow); otherwise every login of the account is refused.",
     ),
     "log_level": (
         "string",
@@ -105,9 +107,15 @@ CONFIG_KEYS: dict[str, tuple[str, str]] = {
     "svn_root": (
         "string",
         "The directory svnserve serves (`svnserve -t --root` *DIR*): a normalised absolute "
-        "path, or a path relative to the home directory. Empty refuses svnserve even when it "
-        "is in programs. Repository hooks run as the user: hooks/ and conf/ must not be "
-        "writable by the account, through any of its transfer programs either.",
+        "path; a path relative to the home directory is an error. Empty refuses svnserve even "
+        "when it is in programs. Repository hooks run as the user, so svnserve is refused "
+        "unless *DIR* and every directory above it, every directory below it down to the "
+        "repositories, each repository's top directory and everything in its hooks/ and conf/ "
+        "are owned by root and not writable by group or others (symbolic links there are "
+        "judged up to their target; elsewhere below *DIR* they are refused). Only db/ and "
+        "locks/ may be writable by the account. With access read-write, svnserve must be the "
+        "account's only program: with db/ writable, any program that writes files could put "
+        "a repository with its own hooks inside db/, and svnserve would serve it.",
     ),
     "svn_tunnel_user": (
         "boolean",
@@ -166,7 +174,11 @@ SHELL_PAGE = {
                 "`install-shell`, byte-compile it; no login can write them). A "
                 "console script written by pip is for the administrative commands only and "
                 "refuses every login. The frozen `/usr/lib/scponly-py/scponly-py` (PyInstaller, "
-                "no Python needed) is for ChrootDirectory jails.",
+                "no Python needed) is for ChrootDirectory jails. It is its own front: it "
+                "carries cap_wake_alarm+p too (the packages and `scponly-py-setup "
+                "install-chroot-shell` set it, in the jail's copy as well), empties every "
+                "capability set as its first step and refuses a login, other than root's, "
+                "that did not start in secure-execution mode.",
             ],
         ),
         (
@@ -245,7 +257,8 @@ SHELL_PAGE = {
             [
                 "As a login shell, the exit status of the program it runs, or 1 for a refusal. "
                 "`explain` exits 0 when the command would be allowed and 1 when refused; "
-                "`check-config` exits 0 for a valid file and 1 otherwise.",
+                "`check-config` exits 0 for a valid file and 1 otherwise, or when run as root "
+                "it finds an account's start_dir or svn_root unsafe (scponly-py.toml(5)).",
             ],
         ),
         (
@@ -332,10 +345,14 @@ CHROOT_PAGE = {
                 "root, with a warning, on file systems without extended attributes. It is a "
                 "PyInstaller one-directory build, never a self-extracting single file: a "
                 "privileged program must not unpack itself into a directory the user chooses.",
-                "The privilege-free alternative is sshd's `ChrootDirectory` with the "
-                "unprivileged scponly-py copied into the jail (`scponly-py-setup "
-                "install-chroot-shell --jail` *JAIL*). Choose it when file capabilities and "
-                "setuid are not wanted at all; choose scponly-pyc when every user has a jail "
+                "The alternative without chroot privilege is sshd's `ChrootDirectory` with the "
+                "frozen scponly-py copied into the jail (`scponly-py-setup "
+                "install-chroot-shell --jail` *JAIL*). That copy carries only "
+                "`cap_wake_alarm+p` (permitted, never effective, dropped as its first step), "
+                "so that the kernel starts it in secure-execution mode and the loader ignores "
+                "LD_PRELOAD and the like from PAM or sshd; the install refuses a jail whose "
+                "file system cannot keep it. Choose it when no file may carry chroot "
+                "privilege; choose scponly-pyc when every user has a jail "
                 "of their own given by the home directory, or when sshd_config must not change "
                 "per user.",
             ],
@@ -422,6 +439,13 @@ CONFIG_PAGE = {
                 "when it is owned by root and its stamp (inode, size, modification and change "
                 "time) matches config.toml; otherwise it parses config.toml itself and logs a "
                 "warning.",
+                "Run as root, `check-config` also checks the directories of every account the "
+                "file governs (login shell scponly-py or scponly-pyc, or a [user.NAME] "
+                "section): a start_dir or svn_root tree that others could change is reported, "
+                "one line per account with the path and the reason, and the exit status is 1. "
+                "A login checks the same before it runs a program and refuses it then, so a "
+                "change made after `check-config` is caught too; a directory that does not "
+                "exist yet is reported by the login only.",
             ],
         ),
         (

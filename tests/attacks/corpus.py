@@ -46,7 +46,7 @@ DEFAULT_MARKER = "/tmp/scponly-py-attack-marker"
 MAX_TRANSMITTABLE = 100_000
 
 _ALL = [name for name in policies.PROGRAMS]
-_SVN = {"svn_root": "svn"} if "svn_root" in policies.SETTING_CHECKS else {}
+_SVN = {"svn_root": "/srv/svn"} if "svn_root" in policies.SETTING_CHECKS else {}
 
 # Named policies, as the raw config data of /etc/scponly-py/config.toml.
 POLICIES: dict[str, dict[str, object]] = {

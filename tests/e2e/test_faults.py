@@ -128,7 +128,7 @@ def test_target_program_missing(sandbox: Sandbox, upload: Path) -> None:
 def test_start_directory_missing(sandbox: Sandbox) -> None:
     result = sandbox.ssh("missing", "scp -t x", input=b"")
     assert result.returncode == 1
-    assert b"cannot change to directory" in result.stderr
+    assert b"start_dir: " in result.stderr and b"No such file or directory" in result.stderr
 
 
 def test_disk_full_in_upload_dir(sandbox: Sandbox, upload: Path, tmp_path: Path) -> None:

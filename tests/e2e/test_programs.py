@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -21,13 +22,16 @@ programs = ["unison"]
 
 [user.svnuser]
 programs = ["svnserve"]
-svn_root = "repos"
+svn_root = "{svn_root}"
 svn_tunnel_user = true
 
 [user.svnreader]
 programs = ["svnserve"]
-svn_root = "repos"
+svn_root = "{svn_root}"
 access = "read-only"
+
+[user.dropper]
+start_dir = "drop"
 
 [user.win]
 programs = ["winscp", "scp"]
@@ -39,9 +43,19 @@ BEGIN = 'echo "WinSCP: this is begin-of-file" ; '
 @pytest.fixture(scope="module")
 def sandbox(sandbox_factory) -> Sandbox:
     sandbox = sandbox_factory()
-    for name in ("uni", "svnuser", "svnreader", "win"):
+    for name in ("uni", "svnuser", "svnreader", "win", "dropper"):
         sandbox.add_user(name)
-    sandbox.write_config(CONFIG)
+    svn_root = sandbox.root / "svn"
+    svn_root.mkdir(mode=0o755)
+    if shutil.which("svnadmin") is not None:
+        # As an administrator sets it up: root's, except what svnserve writes on a commit.
+        subprocess.run(["svnadmin", "create", str(svn_root / "project")], check=True)
+        for writable in ("db", "locks"):
+            chown_tree(svn_root / "project" / writable, sandbox.users["svnuser"].uid)
+    drop = sandbox.users["dropper"].home / "drop"
+    drop.mkdir()
+    os.chown(drop, sandbox.users["dropper"].uid, sandbox.users["dropper"].uid)
+    sandbox.write_config(CONFIG.replace("{svn_root}", str(svn_root)))
     return sandbox
 
 
@@ -50,6 +64,10 @@ def chown_tree(path: Path, uid: int) -> None:
         os.chown(directory, uid, uid)
         for name in files:
             os.chown(os.path.join(directory, name), uid, uid)
+
+
+def check_config(sandbox: Sandbox) -> subprocess.CompletedProcess[bytes]:
+    return sandbox.run([sys.executable, "-I", "-m", "scponly_py", "check-config"])
 
 
 @pytest.mark.skipif(shutil.which("unison") is None, reason="unison not installed")
@@ -85,10 +103,6 @@ def test_unison_sshcmd_injection_is_refused(sandbox: Sandbox) -> None:
 
 @pytest.mark.skipif(shutil.which("svn") is None, reason="subversion not installed")
 def test_svn_checkout_commit_and_read_only(sandbox: Sandbox, tmp_path: Path) -> None:
-    repos = sandbox.users["svnuser"].home / "repos"
-    repos.mkdir()
-    subprocess.run(["svnadmin", "create", str(repos / "project")], check=True)
-    chown_tree(repos, sandbox.users["svnuser"].uid)
     env = {**os.environ, "HOME": str(tmp_path), "SVN_SSH": f"ssh -F {sandbox.ssh_config}"}
     work = tmp_path / "work"
     svn = ["svn", "--non-interactive", "--config-dir", str(tmp_path / ".subversion")]
@@ -105,9 +119,6 @@ def test_svn_checkout_commit_and_read_only(sandbox: Sandbox, tmp_path: Path) -> 
     # --tunnel-user made the commit author the login name, not what the client claims.
     assert b"svnuser" in log.stdout
 
-    reader_repos = sandbox.users["svnreader"].home / "repos"
-    shutil.copytree(repos, reader_repos)
-    chown_tree(reader_repos, sandbox.users["svnreader"].uid)
     second = tmp_path / "second"
     read = sandbox.run(
         [*svn, "checkout", "svn+ssh://svnreader@sandbox/project", str(second)], env=env
@@ -117,6 +128,60 @@ def test_svn_checkout_commit_and_read_only(sandbox: Sandbox, tmp_path: Path) -> 
     (second / "README").write_text("changed\n")
     denied = sandbox.run([*svn, "commit", "-m", "nope", str(second)], env=env)
     assert denied.returncode != 0
+
+
+@pytest.mark.skipif(shutil.which("svn") is None, reason="subversion not installed")
+def test_svn_is_refused_while_the_account_can_write_a_hook(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """The hole a relative svn_root opened, by hand: hooks/ the account owns runs its code."""
+    hooks = sandbox.root / "svn" / "project" / "hooks"
+    user = sandbox.users["svnuser"]
+    env = {**os.environ, "HOME": str(tmp_path), "SVN_SSH": f"ssh -F {sandbox.ssh_config}"}
+    svn = ["svn", "--non-interactive", "--config-dir", str(tmp_path / ".subversion")]
+    os.chown(hooks, user.uid, user.uid)
+    try:
+        checked = check_config(sandbox)
+        assert checked.returncode == 1
+        lines = checked.stderr.decode().splitlines()
+        assert lines == [
+            f"scponly-py: check-config: user svnreader: svn_root: {hooks} is not owned by root "
+            f"(uid {user.uid}) (svnserve refused)",
+            f"scponly-py: check-config: user svnuser: svn_root: {hooks} is not owned by root "
+            f"(uid {user.uid}) (svnserve refused)",
+        ]
+        mark = sandbox.log_mark()
+        listing = sandbox.run([*svn, "ls", "svn+ssh://svnuser@sandbox/project"], env=env)
+        assert listing.returncode != 0
+        assert f"svn_root: {hooks} is not owned by root".encode() in listing.stderr
+        assert sandbox.log_since(mark, "decision=refuse")
+    finally:
+        os.chown(hooks, 0, 0)
+    assert check_config(sandbox).returncode == 0
+    listing = sandbox.run([*svn, "ls", "svn+ssh://svnuser@sandbox/project"], env=env)
+    assert listing.returncode == 0, listing.stderr
+
+
+def test_a_start_dir_others_can_write_refuses_the_login(sandbox: Sandbox) -> None:
+    """Others could plant symlinks there that the account's uploads would follow."""
+    drop = sandbox.users["dropper"].home / "drop"
+    drop.chmod(0o777)
+    try:
+        checked = check_config(sandbox)
+        assert checked.returncode == 1
+        assert checked.stderr.decode().splitlines() == [
+            f"scponly-py: check-config: user dropper: start_dir: {drop} is writable by group "
+            "or others (mode 0777) (every login refused)"
+        ]
+        result = sandbox.ssh("dropper", "scp -t x", input=b"")
+        assert result.returncode == 1
+        assert f"start_dir: {drop} is writable by group or others".encode() in result.stderr
+    finally:
+        drop.chmod(0o755)
+    assert check_config(sandbox).returncode == 0
+    session = sandbox.sftp_batch("dropper", "pwd\n")
+    assert session.returncode == 0, session.stderr
+    assert f"Remote working directory: {drop}".encode() in session.stdout
 
 
 class WinScpSession:

@@ -183,8 +183,9 @@ def test_installed_state(box: PackageSandbox) -> None:
 
 
 def test_plain_user_transfers_and_refusals(box: PackageSandbox, tmp_path: Path) -> None:
-    capability = box.run(["getcap", "/usr/bin/scponly-py"], check=True).stdout.decode()
-    assert "cap_wake_alarm=p" in capability  # postinst: the front starts in secure-execution mode
+    for shell in ("/usr/bin/scponly-py", "/usr/lib/scponly-py/scponly-py"):
+        capability = box.run(["getcap", shell], check=True).stdout.decode()
+        assert "cap_wake_alarm=p" in capability  # postinst: they start in secure-execution mode
     user = box.add_user("debalice", shell="/usr/bin/scponly-py")  # noqa: S604 - a login shell
     first = box.log_mark()
     tmp_path.chmod(0o755)

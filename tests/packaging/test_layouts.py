@@ -192,6 +192,7 @@ def test_pkgbuild_builds_the_layout(
         assert line in pkginfo
     assert "setcap cap_sys_chroot+ep" in install and "etc/shells" in install
     assert "/usr/bin/scponly-pyc" in install
+    assert "setcap cap_wake_alarm+p" in install and "usr/lib/scponly-py/scponly-py)" in install
 
 
 def _stage_real(distro: str, frozen_tree: Path, tmp_path: Path) -> Path:
@@ -237,6 +238,7 @@ def test_rpm_spec_builds_the_layout(frozen_tree: Path, tmp_path: Path) -> None:
     )
     assert {path: cap for path, cap in capabilities.items() if cap} == {
         "/usr/bin/scponly-py": "cap_wake_alarm=p",  # the front: secure-execution mode
+        "/usr/lib/scponly-py/scponly-py": "cap_wake_alarm=p",  # the frozen one: the same
         "/usr/lib/scponly-py/scponly-pyc": "cap_sys_chroot=ep",
     }
     assert not any(path.startswith("/usr/lib/.build-id") for path in files)

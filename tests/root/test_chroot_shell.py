@@ -69,16 +69,20 @@ EVIL_PYTHON = (
     "p = __import__('posix')\n"
     "p.close(p.open('/srv/hostile/pwned-python-' + __name__, p.O_WRONLY | p.O_CREAT, 0o644))\n"
 )
-# The privilege-free alternative: sshd chroots, the unprivileged frozen scponly-py runs inside.
+# The alternative without a privileged file: sshd chroots, the frozen scponly-py runs inside.
+# ~/.ssh/environment is the user's plant through sshd (as ~/.pam_environment is with UsePAM).
 SSHD_EXTRA = """
+PermitUserEnvironment LD_PRELOAD
 Match User chrooted
     ChrootDirectory /srv/jail2
 """
 PLAIN = "/srv/cap/scponly-py/scponly-py"
+NOCAP = "/srv/nocap/scponly-py/scponly-py"  # the same tree, its cap_wake_alarm+p removed
+SECURE_START_CAPABILITY = "0000000200000000000000000800000000000000"  # cap_wake_alarm+p
 SETUP_SCRIPT = f"""
 set -e
 mount -t tmpfs -o mode=0755 tmpfs /srv
-mkdir -m 0755 /srv/cap /srv/suid /srv/state /srv/bad-owner /srv/bad-group /srv/userdir
+mkdir -m 0755 /srv/cap /srv/suid /srv/nocap /srv/state /srv/bad-owner /srv/bad-group /srv/userdir
 mkdir -m 0777 {HOSTILE} {HOSTILE}/tmp
 """
 
@@ -172,6 +176,7 @@ def setup(frozen_tree: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         for destination, extra in (
             ("/srv/cap/scponly-py", []),
             ("/srv/suid/scponly-py", ["--setuid"]),
+            ("/srv/nocap/scponly-py", []),
         ):
             state.run(
                 [SETUP, "install-chroot-shell", "--from", str(frozen_tree), "--dest", destination,
@@ -183,6 +188,7 @@ def setup(frozen_tree: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
              "/srv/state"],
             check=True,
         )  # fmt: skip
+        os.removexattr(sandbox.path(NOCAP), "security.capability")
         jail = sandbox.path("/srv/jail")
         (jail / "home").mkdir(mode=0o755, exist_ok=True)
         (jail / "JAIL_MARKER").write_text("inside\n")
@@ -239,10 +245,14 @@ def chroot_directory_jail(state: Setup, frozen_tree: Path) -> None:
     PATH (sshd passes the bare name); a jail has no /proc, so the shell is also linked from
     /usr/bin inside the jail.
     """
-    # --bin pulls in what the bundle needs from the system (libc, libm, libdl, libpthread).
+    # --bin pulls in what the bundle needs from the system (libc, libm, libdl, libpthread; and
+    # libcap for _prctl: in secure-execution mode the loader ignores the bootloader's
+    # LD_LIBRARY_PATH, so the bundle's own copy is not used).
+    internal = f"{PLAIN.rsplit('/', 1)[0]}/_internal"
     state.run(
         [SETUP, "create", "/srv/jail2", "--state-dir", "/srv/state", "--bin", PLAIN,
-         "--bin", f"{PLAIN.rsplit('/', 1)[0]}/_internal/libpython3.11.so.1.0"],
+         "--bin", f"{internal}/libpython3.11.so.1.0",
+         "--bin", f"{internal}/_prctl.cpython-311-x86_64-linux-gnu.so"],
         check=True,
     )  # fmt: skip
     state.run(
@@ -673,6 +683,9 @@ def test_installed_tree_is_root_owned_and_unwritable(setup: Setup) -> None:
             assert not info.st_mode & 0o2000, path
     capability = os.getxattr(setup.sandbox.path(CAP), "security.capability")
     assert capability.hex() == "0100000200000400000000000000000000000000"
+    for plain in (PLAIN, f"/srv/jail2{PLAIN}"):  # the host tree's and the jail's copy
+        capability = os.getxattr(setup.sandbox.path(plain), "security.capability")
+        assert capability.hex() == SECURE_START_CAPABILITY, plain
     getcap = shutil.which("getcap")
     if getcap:
         shown = setup.run([getcap, CAP]).stdout.decode()
@@ -700,6 +713,21 @@ def test_chroot_directory_mode(setup: Setup, tmp_path: Path) -> None:
     assert not sandbox.path("/srv/jail2/usr/bin/python3").exists()
 
 
+def test_update_keeps_the_frozen_shells_capability(setup: Setup) -> None:
+    """`update` (the package triggers run it) re-copies a jail file whose bytes differ from the
+    host's, as after an upgrade; the jail's frozen scponly-py keeps cap_wake_alarm+p, without
+    which every ChrootDirectory login would be refused."""
+    jailed = setup.sandbox.path(f"/srv/jail2{PLAIN}")
+    wanted = os.getxattr(setup.sandbox.path(PLAIN), "security.capability")
+    with jailed.open("ab") as handle:  # an older build: other bytes (the write drops the xattr)
+        handle.write(b"\0")
+    assert "security.capability" not in os.listxattr(jailed)
+    setup.run([SETUP, "update", "/srv/jail2", "--state-dir", "/srv/state"], check=True)
+    assert os.getxattr(jailed, "security.capability") == wanted
+    batch = setup.sandbox.sftp_batch("chrooted", "ls -1 /\n")
+    assert batch.returncode == 0 and "JAIL2_MARKER" in batch.stdout.decode(), batch.stderr
+
+
 def test_frozen_scponly_py_ignores_python_variables(setup: Setup) -> None:
     """The unprivileged frozen shell too: PYTHON* and _PYI_* never load code."""
     setup.use_config(PROBE_CONFIG)
@@ -711,6 +739,82 @@ def test_frozen_scponly_py_ignores_python_variables(setup: Setup) -> None:
     assert result.returncode == 1
     assert b"refused" in result.stderr and b"Traceback" not in result.stderr
     assert setup.pwned() == []
+
+
+def test_frozen_scponly_py_starts_in_secure_execution_mode(setup: Setup) -> None:
+    """cap_wake_alarm+p: the loader ignores LD_* (in the bootloader and its re-exec), the login
+    goes on, and the program it execs holds no capability."""
+    setup.use_config(TRANSFER_CONFIG)
+    mark = setup.sandbox.log_mark()
+    env = {**HOSTILE_ENVIRONMENTS["LD_PRELOAD"], **HOSTILE_ENVIRONMENTS["LD_LIBRARY_PATH"]}
+    result = setup.as_user("local", [PLAIN, "-c", "scp -f missing"], env)
+    assert b"not-secure-execution" not in result.stderr and b"Traceback" not in result.stderr
+    lines = setup.sandbox.log_since(mark, "decision=allow")
+    assert any("decision=allow" in line and "user=local" in line for line in lines), lines
+    assert setup.pwned() == []
+
+
+def test_frozen_scponly_py_without_its_capability_is_refused(setup: Setup) -> None:
+    """A copy that lost its capability (no xattrs, a plain cp): the library ran (the control),
+    so the login is refused, loudly; root needs no capability."""
+    setup.use_config(TRANSFER_CONFIG)
+    uid = setup.uids["local"]
+    mark = setup.sandbox.log_mark()
+    try:
+        result = setup.as_user(
+            "local", [NOCAP, "-c", "scp -f missing"], HOSTILE_ENVIRONMENTS["LD_PRELOAD"]
+        )
+        assert setup.pwned() == [f"pwned-lib-{uid}-{uid}"]
+    finally:
+        for name in setup.pwned():
+            setup.sandbox.path(f"{HOSTILE}/{name}").unlink()
+    assert_refused(setup, result, mark, "not-secure-execution")
+    assert b"is its file capability missing" in result.stderr
+    root = setup.run([NOCAP, "-c", "scp -f missing"], cwd="/")
+    assert b"not-secure-execution" not in root.stderr and b"Traceback" not in root.stderr
+
+
+def test_chroot_directory_plant_through_sshd(setup: Setup, tmp_path: Path) -> None:
+    """The user uploads a library and ~/.ssh/environment (LD_PRELOAD=it) over sftp and logs in
+    again: with the in-jail copy's capability it never runs; without it (the control) it runs
+    and the login is refused."""
+    sandbox = setup.sandbox
+    tmp_path.chmod(0o755)
+    home = sandbox.path("/srv/jail2/home/chrooted")
+    compile_c(
+        EVIL_LIBRARY.replace("/srv/hostile/", "/home/chrooted/"),
+        tmp_path / "evil.so",
+        "-shared",
+        "-fPIC",
+    )
+    (tmp_path / "environment").write_text("LD_PRELOAD=/home/chrooted/evil.so\n")
+    plant = sandbox.sftp_batch(
+        "chrooted",
+        f"put {tmp_path}/evil.so evil.so\n-mkdir .ssh\n"
+        f"put {tmp_path}/environment .ssh/environment\n",
+    )
+    assert plant.returncode == 0, plant.stderr
+    in_jail = sandbox.path(f"/srv/jail2{PLAIN}")
+    capability = os.getxattr(in_jail, "security.capability")
+    try:
+        os.removexattr(in_jail, "security.capability")
+        mark = sandbox.log_mark()
+        refused = sandbox.ssh("chrooted", "scp -f evil.so", input=b"")
+        assert b"not-secure-execution" in refused.stderr, refused.stderr
+        assert any("not-secure-execution" in line for line in sandbox.log_since(mark, "refuse"))
+        assert [p.name for p in home.iterdir() if "pwned" in p.name], "the plant must work"
+        for marker in home.glob("pwned-*"):
+            marker.unlink()
+        os.setxattr(in_jail, "security.capability", capability)
+        batch = sandbox.sftp_batch("chrooted", f"get evil.so {tmp_path}/back.so\nls -1 /\n")
+        assert batch.returncode == 0, batch.stderr
+        assert (tmp_path / "back.so").read_bytes() == (tmp_path / "evil.so").read_bytes()
+        assert [p.name for p in home.iterdir() if "pwned" in p.name] == []
+    finally:
+        os.setxattr(in_jail, "security.capability", capability)
+        (home / ".ssh" / "environment").unlink(missing_ok=True)
+        for marker in home.glob("pwned-*"):
+            marker.unlink()
 
 
 if __name__ == "__main__":  # pragma: no cover
@@ -730,9 +834,11 @@ if __name__ == "__main__":  # pragma: no cover
 def test_frozen_tree_holds_every_grammar(frozen_tree: Path, tmp_path: Path, command: str) -> None:
     """Grammars are imported by name at run time; the frozen build must still contain each one."""
     config = tmp_path / "config.toml"
-    config.write_text(
-        '[defaults]\nprograms = ["sftp", "scp", "rsync", "unison", "svnserve"]\nsvn_root = "svn"\n'
+    # svnserve with commit access must be the account's only program.
+    programs = (
+        '["svnserve"]' if command.startswith("svnserve") else '["sftp", "scp", "rsync", "unison"]'
     )
+    config.write_text(f'[defaults]\nprograms = {programs}\nsvn_root = "/srv/svn"\n')
     result = subprocess.run(
         [str(frozen_tree / "scponly-py"), "explain", "--user", "nobody", "--config", str(config),
          "--", command],

@@ -38,7 +38,7 @@ from scponly_py.decide import decide
 from tests.support import make_policy, make_request
 
 policy = make_policy(
-    programs=("sftp", "scp", "rsync", "unison", "svnserve", "winscp"), svn_root="svn"
+    programs=("sftp", "scp", "rsync", "unison", "svnserve", "winscp"), svn_root="/srv/svn"
 )
 chroot_shell.preload(policy)
 imported = []

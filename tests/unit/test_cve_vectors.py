@@ -150,8 +150,12 @@ def test_cve_2019_3464_rsync_never_gets_the_users_home() -> None:
 
 
 def test_no_child_ever_gets_the_clients_loader_variables() -> None:
-    for command in ("scp -t /x", "sftp-server", "unison -server", "svnserve -t"):
-        decision = decide(request(command), policy())
+    svn_only = make_policy(programs=("svnserve",), svn_root="/srv/svn")
+    for command, policy_ in (
+        ("scp -t /x", policy()), ("sftp-server", policy()), ("unison -server", policy()),
+        ("svnserve -t", svn_only),
+    ):  # fmt: skip
+        decision = decide(request(command), policy_)
         assert isinstance(decision, Allow), command
         assert "LD_PRELOAD" not in dict(decision.env)
 

@@ -9,7 +9,7 @@ from scponly_py.decision import Allow, Refuse
 from tests import oracles
 from tests.support import HOME, make_policy, make_request
 
-POLICY = make_policy(programs=("scp", "sftp", "rsync", "unison", "svnserve"), svn_root="svn")
+POLICY = make_policy(programs=("scp", "sftp", "rsync", "unison", "svnserve"), svn_root="/srv/svn")
 ENV = (("HOME", HOME), ("LOGNAME", "alice"), ("PATH", childenv.FIXED_PATH), ("USER", "alice"))
 
 

@@ -40,10 +40,18 @@ def test_recorded_client_command_gets_the_policy_root() -> None:
     assert decision.path == SVNSERVE
 
 
-def test_relative_root_is_below_home() -> None:
+def test_relative_root_is_refused_even_from_a_compiled_config() -> None:
+    """A config.compiled written before relative roots were refused must not serve HOME."""
     decision = run("svnserve -t", svn_root="svn/repos")
-    assert isinstance(decision, Allow)
-    assert decision.argv == (SVNSERVE, "-t", "--root", "/home/alice/svn/repos")
+    assert isinstance(decision, Refuse)
+    assert "svn_root is not an absolute path" in decision.reason
+
+
+@pytest.mark.parametrize("relative", ["svn", "svn/repos", "repos"])
+def test_config_refuses_a_relative_root_and_says_why(relative: str) -> None:
+    with pytest.raises(ConfigError, match="must be an absolute path") as refused:
+        normalise({"user": {"alice": {"svn_root": relative}}})
+    assert "hooks" in str(refused.value)
 
 
 def test_read_only_adds_read_only() -> None:
@@ -68,6 +76,19 @@ def test_no_root_configured_is_refused() -> None:
     decision = run("svnserve -t", svn_root="")
     assert isinstance(decision, Refuse)
     assert "svn_root" in decision.reason
+
+
+@pytest.mark.parametrize("other", ["sftp", "scp", "rsync", "unison", "winscp"])
+def test_commit_access_is_refused_beside_any_program_that_writes_files(other: str) -> None:
+    """With db/ writable, an upload of REPO/db/x/{format,db,hooks/start-commit} and a commit
+    to svn+ssh://host/REPO/db/x runs the account's hook: svnserve serves the deepest repository
+    on the URL's path (reproduced with Subversion 1.14.2)."""
+    decision = run("svnserve -t", programs=("svnserve", other))
+    assert isinstance(decision, Refuse)
+    assert f"also has {other}" in decision.reason and "db/" in decision.reason
+    read_only = run("svnserve -t", programs=("svnserve", other), access="read-only")
+    assert isinstance(read_only, Allow)
+    assert read_only.argv[-1] == "--read-only"
 
 
 def test_off_unless_enabled() -> None:
@@ -145,7 +166,7 @@ def test_property_argv_is_always_built_from_policy(arguments: list[str]) -> None
 def test_config_keys_are_validated_and_merged() -> None:
     config = normalise(
         {
-            "defaults": {"svn_root": "svn"},
+            "defaults": {"svn_root": "/srv/svn-all"},
             "group": {"devs": {"svn_root": "/srv/svn", "svn_tunnel_user": True}},
         }
     )
@@ -153,9 +174,9 @@ def test_config_keys_are_validated_and_merged() -> None:
     assert member.svn_root == "/srv/svn"
     assert member.svn_tunnel_user is True
     other = effective_policy(config, "carol", ())
-    assert other.svn_root == "svn"
+    assert other.svn_root == "/srv/svn-all"
     assert other.svn_tunnel_user is False
-    for bad in ("../x", "/srv/../x", "a//b", "/srv/svn/", "~/svn", "/srv/svn repos", 1):
+    for bad in ("../x", "/srv/../x", "a//b", "/srv/svn/", "~/svn", "/srv/svn repos", "svn", 1):
         with pytest.raises(ConfigError):
             normalise({"defaults": {"svn_root": bad}})
     with pytest.raises(ConfigError):
