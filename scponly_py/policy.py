@@ -30,7 +30,7 @@ WinSCP's SCP mode (`programs` contains "winscp") runs `ls`, `chmod`, `mkdir`,
 too (defaults `/bin/NAME`, which exists on merged-/usr and classic layouts).
 """
 
-from scponly_py.records import Record
+from scponly_py.decision import Record
 
 PROGRAMS = ("sftp", "scp", "rsync", "unison", "svnserve", "winscp")
 # Programs that are exec'd and therefore need a path in [paths].

@@ -15,8 +15,7 @@ import grp
 import posix
 import pwd
 
-from scponly_py.decision import Refusal
-from scponly_py.records import Record
+from scponly_py.decision import Record, Refusal
 
 # Names under which a `-c` command means "run the forced command" (ourselves).
 OWN_NAMES = frozenset({"scponly-py", "scponly-pyc"})
