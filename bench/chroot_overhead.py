@@ -4,7 +4,7 @@ Inside a sandbox (tests/e2e/sandbox.py) as an ordinary user, hyperfine times exe
 /bin/true (configured as the sftp program), in rounds that rotate the commands' order (see
 login_overhead.py), for:
   * `python3 -I -S -c pass` (the interpreter floor),
-  * scponly-py through its isolated Python launcher and login bundle (no chroot),
+  * scponly-py through its front and isolated Python launcher (no chroot),
   * the frozen scponly-py (PyInstaller onedir, no chroot),
   * scponly-pyc with cap_sys_chroot+ep and setuid root: jail checks, chroot, drop, verify,
     exec of /bin/true inside a jail made by `scponly-py-setup create`,

@@ -4,10 +4,11 @@ Inside a sandbox (private namespaces, see tests/e2e/sandbox.py) as an ordinary
 user, it times exec -> exec of the target, with /bin/true configured as the
 sftp program, for:
   * /bin/true, `dash -c /bin/true` and `python3 -I -S -c pass` (the interpreter floor),
-  * `scponly-py -c /usr/lib/openssh/sftp-server` through the launcher that
-    install-shell writes, which runs the package from its login bundle,
-  * the same package through the launcher of before the bundle (four lines that
-    import it from disk), i.e. the "before" of issue 8,
+  * `scponly-py -c /usr/lib/openssh/sftp-server` through the front and the
+    launcher that install-shell writes (the package imported from root's .pyc),
+  * with `--compare DIR`, the same through another checkout's package, front and
+    launcher, each installed by that checkout's own install-shell code (e.g. a
+    `git archive` of main: the "before" of a change),
 then a whole `scp -O` upload through sshd to a user whose shell is scponly-py
 next to the same upload to a user whose shell is bash, and, if valgrind is
 installed, the instructions each login executes up to the exec of the target
@@ -18,7 +19,7 @@ and the first command of a run is measured colder than the rest. So each
 measurement is repeated in rounds that rotate the order of the commands, and
 the table gives the median over rounds of each command's median and of its
 ratio to the floor measured in the same round.
-Run as root: sudo /opt/scponly-py/bin/python bench/login_overhead.py [--rounds N]
+Run as root: sudo /opt/scponly-py/bin/python bench/login_overhead.py [--rounds N] [--compare DIR]
 """
 
 from __future__ import annotations
@@ -28,24 +29,49 @@ import json
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from setup_chroot import launcher
 from tests.e2e.sandbox import Sandbox
 
 CONFIG = """
 [paths]
 sftp = "/bin/true"
 """
-# The launcher of before the login bundle: the package imported from disk.
-DISK_LAUNCHER = """#!/usr/bin/python3.11 -IS
-import sys
-sys.path.append({parent!r})
-from scponly_py.shell import main
-sys.exit(main())
+# Installs another checkout's login shell with that checkout's own code (argv: checkout,
+# front, interpreter, package parent).
+INSTALL_OTHER = """import sys
+sys.path.insert(0, sys.argv[1])
+from setup_chroot import launcher
+launcher.install(sys.argv[2], sys.argv[3], sys.argv[4])
 """
+
+
+def install_other(sandbox: Sandbox, checkout: Path) -> Path:
+    """Install `checkout`'s package and login shell under the sandbox's `other/`; the front."""
+    other = sandbox.root / "other"
+    library = other / "lib"
+    shutil.copytree(
+        checkout / "scponly_py", library / "scponly_py",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )  # fmt: skip
+    for directory, _, files in os.walk(other):
+        os.chmod(directory, 0o755)  # noqa: S103 - the bench user must read it
+        for name in files:
+            os.chmod(os.path.join(directory, name), 0o644)
+    front = other / "bin" / "scponly-py"
+    front.parent.mkdir(mode=0o755)
+    interpreter = os.path.realpath(sandbox.launcher_python)
+    subprocess.run(
+        [interpreter, "-I", "-S", "-c", INSTALL_OTHER, str(checkout.resolve()),
+         str(front), interpreter, str(library)],
+        check=True,
+    )  # fmt: skip
+    return front
 
 
 def hyperfine(sandbox: Sandbox, uid: int, commands: list[str], runs: int, output: Path) -> dict:
@@ -86,13 +112,21 @@ def rotated_rounds(
 
 
 def instructions(sandbox: Sandbox, uid: int, command: list[str], output: Path) -> int | None:
-    """Instructions `command` executes up to its exec of the target (callgrind), or None."""
+    """Instructions `command` executes up to its exec of the target (callgrind), or None.
+
+    valgrind cannot run the front (a file capability), so a login is counted from
+    the launcher on, with the front's report in the environment as the front sets it.
+    """
     if shutil.which("valgrind") is None:
         return None
     for stale in output.parent.glob(f"{output.name}*"):
         stale.unlink()
+    front = []
+    if "scponly-py" in command[0]:
+        front = ["env", "SCPONLY_PY_FRONT=1"]
+        command = [launcher.script_path(command[0]), *command[1:]]
     sandbox.run(
-        ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
+        ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", *front,
          "valgrind", "--tool=callgrind", "--dump-before=execve",
          f"--callgrind-out-file={output}.%p", *command],
         cwd="/", timeout=300,
@@ -110,6 +144,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5, help="rotated hyperfine runs")
     parser.add_argument("--runs", type=int, default=100, help="runs per command and round")
+    parser.add_argument("--compare", type=Path, help="another checkout to measure next to this")
     args = parser.parse_args()
     sandbox = Sandbox.create()
     try:
@@ -119,17 +154,16 @@ def main() -> int:
         out = sandbox.root / "out"
         out.mkdir(mode=0o777)
         out.chmod(0o777)
-        disk_launcher = sandbox.root / "bin" / "scponly-py-from-disk"
-        disk_launcher.write_text(DISK_LAUNCHER.format(parent=str(sandbox.root / "lib")))
-        disk_launcher.chmod(0o755)
         request = "-c /usr/lib/openssh/sftp-server"
         startup_commands = {
             "python3 -I -S -c pass (the floor)": "/usr/bin/python3 -I -S -c pass",
             "/bin/true": "/bin/true",
             "dash -c /bin/true": "/bin/dash -c /bin/true",
-            "scponly-py, launcher + login bundle": f"{sandbox.launcher} {request}",
-            "scponly-py, imports from disk (before)": f"{disk_launcher} {request}",
+            "scponly-py (this tree)": f"{sandbox.launcher} {request}",
         }
+        if args.compare:
+            other = install_other(sandbox, args.compare)
+            startup_commands[f"scponly-py ({args.compare})"[:42]] = f"{other} {request}"
         startup = rotated_rounds(
             sandbox, user.uid, list(startup_commands.values()),
             runs=args.runs, rounds=args.rounds, output=out / "startup.json",
@@ -174,7 +208,10 @@ def main() -> int:
         count = counted.get(label)
         shown = f"{count / 1e6:12.1f}M" if count else f"{'-':>13}"
         print(f"{label:42} {median:10.2f} {ratio:8.2f} {shown}")
-    print("(instructions: callgrind, up to the exec of the target; the floor's include its exit)")
+    print(
+        "(instructions: callgrind, up to the exec of the target, from the launcher on for "
+        "scponly-py; the floor's include its exit)"
+    )
     print("\nWhole scp -O upload of 64 KiB through sshd: 3 rotated rounds of 30 runs")
     bash = {"new": None, "multiplexed": None}
     for label, command in session_commands.items():

@@ -19,8 +19,8 @@ where hooks and docs go). Everything is written with the modes the package must 
                                     cap_wake_alarm+p when installing) that execs
     /usr/lib/scponly-py/launcher    the `#!/usr/bin/python3 -IS` launcher install-shell writes,
                                     for the modules in DATADIR (it starts in half the frozen
-                                    shell's time); the package scripts build its login bundle
-                                    on the machine (`scponly-py-setup login-bundle`)
+                                    shell's time), byte-compiled as root (--compile, or the
+                                    package's py3compile)
     SBINDIR/scponly-pyc             -> ../lib/scponly-py/scponly-pyc (chroot login shell; the
                                     package adds cap_sys_chroot+ep when installing)
     SBINDIR/scponly-py-setup        the admin tool: /usr/bin/python3 -I, modules from

@@ -26,9 +26,9 @@ The programs and their [paths] keys come from the program table
 several programs, each with its own [paths] entry.
 """
 
+from scponly_py.outcome import Record
 from scponly_py.programs import PROGRAMS as TABLE
 from scponly_py.programs import default_paths
-from scponly_py.records import Record
 
 PROGRAMS = tuple(TABLE)
 ACCESS_MODES = ("read-write", "read-only", "write-only")

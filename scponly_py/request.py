@@ -16,8 +16,7 @@ import posix
 import pwd
 
 from scponly_py.childenv import PASSED_VARIABLES
-from scponly_py.outcome import Refusal
-from scponly_py.records import Record
+from scponly_py.outcome import Record, Refusal
 
 # Names under which a `-c` command means "run the forced command" (ourselves).
 OWN_NAMES = frozenset({"scponly-py", "scponly-pyc"})

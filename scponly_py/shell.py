@@ -176,22 +176,16 @@ def execute(request: "Request", decision: "Allow") -> int:
     return refuse(request, Refuse(program=decision.program, reason=launch(decision)))
 
 
-def login(
-    args: list[bytes],
-    jail: "Jail | None" = None,
-    startup_warning: str | None = None,
-    frozen_start: bytes | None = None,
-) -> int:
+def login(args: list[bytes], jail: "Jail | None" = None, frozen_start: bytes | None = None) -> int:
     """Handle one login (`-c CMD`, forced command, or interactive).
 
     On a systemd host a home the account could have filled for `systemd --user`
     is refused first (trusted.user_manager_problem). `jail` (scponly-pyc only)
     runs after the config is loaded and before the decision: it chroots, drops
     privileges and returns the request with the in-jail home, or raises `Refusal`.
-    `startup_warning` (from the launcher, e.g. why the login bundle was not used)
-    goes to syslog. Without `jail`, the front's report must be "1": the frozen
-    scponly-py's own (`frozen_start`, from capabilities.secure_start), else
-    SCPONLY_PY_FRONT, which front.c sets.
+    Without `jail`, the front's report must be "1": the frozen scponly-py's own
+    (`frozen_start`, from capabilities.secure_start), else SCPONLY_PY_FRONT, which
+    front.c sets.
     """
     if not sys.flags.isolated:
         return refuse(None, Refuse(program="-", reason=NOT_ISOLATED))
@@ -212,14 +206,10 @@ def login(
         loaded = config.load()
     except ConfigError as error:
         return refuse(request, Refuse(program="-", reason=f"configuration error: {error}"))
-    warnings = [startup_warning] if startup_warning else []
     if loaded.source == "toml":
-        warnings.append(
-            "config.compiled is missing or stale; run 'scponly-py check-config' as root"
-        )
-    for warning in warnings:
         try:
-            audit.log(audit.format_line([("warning", warning)]), audit.WARNING)
+            stale = "config.compiled is missing or stale; run 'scponly-py check-config' as root"
+            audit.log(audit.format_line([("warning", stale)]), audit.WARNING)
         except audit.AuditError:
             pass  # the decision's own line below fails closed if logging is broken
     policy = effective_policy(loaded.config, request.user, request.groups)
@@ -316,11 +306,7 @@ def fsencode(argument: str) -> bytes:
     return argument.encode(sys.getfilesystemencoding(), sys.getfilesystemencodeerrors())
 
 
-def main(
-    argv: list[str] | None = None,
-    startup_warning: str | None = None,
-    frozen_start: bytes | None = None,
-) -> int:
+def main(argv: list[str] | None = None, frozen_start: bytes | None = None) -> int:
     """Console entry: admin subcommands, else a login; every failure is one line and exit 1."""
     try:
         hold_signals()
@@ -331,7 +317,7 @@ def main(
             from scponly_py import cli  # noqa: PLC0415 - admin code stays off the login path
 
             return cli.run(arguments)
-        return login(args, startup_warning=startup_warning, frozen_start=frozen_start)
+        return login(args, frozen_start=frozen_start)
     except BaseException as error:  # noqa: BLE001 - fail closed, never a traceback
         return internal_error(error)
 
@@ -340,7 +326,7 @@ def internal_error(error: BaseException) -> int:
     """The answer to any unexpected exception: one line, one log line, exit 1.
 
     The client learns nothing more; the log also gets an ImportError's message,
-    which says which module could not be loaded (e.g. a stale login bundle).
+    which says which module could not be loaded.
     """
     say("scponly-py: refused: internal error")
     fields = [

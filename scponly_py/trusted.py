@@ -16,8 +16,6 @@ applies the same ownership test to what `systemd --user` reads from a home
 (docs/design.md, "The login environment").
 """
 
-from __future__ import annotations
-
 import posix
 import sys
 

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-
 import click
 
-from scponly_py import bundle
-from setup_chroot import importcli, jailcli, launcher, login_bundle, users
+from setup_chroot import importcli, jailcli, launcher, users
 
 EXIT_INTERRUPTED = 130
 
@@ -48,10 +44,8 @@ def install_shell(dest: str, python_path: str | None, register: bool, dry_run: b
 
     The front (compiled from scponly_py/front.c with the machine's C compiler, given
     cap_wake_alarm+p) goes to --dest; the launcher, which runs Python isolated (-I) and
-    without site (-S), to PREFIX/lib/scponly-py/launcher. It also compiles the package
-    into its login bundle (__pycache__/login.bundle), which the launcher runs from while
-    the package's files are unchanged. Run it again after every upgrade or change of the
-    package; until then logins import the files on disk (slower) and say so in syslog.
+    without site (-S), to PREFIX/lib/scponly-py/launcher. It byte-compiles the package
+    as root with that interpreter, so that no login compiles a module.
     """
     interpreter = python_path or launcher.interpreter()
     parent = launcher.package_parent()
@@ -66,34 +60,10 @@ def install_shell(dest: str, python_path: str | None, register: bool, dry_run: b
         raise click.ClickException(str(error)) from None
     click.echo(
         f"wrote {dest} (front, cap_wake_alarm+p) and {launcher.script_path(dest)} "
-        f"({interpreter} -IS, package and its login bundle in {parent})"
+        f"({interpreter} -IS, package in {parent})"
     )
     if register:
         _register_shell(dest)
-
-
-@main.command("login-bundle")
-@click.option(
-    "--python", "python_path", default=None, help="The launcher's interpreter (default: this one)."
-)
-@click.option("--remove", is_flag=True, help="Delete the bundle instead (package removal).")
-def login_bundle_command(python_path: str | None, remove: bool) -> None:
-    """(Re)compile the installed package's login bundle, as install-shell does.
-
-    For the packages' scripts: they ship the launcher and build its bundle on the
-    machine itself after every install, upgrade or Python change, because the
-    bundle is trusted only while each source file keeps its inode and ctime.
-    """
-    parent = launcher.package_parent()
-    if remove:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(bundle.location(os.path.join(parent, "scponly_py")))
-        return
-    try:
-        path = launcher.write_bundle(python_path or launcher.interpreter(), parent)
-    except login_bundle.BundleError as error:
-        raise click.ClickException(str(error)) from None
-    click.echo(f"wrote {path}")
 
 
 def _register_shell(path: str) -> None:

@@ -29,36 +29,26 @@ import sys
 import tempfile
 
 import scponly_py
-from scponly_py import bundle, trusted
 from scponly_py import request as requests
-from setup_chroot import frozen, jailfs, login_bundle
+from scponly_py import trusted
+from setup_chroot import frozen, jailfs
 
 # Kept short: the launcher is a script, and Python compiles a script's source on
-# every run (about 50 000 instructions a statement). The bundle's loader comes from
-# its .pyc through importlib's own (frozen) loader, which checks the magic number
-# and the source's mtime and size, without searching sys.path.
+# every run (about 50 000 instructions a statement). The package's modules come
+# from the .pyc files root wrote (`compile_package`), which -I still reads.
 LAUNCHER_TEMPLATE = """#!{interpreter} -IS
 # scponly-py login shell, written by 'scponly-py-setup install-shell'; do not
 # edit, re-run it. Isolated (-I) and without site (-S): nothing a user uploads
-# or sets can change what Python loads. The package is served from its login
-# bundle (scponly_py/bundle.py) while that matches the files on disk, else
-# imported from them. The first statement holds SIGHUP, SIGINT, SIGQUIT,
-# SIGPIPE and SIGTERM until the exec (shell.HELD_SIGNALS: no traceback).
+# or sets can change what Python loads. The first statement holds SIGHUP, SIGINT,
+# SIGQUIT, SIGPIPE and SIGTERM until the exec (shell.HELD_SIGNALS: no traceback).
 import _signal; _signal.pthread_sigmask(0, (1, 2, 3, 13, 15))  # 0: SIG_BLOCK
 import sys
 sys.path.append({package_parent!r})
 try:
-    from _frozen_importlib_external import SourceFileLoader
-    loader = SourceFileLoader("scponly_py.bundle", {loader_path!r})
-    exec(loader.get_code("scponly_py.bundle"), scope := {{"__name__": "scponly_py.bundle"}})
-    problem = scope["activate"]({bundle_path!r})
-except Exception as error:
-    problem = f"login bundle {bundle_path} not used: {{error}}"
-try:
     from scponly_py.shell import main
 except Exception as error:
     sys.exit(f"scponly-py: refused: cannot load the login shell ({{type(error).__name__}})")
-sys.exit(main(startup_warning=problem))
+sys.exit(main())
 """
 
 
@@ -87,13 +77,7 @@ def render(interpreter_path: str, parent: str) -> str:
     """The launcher's text."""
     if any(char in interpreter_path for char in " \t\n") or len(interpreter_path) > 100:
         raise UnsafeInstall(f"interpreter path {interpreter_path!r} cannot be used in a #! line")
-    package_dir = os.path.join(parent, "scponly_py")
-    return LAUNCHER_TEMPLATE.format(
-        interpreter=interpreter_path,
-        package_parent=parent,
-        loader_path=os.path.join(package_dir, "bundle.py"),
-        bundle_path=bundle.location(package_dir),
-    )
+    return LAUNCHER_TEMPLATE.format(interpreter=interpreter_path, package_parent=parent)
 
 
 def unsafe_reasons(path: str, *, need_read: bool) -> list[str]:
@@ -179,17 +163,39 @@ def front_capability() -> bytes:
     return frozen.secure_start_capability()
 
 
-def install(destination: str, interpreter_path: str, parent: str, *, check: bool = True) -> str:
-    """Install the login shell: bundle, launcher script, then the front at `destination`.
+def compile_package(interpreter_path: str, parent: str) -> None:
+    """Byte-compile the package with the launcher's interpreter, as root, umask 022.
 
-    Returns the launcher's text. The front is built in a private temporary
-    directory, given cap_wake_alarm+p (read back), and renamed into place last,
-    so `destination` is never a front without its launcher and bundle.
+    Timestamp-checked .pyc files (what pip writes; the cheapest to validate), even
+    when SOURCE_DATE_EPOCH is set. Users cannot write __pycache__, so without them
+    every login would compile each module it imports.
     """
-    if check:
-        reasons = check_tree(interpreter_path, parent)
+    package_dir = os.path.join(parent, "scponly_py")
+    result = subprocess.run(
+        [interpreter_path, "-I", "-S", "-m", "compileall", "-q",
+         "--invalidation-mode", "timestamp", package_dir],
+        capture_output=True, text=True, check=False, umask=0o022,
+    )  # fmt: skip
+    if result.returncode != 0:
+        last = (result.stdout + result.stderr).strip().splitlines()[-1:]
+        raise UnsafeInstall(f"{interpreter_path} could not byte-compile {package_dir}: {last}")
+
+
+def install(destination: str, interpreter_path: str, parent: str, *, check: bool = True) -> str:
+    """Install the login shell: .pyc files, launcher script, then the front at `destination`.
+
+    Returns the launcher's text. The tree is checked before root writes the .pyc
+    files into it and again after. The front is built in a private temporary
+    directory, given cap_wake_alarm+p (read back), and renamed into place last,
+    so `destination` is never a front without its launcher.
+    """
+
+    def refuse_unsafe_tree() -> None:
+        reasons = check_tree(interpreter_path, parent) if check else []
         if reasons:
             raise UnsafeInstall("; ".join(reasons[:5]))
+
+    refuse_unsafe_tree()
     text = render(interpreter_path, parent)
     directory = os.path.dirname(os.path.abspath(destination))
     script = script_path(destination)
@@ -198,10 +204,8 @@ def install(destination: str, interpreter_path: str, parent: str, *, check: bool
         os.close(trusted.make_dirs(os.path.dirname(script)))
     except trusted.Untrusted as error:
         raise UnsafeInstall(f"untrusted path: {error}") from None
-    try:
-        write_bundle(interpreter_path, parent)
-    except login_bundle.BundleError as error:
-        raise UnsafeInstall(str(error)) from None
+    compile_package(interpreter_path, parent)
+    refuse_unsafe_tree()  # the new __pycache__ entries too
     _write_atomically(script, text.encode(), 0o755)
     with tempfile.TemporaryDirectory(dir=directory, prefix=".scponly-py-front.") as build:
         built = os.path.join(build, "scponly-py")
@@ -215,16 +219,6 @@ def install(destination: str, interpreter_path: str, parent: str, *, check: bool
             )
         os.rename(built, destination)
     return text
-
-
-def write_bundle(interpreter_path: str, parent: str) -> str:
-    """Compile the package's login bundle with the launcher's interpreter; return its path."""
-    package_dir = os.path.join(parent, "scponly_py")
-    data = login_bundle.build(interpreter_path, package_dir)
-    path = bundle.location(package_dir)
-    os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
-    _write_atomically(path, data, 0o644)
-    return path
 
 
 def _write_atomically(destination: str, data: bytes, mode: int) -> None:

@@ -170,11 +170,9 @@ SHELL_PAGE = {
                 "with ~/files for uploads.",
                 "The launcher runs Python isolated: a "
                 "`#!python -IS` script (the packages ship it; on the pip route "
-                "`scponly-py-setup install-shell` writes it and the front) that runs the "
-                "package from its "
-                "login bundle, one precompiled file built on the machine by "
-                "`scponly-py-setup login-bundle` or `install-shell`, while every source file "
-                "is unchanged, and otherwise imports the files and says so in syslog. A "
+                "`scponly-py-setup install-shell` writes it and the front) that imports the "
+                "package from the .pyc files root compiled (the packages, and "
+                "`install-shell`, byte-compile it; no login can write them). A "
                 "console script written by pip is for the administrative commands only and "
                 "refuses every login. The frozen `/usr/lib/scponly-py/scponly-py` (PyInstaller, "
                 "no Python needed) is for ChrootDirectory jails. It is its own front: it "
@@ -283,8 +281,8 @@ SHELL_PAGE = {
                             "if its stamp matches config.toml.",
                         ),
                         (
-                            "`/usr/share/scponly-py/scponly_py/__pycache__/login.bundle`",
-                            "The login bundle of the packaged launcher.",
+                            "`/usr/share/scponly-py/`",
+                            "The packaged launcher's modules, byte-compiled by root.",
                         ),
                         (
                             "`/usr/lib/scponly-py/`",

@@ -13,8 +13,7 @@ refused; so are letters listed in `refused` (with a reason that names the
 danger, for a clearer message).
 """
 
-from scponly_py.outcome import Refusal
-from scponly_py.records import Record
+from scponly_py.outcome import Record, Refusal
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

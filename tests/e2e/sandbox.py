@@ -13,7 +13,6 @@ Used by the e2e tests and by the README's demo (scripts/demo.py).
 
 from __future__ import annotations
 
-import compileall
 import ctypes
 import os
 import shutil
@@ -246,8 +245,7 @@ class Sandbox:
             os.chmod(directory, 0o755)  # noqa: S103 - test users must read it
             for name in files:
                 os.chmod(os.path.join(directory, name), 0o644)
-        # Byte-compile as root, as pip does on install: users cannot write __pycache__.
-        compileall.compile_dir(str(library), quiet=1)
+        # install-shell byte-compiles the package as root: users cannot write __pycache__.
         interpreter = os.path.realpath(self.launcher_python)
         launcher.install(str(self.launcher), interpreter, str(library))
 
