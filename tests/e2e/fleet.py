@@ -128,7 +128,6 @@ class Fleet:
             host_root.mkdir(mode=0o755)
             address = f"127.0.0.{FIRST_ADDRESS + number - 1}"
             host = FleetHost(host_root, f"host{number}", address, self.network.pid)
-            host.next_uid += 100 * number  # uids no other sandbox on this machine runs as
             self.hosts.append(host)
             host._start("")
         self.known_hosts.write_text(
