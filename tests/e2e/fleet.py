@@ -12,8 +12,11 @@ is the play's job.
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -21,6 +24,14 @@ from pathlib import Path
 
 from tests.e2e.sandbox import Sandbox, _die_with_parent
 
+REPO = Path(__file__).resolve().parents[2]
+COLLECTION = REPO / "packaging" / "ansible"
+PLAYBOOK = COLLECTION / "playbooks" / "site.yml"  # the README's example playbook
+ANSIBLE_PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
+JAIL = "/srv/jail"
+RECAP = re.compile(
+    r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M
+)
 FIRST_ADDRESS = 11
 LOG_HOST = "127.0.0.20"
 LOG_PORT = 514
@@ -176,3 +187,91 @@ class Fleet:
                 process.kill()
                 process.wait()
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+class Controller:
+    """ansible-playbook for the fleet: its own config, inventory and collection path."""
+
+    def __init__(self, fleet: Fleet, deb: Path, work: Path) -> None:
+        self.fleet = fleet
+        self.work = work
+        self.timings: list[float] = []
+        collections = work / "collections" / "ansible_collections" / "scponly_py"
+        collections.mkdir(parents=True)
+        (collections / "fleet").symlink_to(COLLECTION)
+        (work / "ansible.cfg").write_text(
+            "[defaults]\n"
+            f"collections_path = {work / 'collections'}\n"
+            f"local_tmp = {work / 'tmp'}\n"
+            "interpreter_python = /usr/bin/python3\n"
+            "retry_files_enabled = False\n"
+            "[ssh_connection]\n"
+            "pipelining = True\n"
+            f"control_path_dir = {work / 'cp'}\n"
+            "ssh_args = -o ControlMaster=auto -o ControlPersist=30s -o IdentitiesOnly=yes"
+            f" -o UserKnownHostsFile={fleet.known_hosts} -o StrictHostKeyChecking=yes"
+            " -o KexAlgorithms=curve25519-sha256\n"
+        )
+        self.keys = "".join((host.root / "client_key.pub").read_text() for host in fleet.hosts)
+        self.variables: dict[str, object] = {
+            "scponly_py_install": "deb",
+            "scponly_py_deb": str(deb),
+            "scponly_py_config": {
+                "defaults": {"programs": ["sftp", "scp"], "access": "read-write"},
+                "user": {},
+            },
+            "scponly_py_jails": [{"path": JAIL, "profile": ["sftp", "scp"]}],
+            "scponly_py_users": [
+                {"name": "pia", "keys": self.keys},
+                {"name": "jan", "jail": JAIL, "keys": self.keys},
+            ],
+            "scponly_py_log_host": LOG_HOST,
+            # No systemd in the sandboxes: Debian's `service` runs /etc/init.d/ssh reload
+            # (sshd -t, then SIGHUP by pidfile); rsyslogd is restarted by its pidfile.
+            "scponly_py_sshd_reload_command": "service ssh reload",
+            "scponly_py_rsyslog_restart_command": RSYSLOG_RESTART,
+        }
+
+    def inventory(self, hosts: list[FleetHost]) -> Path:
+        path = self.work / "inventory.json"
+        members = {
+            host.name: {
+                "ansible_host": host.address,
+                "ansible_user": "root",
+                "ansible_ssh_private_key_file": str(host.client_key),
+            }
+            for host in hosts
+        }
+        path.write_text(json.dumps({"scponly": {"hosts": members, "vars": self.variables}}))
+        return path
+
+    def play(
+        self, *options: str, hosts: list[FleetHost] | None = None
+    ) -> tuple[int, dict[str, tuple[int, int, int, int]], str]:
+        """(exit status, host -> (ok, changed, unreachable, failed), output) of one run."""
+        inventory = self.inventory(hosts or self.fleet.hosts)
+        env = {
+            "PATH": f"{ANSIBLE_PLAYBOOK.parent}:/usr/sbin:/usr/bin:/sbin:/bin",
+            "HOME": str(self.work),
+            "ANSIBLE_CONFIG": str(self.work / "ansible.cfg"),
+            "ANSIBLE_HOME": str(self.work / "home"),
+            "ANSIBLE_NOCOLOR": "1",
+            "ANSIBLE_FORCE_COLOR": "0",
+            "LANG": "C.UTF-8",
+        }
+        argv = [str(ANSIBLE_PLAYBOOK), "-i", str(inventory), str(PLAYBOOK), *options]
+        started = time.monotonic()
+        result = subprocess.run(
+            self.fleet.in_network(argv),
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+            check=False,
+        )
+        self.timings.append(time.monotonic() - started)
+        recap = {
+            name: (int(ok), int(changed), int(unreachable), int(failed))
+            for name, ok, changed, unreachable, failed in RECAP.findall(result.stdout)
+        }
+        return result.returncode, recap, result.stdout + result.stderr
