@@ -130,9 +130,20 @@ class Fleet:
 
     def _start(self, count: int) -> None:
         self.network = subprocess.Popen(
-            ["unshare", "--net", "--", "sh", "-c", "ip link set lo up && exec sleep infinity"],
+            [
+                "unshare",
+                "--net",
+                "--",
+                "sh",
+                "-c",
+                "ip link set lo up && echo up && exec sleep infinity",
+            ],
+            stdout=subprocess.PIPE,
             preexec_fn=_die_with_parent,  # noqa: PLW1509 - only prctl, no locks
         )
+        assert self.network.stdout is not None
+        if self.network.stdout.readline() != b"up\n":  # rsyslogd cannot bind before lo is up
+            raise RuntimeError("the fleet's network namespace did not come up")
         self._start_receiver()
         for number in range(1, count + 1):
             host_root = self.root / f"host{number}"
