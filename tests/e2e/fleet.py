@@ -7,7 +7,8 @@ running the distribution's sshd from its stock sshd_config on its own loopback a
 client key, as a configuration-management controller does. All hosts live in ONE private
 network namespace, next to a central rsyslogd that receives over TCP on 127.0.0.20:514
 and writes every line it gets to `central.log`. Nothing of scponly-py is installed: that
-is the play's job.
+is the play's job. `Controller` runs the collection's example playbook against them (used by
+tests/e2e/test_fleet_ansible.py and bench/fleet_ansible.py).
 """
 
 from __future__ import annotations
