@@ -8,6 +8,7 @@ APT_PACKAGES=(
     openssh-server openssh-client putty-tools curl rsync lftp sshfs unison subversion rclone filezilla
     python3 python3-venv python3-dev gcc libcap-dev libcap2-bin iproute2 util-linux
     hyperfine binutils libc6-dev
+    rsyslog  # the fleet test: each host's syslog daemon and the central receiver (none is started)
     # packaging (tests/packaging): the .deb's own dependencies, its build and lint tools, and
     # makepkg/rpmbuild to build the PKGBUILD and the RPM spec for real
     python3-click python3-pyelftools python3-pip dpkg-dev fakeroot lintian groff-base man-db

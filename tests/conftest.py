@@ -47,3 +47,24 @@ def frozen_tree() -> Path:
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return FROZEN_BUILD_DIR / "scponly-py"
+
+
+@pytest.fixture(scope="session")
+def deb(frozen_tree: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """packaging/debian/build-deb.sh's package, built once from the cached frozen tree."""
+    from tests.packaging.conftest import require_tools, system_env  # noqa: PLC0415
+
+    require_tools("dpkg-deb", "dpkg-shlibdeps")
+    out = tmp_path_factory.mktemp("deb")
+    result = subprocess.run(
+        [str(REPO / "packaging/debian/build-deb.sh"), "--frozen", str(frozen_tree), str(out)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=system_env(),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    path = Path(result.stdout.strip().splitlines()[-1])
+    assert path.is_file() and path.parent == out
+    return path

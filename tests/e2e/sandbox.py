@@ -85,18 +85,28 @@ class User:
 
 
 class Sandbox:
-    """One sshd on 127.0.0.1:22 of a private network namespace, with its own users and syslog."""
+    """One sshd on ADDRESS:22 (127.0.0.1) with its own mounts, hostname, users and syslog, in a
+    private network namespace or, with `network_of`, in the one that process lives in."""
 
     def __init__(
-        self, root: Path, launcher_python: str = "/usr/bin/python3", *, stock: bool = False
+        self,
+        root: Path,
+        launcher_python: str = "/usr/bin/python3",
+        *,
+        stock: bool = False,
+        address: str = "127.0.0.1",
+        network_of: int | None = None,
     ) -> None:
         self.root = root
         self.stock = stock
+        self.address = address
+        self.network_of = network_of  # a pid whose network namespace this sandbox joins
+        self.sshd_pidfile = root / "sshd.pid"
         self.launcher_python = launcher_python
         self.holder: subprocess.Popen[bytes] | None = None
         self.processes: list[subprocess.Popen[bytes]] = []
         self.syslog_process: subprocess.Popen[bytes] | None = None
-        self.net_namespace = ""
+        self.mount_namespace = ""
         self.users: dict[str, User] = {}
         self.next_uid = FIRST_UID
         self.client_key = root / "client_key"
@@ -131,8 +141,13 @@ class Sandbox:
             (self.root / name).mkdir(mode=0o755)
         for name in ("bin", "home", "keys"):
             (self.root / name).mkdir(mode=0o755)
+        holder = ["unshare", "--mount", "--uts", "--", "sleep", "infinity"]
+        if self.network_of is None:
+            holder.insert(1, "--net")
+        else:
+            holder = ["nsenter", "-t", str(self.network_of), "-n", "--", *holder]
         self.holder = subprocess.Popen(
-            ["unshare", "--net", "--mount", "--", "sleep", "infinity"],
+            holder,
             preexec_fn=_die_with_parent,  # noqa: PLW1509 - only prctl, no locks
         )
         deadline = time.monotonic() + 5
@@ -141,7 +156,7 @@ class Sandbox:
             if time.monotonic() > deadline:
                 raise RuntimeError("unshare did not create a mount namespace")
             time.sleep(0.01)
-        self.net_namespace = os.readlink(f"/proc/{self.holder.pid}/ns/net")
+        self.mount_namespace = os.readlink(f"/proc/{self.holder.pid}/ns/mnt")
         self.run(["sh", "-c", SETUP_SCRIPT.format(root=self.root)], check=True)
         if self.stock:
             self.run(["sh", "-c", STOCK_SETUP_SCRIPT.format(root=self.root)], check=True)
@@ -166,14 +181,14 @@ class Sandbox:
         shutil.rmtree(self.root, ignore_errors=True)
 
     def pids(self, uid: int | None = None) -> list[int]:
-        """Processes living in this sandbox's network namespace (optionally of one uid)."""
+        """Processes living in this sandbox's mount namespace (optionally of one uid)."""
         assert self.holder is not None
         found = []
         for entry in os.listdir("/proc"):
             if not entry.isdigit():
                 continue
             try:
-                if os.readlink(f"/proc/{entry}/ns/net") != self.net_namespace:
+                if os.readlink(f"/proc/{entry}/ns/mnt") != self.mount_namespace:
                     continue
                 if uid is not None and os.stat(f"/proc/{entry}").st_uid != uid:
                     continue
@@ -187,7 +202,7 @@ class Sandbox:
     def inside(self, argv: list[str]) -> list[str]:
         """The argv that runs `argv` inside the sandbox's namespaces."""
         assert self.holder is not None
-        return ["nsenter", "-t", str(self.holder.pid), "-m", "-n", "--", *argv]
+        return ["nsenter", "-t", str(self.holder.pid), "-m", "-n", "-u", "--", *argv]
 
     def run(
         self,
@@ -258,10 +273,12 @@ class Sandbox:
             ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(self.client_key)], check=True
         )
         host_public = (self.root / "host_key.pub").read_text().split()
-        (self.root / "known_hosts").write_text(f"127.0.0.1 {host_public[0]} {host_public[1]}\n")
+        (self.root / "known_hosts").write_text(
+            f"{self.address} {host_public[0]} {host_public[1]}\n"
+        )
         self.ssh_config.write_text(
             "Host *\n"
-            "  HostName 127.0.0.1\n"
+            f"  HostName {self.address}\n"
             "  Port 22\n"
             f"  IdentityFile {self.client_key}\n"
             "  IdentitiesOnly yes\n"
@@ -296,18 +313,18 @@ class Sandbox:
             if extra:
                 self.path(DROP_IN).write_text(extra)
             plumbing = (
-                f"ListenAddress=127.0.0.1 Port=22 HostKey={self.root / 'host_key'} "
-                f"PidFile={self.root / 'sshd.pid'} LogLevel=VERBOSE"
+                f"ListenAddress={self.address} Port=22 HostKey={self.root / 'host_key'} "
+                f"PidFile={self.sshd_pidfile} LogLevel=VERBOSE"
             )
             options = [word for option in plumbing.split() for word in ("-o", option)]
             self._spawn_sshd([SSHD, "-D", "-e", "-f", STOCK_SSHD_CONFIG, *options])
             return
         config = self.root / "sshd_config"
         config.write_text(
-            "ListenAddress 127.0.0.1\n"
+            f"ListenAddress {self.address}\n"
             "Port 22\n"
             f"HostKey {self.root / 'host_key'}\n"
-            f"PidFile {self.root / 'sshd.pid'}\n"
+            f"PidFile {self.sshd_pidfile}\n"
             f"AuthorizedKeysFile {self.root / 'keys'}/%u\n"
             "UsePAM no\n"
             "StrictModes no\n"
@@ -328,7 +345,7 @@ class Sandbox:
         self.spawn(argv, stderr=log, stdout=log)
         deadline = time.monotonic() + 10
         while True:
-            probe = self.run(["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/22"], timeout=5)
+            probe = self.run(["bash", "-c", f"exec 3<>/dev/tcp/{self.address}/22"], timeout=5)
             if probe.returncode == 0:
                 return
             if time.monotonic() > deadline:
