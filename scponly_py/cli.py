@@ -101,7 +101,7 @@ def place_findings(normalised: dict[str, object]) -> list[str]:
         policy = effective_policy(normalised, request.user, request.groups)
         jail = ""
         if shell_name == "scponly-pyc":
-            from scponly_py import jail as jails  # noqa: PLC0415 - needs python-prctl
+            from scponly_py import jailpath as jails  # noqa: PLC0415 - only for chroot accounts
 
             try:
                 jail, home = jails.split_home(request.home)
