@@ -1,4 +1,6 @@
-"""The jail commands of scponly-py-setup: create, update, add-user, remove-user, check, sshd-config.
+"""What each scponly-py-setup command does (cli.py declares their options; the
+docstrings here are their help): install-shell, install-chroot-shell, create,
+update, add-user, remove-user, check, sshd-config.
 
 Every mutating command plans first (plan.py), prints the plan, and with
 --dry-run stops there; --json prints one JSON document instead of text.
@@ -26,18 +28,19 @@ from scponly_py import trusted
 from scponly_py.programs import PROGRAMS
 from setup_chroot import (
     accountdb,
-    audit,
     batch,
     doctor,
     frozen,
     jailfs,
+    launcher,
     pamstack,
     plan,
     sshd,
     sshdinstall,
     users,
 )
-from setup_chroot.manifest import STATE_DIR, ManifestError, Store
+from setup_chroot import check as jail_check
+from setup_chroot.manifest import ManifestError, Store
 
 EXIT_FINDINGS = 3
 ADD_MODES = ("scponly-pyc", "chroot-directory", "internal-sftp")
@@ -60,16 +63,6 @@ ERRORS = (
     frozen.InstallError,
     OSError,
 )
-
-state_dir_option = click.option(
-    "--state-dir",
-    default=STATE_DIR,
-    show_default=True,
-    envvar="SCPONLY_PY_STATE_DIR",
-    help="Where jail manifests are kept (outside every jail).",
-)
-dry_run_option = click.option("--dry-run", is_flag=True, help="Print the plan, change nothing.")
-json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 
 
 def _jail_path(jail: str) -> str:
@@ -216,20 +209,6 @@ def _profiles(values: tuple[str, ...]) -> tuple[str, ...]:
 # -- commands -----------------------------------------------------------------------------
 
 
-@click.command()
-@click.argument("jail")
-@click.option(
-    "--profile",
-    "profiles",
-    multiple=True,
-    help=f"Programs to provide: {', '.join(PROGRAMS)} (comma-separated or repeated;"
-    f" default {','.join(DEFAULT_PROFILES)}).",
-)
-@click.option("--bin", "binaries", multiple=True, help="Another program (absolute path).")
-@click.option("--localtime/--no-localtime", default=True, help="Copy /etc/localtime.")
-@state_dir_option
-@dry_run_option
-@json_option
 def create(  # noqa: PLR0917 - click passes options as arguments
     jail: str,
     profiles: tuple[str, ...],
@@ -254,17 +233,6 @@ def create(  # noqa: PLR0917 - click passes options as arguments
         raise click.ClickException(str(error)) from None
 
 
-@click.command()
-@click.argument("jail", required=False)
-@click.option("--all", "every", is_flag=True, help="Every jail that has a manifest.")
-@click.option(
-    "--prune",
-    is_flag=True,
-    help="Drop users whose account no longer exists (deleted with userdel) from the manifest.",
-)
-@state_dir_option
-@dry_run_option
-@json_option
 def update(  # noqa: PLR0917 - click passes options as arguments
     jail: str | None, every: bool, prune: bool, state_dir: str, dry_run: bool, as_json: bool
 ) -> None:
@@ -292,66 +260,6 @@ def _targets(store: Store, jail: str | None, every: bool) -> list[str]:
     return store.jails() if every else [_jail_path(jail)]  # type: ignore[arg-type]
 
 
-@click.command("add-user")
-@click.argument("user", required=False)
-@click.option("--jail", default=None, help="The jail (made by create); with --from, the default.")
-@click.option(
-    "--from",
-    "from_file",
-    default=None,
-    metavar="FILE",
-    help="Add every user of FILE (.csv with a header row, or .toml [[user]] tables; columns"
-    " name, uid, jail, writable, keys, group, shell) in one plan: a bad row is reported by"
-    " its line and nothing is applied; running it again changes nothing.",
-)
-@click.option("--create", "create_account", is_flag=True, help="useradd if the account is new.")
-@click.option(
-    "--writable",
-    default=plan.WRITABLE,
-    show_default=True,
-    help="The one directory in the (root-owned) home that the user may write.",
-)
-@click.option(
-    "--shell",
-    default="scponly-pyc",
-    show_default=True,
-    help="scponly-pyc (chroots itself; home JAIL//home/USER), scponly-py (for sshd's"
-    " ChrootDirectory; home /home/USER), or an absolute path.",
-)
-@click.option(
-    "--group",
-    default=None,
-    help="Also make USER a member of this group (created if missing): the one sshd-config's"
-    " Match block names. Default: scponly; with --mode chroot-directory scponly-chroot, with"
-    " --mode internal-sftp sftponly. Give the same --group to sshd-config.",
-)
-@click.option(
-    "--mode",
-    type=click.Choice(ADD_MODES),
-    default="scponly-pyc",
-    show_default=True,
-    help="scponly-pyc: the shell chroots itself (--shell). chroot-directory: sshd chroots"
-    " (ChrootDirectory JAIL) and runs the frozen scponly-py copied into the jail with the"
-    " libraries it needs, linked as /usr/bin/scponly-py. internal-sftp: sftp only, served by"
-    " sshd in the jail (ForceCommand internal-sftp; shell /usr/sbin/nologin). Both make the"
-    " jail if it has no manifest and install the group's Match block (sshd-config --install).",
-)
-@click.option(
-    "--frozen-dir",
-    default=FROZEN_DIR,
-    show_default=True,
-    help="With --mode chroot-directory: where install-chroot-shell put the frozen tree (it is"
-    " copied into the jail at the same path, and update keeps the copy current).",
-)
-@click.option(
-    "--sshd-install/--no-sshd-install",
-    default=True,
-    help="With --mode chroot-directory or internal-sftp: install the Match block.",
-)
-@click.option("-f", "sshd_main", default=sshdinstall.MAIN, help="The sshd_config to change.")
-@state_dir_option
-@dry_run_option
-@json_option
 def add_user(  # noqa: PLR0917 - click passes options as arguments
     user: str | None,
     jail: str | None,
@@ -646,19 +554,6 @@ def _apply_accounts(
     return lines
 
 
-@click.command("remove-user")
-@click.argument("user")
-@click.option("--jail", required=True, help="The jail the user is in.")
-@click.option("--purge", is_flag=True, help="Also delete the user's home in the jail.")
-@click.option(
-    "--forget",
-    is_flag=True,
-    help="Only drop USER from the jail's manifest and passwd; leave the account alone"
-    " (for an account already deleted with userdel).",
-)
-@state_dir_option
-@dry_run_option
-@json_option
 def remove_user(  # noqa: PLR0917 - click passes options as arguments
     user: str, jail: str, purge: bool, forget: bool, state_dir: str, dry_run: bool, as_json: bool
 ) -> None:
@@ -698,37 +593,6 @@ def remove_user(  # noqa: PLR0917 - click passes options as arguments
         raise click.ClickException(str(error)) from None
 
 
-@click.command()
-@click.argument("jail", required=False)
-@click.option("--all", "every", is_flag=True, help="Every jail that has a manifest.")
-@click.option(
-    "--user",
-    "user_names",
-    multiple=True,
-    metavar="NAME",
-    help="Check this account instead of a jail (repeat for more): its PAM stack, sshd -T,"
-    " login shell, home, ~/.ssh, login-time files and leftover jobs.",
-)
-@click.option(
-    "--all-users",
-    is_flag=True,
-    help="Check every account whose login shell is scponly-py or scponly-pyc.",
-)
-@click.option(
-    "--fix",
-    is_flag=True,
-    help="With --user/--all-users: remove group/other write and foreign owners from the home,"
-    " ~/.ssh and its key files; where systemd --user could read the home, make it root's with"
-    " a user-owned ~/files (user files stay). With JAIL/--all: make the jail root, its"
-    " directories, the users' homes, ~/.ssh and its files root's and at most 0755, and run"
-    " update (stale files, /dev/null); never inside a user's writable directory, never on a"
-    " jail whose path above it is unsafe. Prints each change, then checks again.",
-)
-@click.option("--sshd/--no-sshd", "with_sshd", default=True, help="Also run sshd -T per user.")
-@click.option("-f", "sshd_config", default=None, help="sshd_config to check (sshd -f).")
-@state_dir_option
-@dry_run_option
-@json_option
 def check(  # noqa: PLR0917 - click passes options as arguments
     jail: str | None,
     every: bool,
@@ -779,7 +643,9 @@ def check(  # noqa: PLR0917 - click passes options as arguments
                 raise click.ClickException(f"{path}: no such directory")
             loaded = store.load(path)
             spec, recorded = loaded if loaded else (None, None)
-            found: list[audit.Finding | sshd.Finding] = list(audit.check(path, spec, recorded))
+            found: list[jail_check.Finding | sshd.Finding] = list(
+                jail_check.check(path, spec, recorded)
+            )
             if with_sshd and spec is not None:
                 for user in spec.users:
                     found += _check_route_user(path, user, sshd_config)
@@ -847,7 +713,7 @@ def _fix_jail(store: Store, jail: str, *, dry_run: bool) -> None:
             document = _converge(store, *loaded, dry_run=dry_run, as_json=False)
             planned_paths = {str(op["path"]) for op in document["operations"]}  # type: ignore[attr-defined]
         spec, recorded = loaded if loaded else (None, None)
-        found = audit.Audit(jail, spec, recorded)
+        found = jail_check.Audit(jail, spec, recorded)
         found.run()
         changes: list[doctor.Planned] = [
             change
@@ -942,33 +808,6 @@ def _check_accounts(
         raise SystemExit(EXIT_FINDINGS)
 
 
-@click.command("sshd-config")
-@click.option("--group", default=None, help="Match Group (default: scponly).")
-@click.option("--user", "match_users", multiple=True, help="Match User instead of a group.")
-@click.option(
-    "--mode",
-    type=click.Choice(sshd.MODES),
-    default="scponly",
-    show_default=True,
-    help="scponly: the login shell is scponly-py(c); internal-sftp: ForceCommand internal-sftp.",
-)
-@click.option("--jail", default=None, help="ChrootDirectory (sshd enters the jail itself).")
-@click.option("--check", "check_user", default=None, metavar="USER", help="Check USER via sshd -T.")
-@click.option("--host", default="client.invalid", show_default=True, help="For --check.")
-@click.option("--addr", default="192.0.2.1", show_default=True, help="For --check.")
-@click.option("-f", "config", default=None, help="sshd_config to check or change (default sshd's).")
-@click.option(
-    "--install",
-    is_flag=True,
-    help="Write the block where sshd reads it: a drop-in in the sshd_config.d the main file"
-    " includes (else a marked block in the main file), never repeating a global keyword"
-    " already set; sshd -t before and after (rolled back on failure), sshd -T per managed"
-    " user, then reload sshd if it runs.",
-)
-@click.option("--uninstall", is_flag=True, help="Remove what --install wrote (same checks).")
-@click.option("--reload/--no-reload", default=True, help="With --install/--uninstall.")
-@dry_run_option
-@json_option
 def sshd_config(  # noqa: PLR0917 - click passes options as arguments
     group: str | None,
     match_users: tuple[str, ...],
@@ -1060,4 +899,51 @@ def _install_sshd(
         raise click.ClickException(str(error)) from None
 
 
-COMMANDS = (create, update, add_user, remove_user, check, sshd_config)
+def install_shell(dest: str, python_path: str | None, register: bool, dry_run: bool) -> None:
+    """Write the login shell: the secure-execution front and the isolated launcher it runs.
+
+    The front (compiled from scponly_py/front.c with the machine's C compiler, given
+    cap_wake_alarm+p) goes to --dest; the launcher, which runs Python isolated (-I) and
+    without site (-S), to PREFIX/lib/scponly-py/launcher. It byte-compiles the package
+    as root with that interpreter, so that no login compiles a module.
+    """
+    interpreter = python_path or launcher.interpreter()
+    parent = launcher.package_parent()
+    if dry_run:
+        click.echo(launcher.render(interpreter, parent), nl=False)
+        for reason in launcher.check_tree(interpreter, parent):
+            click.echo(f"warning: {reason}", err=True)
+        return
+    try:
+        launcher.install(dest, interpreter, parent)
+    except launcher.UnsafeInstall as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(
+        f"wrote {dest} (front, cap_wake_alarm+p) and {launcher.script_path(dest)} "
+        f"({interpreter} -IS, package in {parent})"
+    )
+    if register:
+        _register_shell(dest)
+
+
+def _register_shell(path: str) -> None:
+    """Add `path` to /etc/shells once, saying so."""
+    if users.register_shell(path):
+        click.echo(f"added {path} to {users.SHELLS}")
+
+
+def install_chroot_shell(
+    source: str, dest: str, setuid: bool, jail: str | None, register: bool
+) -> None:
+    """Install the frozen scponly-py and scponly-pyc (cap_sys_chroot+ep, or --setuid)."""
+    try:
+        if jail is not None:
+            click.echo(f"installed {frozen.install_in_jail(source, jail, dest)}")
+            return
+        for line in frozen.install_tree(source, dest, setuid=setuid):
+            click.echo(line)
+    except (frozen.InstallError, OSError) as error:
+        raise click.ClickException(str(error)) from None
+    if register:
+        for name in frozen.LOGIN_BINARIES:
+            _register_shell(f"{dest.rstrip('/')}/{name}")
