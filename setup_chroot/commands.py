@@ -20,6 +20,7 @@ import os
 import pwd
 import re
 import stat
+from collections.abc import Callable
 from dataclasses import replace
 
 import click
@@ -122,43 +123,52 @@ def _converge(
     as_json: bool,
     before: list[str] | None = None,
     adopt: bool = False,
+    first: list[plan.Operation] | None = None,
 ) -> dict[str, object]:
-    """Plan `spec` against the jail, show the plan, apply it unless dry-run, save the manifest."""
-    for name in users.missing([user.name for user in spec.users]):
-        click.echo(
-            f"warning: {spec.jail}: user {name} has no account any more (userdel?): left out of"
-            f" the jail's passwd, home kept; remove-user {name} --forget or update --prune"
-            " drops it",
-            err=True,
-        )
+    """Plan `spec` against the jail, show the plan, apply it unless dry-run, save the manifest.
+
+    `first` (account changes, a home to purge) is shown and applied before the jail's plan
+    is made, since that plan reads the accounts: the text output shows it as its own
+    numbered list ("accounts: N operations"), --json as the head of "operations".
+    """
     fs = _open_jail(spec.jail, create=not dry_run)
     try:
         if fs is not None and not adopt:
             _verify_opened(store, spec.jail, fs)
+        heading = [*(before or [])]
+        if first is not None:
+            heading.append(f"accounts: {_count(first)}")
+        if dry_run:
+            heading += map(plan.describe, first or [])
+        else:
+            if not as_json:
+                for line in heading:
+                    click.echo(line)
+            plan.apply(first or [], fs, _progress(first or [], as_json))
+        for name in users.missing([user.name for user in spec.users]):
+            click.echo(
+                f"warning: {spec.jail}: user {name} has no account any more (userdel?): left"
+                f" out of the jail's passwd, home kept; remove-user {name} --forget or update"
+                " --prune drops it",
+                err=True,
+            )
         planned = plan.make_plan(spec, fs, recorded.keys())
         ops = planned.ops
-        header = f"{spec.jail}: {len(ops)} operation{'s' if len(ops) != 1 else ''}"
+        header = f"{spec.jail}: {_count(ops)}"
         document: dict[str, object] = {
             "jail": spec.jail,
             "dry_run": dry_run,
-            "operations": [plan.to_json(op) for op in ops],
+            "operations": [plan.to_json(op) for op in [*(first or []), *ops]],
         }
         stale_tree = spec.frozen is not None and not _frozen_current(fs, spec.frozen)
         after = [f"copy     {spec.frozen}  (frozen scponly-py tree)"] if stale_tree else []
         if dry_run:
-            _emit(as_json, document, [*(before or []), header, *map(plan.describe, ops), *after])
+            _emit(as_json, document, [*heading, header, *map(plan.describe, ops), *after])
             return document
         if not as_json:
-            for line in before or []:
-                click.echo(line)
             click.echo(header)
-
-        def progress(number: int, op: plan.Operation) -> None:
-            if not as_json:
-                click.echo(f"  [{number}/{len(ops)}] {plan.describe(op)}")
-
         assert fs is not None
-        kept = plan.apply(ops, fs, progress)
+        kept = plan.apply(ops, fs, _progress(ops, as_json))
         if stale_tree and spec.frozen is not None:
             frozen.install_in_jail(spec.frozen, spec.jail, spec.frozen)
             if not as_json:
@@ -175,6 +185,20 @@ def _converge(
     finally:
         if fs is not None:
             fs.close()
+
+
+def _count(ops: list[plan.Operation]) -> str:
+    return f"{len(ops)} operation{'s' if len(ops) != 1 else ''}"
+
+
+def _progress(ops: list[plan.Operation], as_json: bool) -> Callable[[int, plan.Operation], None]:
+    """plan.apply's progress: one numbered line per operation (none with --json)."""
+
+    def progress(number: int, op: plan.Operation) -> None:
+        if not as_json:
+            click.echo(f"  [{number}/{len(ops)}] {plan.describe(op)}")
+
+    return progress
 
 
 def _frozen_current(fs: jailfs.JailFS | None, tree: str) -> bool:
@@ -313,34 +337,25 @@ def add_user(  # noqa: PLR0917 - click passes options as arguments
                 spec = replace(spec, frozen=frozen_dir.rstrip("/"))
             existing = next((entry for entry in spec.users if entry.name == user), None)
             account = f"account {user}: home {home}, shell {shell_path}, group {group}"
-            if dry_run:
-                try:
-                    users.ids(user)
-                except users.UserError:
-                    account += " (new: useradd; home and passwd lines follow)"
-                    entry = None
-                else:
-                    entry = plan.User(user, writable)
-            else:
-                users.check_name(group)
-                previous = users.ensure_account(user, home, shell_path, create=create_account)
-                if users.register_shell(shell_path) and not as_json:
-                    click.echo(f"added {shell_path} to {users.SHELLS}")
-                if users.ensure_group(group) and not as_json:
-                    click.echo(f"created group {group}")
-                joined = users.join_group(user, group)
-                entry = existing or plan.User(
-                    user,
-                    writable,
-                    created=previous is None,
-                    previous_home=previous[0] if previous else None,
-                    previous_shell=previous[1] if previous else None,
-                )
-                entry = replace(
-                    entry, writable=writable, group=group if joined else entry.group, mode=mode
-                )
+            first = plan.account_ops(user, home, shell_path, group, create=create_account)
+            before = users.account(user)
+            entry = existing or plan.User(
+                user,
+                writable,
+                created=before is None,
+                previous_home=before.pw_dir if before else None,
+                previous_shell=before.pw_shell if before else None,
+            )
+            joined = plan.JoinGroup(user, group) in first
+            entry = replace(
+                entry, writable=writable, group=group if joined else entry.group, mode=mode
+            )
             others = tuple(item for item in spec.users if item.name != user)
-            new_spec = replace(spec, users=others + ((entry,) if entry else ()))
+            if dry_run and before is None:  # its uid is useradd's choice: no home planned yet
+                account += " (new: its home and passwd lines follow useradd)"
+                new_spec = replace(spec, users=others)
+            else:
+                new_spec = replace(spec, users=(*others, entry))
             _converge(
                 store,
                 new_spec,
@@ -349,6 +364,7 @@ def add_user(  # noqa: PLR0917 - click passes options as arguments
                 as_json=as_json,
                 before=[account],
                 adopt=loaded is None,
+                first=list(first),
             )
         if mode != "scponly-pyc" and sshd_install:
             _install_sshd(
@@ -455,13 +471,9 @@ def _add_batch(
                 stack.enter_context(store.lock(jail))
             specs = {jail: _batch_spec(store, jail, rows) for jail in jails}
             accounts, changes = _batch_accounts(rows)
-            if dry_run:
-                lines = [f"{len(accounts)} new accounts, {len(changes)} to change"]
-            else:
-                lines = _apply_accounts(rows, accounts, changes)
-            for line in lines:
-                if not as_json:
-                    click.echo(line)
+            if dry_run and not as_json:
+                click.echo(f"{len(accounts)} new accounts, {len(changes)} to change")
+            first: list[plan.Operation] | None = list(_batch_ops(rows, accounts, changes))
             for jail, (spec, recorded) in specs.items():
                 wanted = {row.name: row for row in rows if row.jail == jail}
                 kept = [user for user in spec.users if user.name not in wanted]
@@ -475,8 +487,11 @@ def _add_batch(
                     )
                     for name, row in wanted.items()
                 ]
+                if dry_run:  # the new accounts' uids are chosen when they are made
+                    new_users = [user for user in new_users if user.name not in accounts]
                 new_spec = replace(spec, users=tuple(kept + new_users))
-                _converge(store, new_spec, recorded, dry_run=dry_run, as_json=as_json)
+                _converge(store, new_spec, recorded, dry_run=dry_run, as_json=as_json, first=first)
+                first = None  # the accounts go with the first jail's plan
     except (batch.BatchError, accountdb.AccountDbError, *ERRORS) as error:
         raise click.ClickException(str(error)) from None
 
@@ -497,7 +512,7 @@ def _batch_accounts(rows: list[batch.Row]) -> tuple[dict[str, batch.Row], list[b
     taken = {entry.pw_uid: entry.pw_name for entry in present.values()}
     new, changes = {}, []
     for row in rows:
-        home = users.home_for(row.jail, row.name, users.shell_path(row.shell))
+        home = _home(row)
         entry = present.get(row.name)
         if entry is None:
             if row.uid is not None and row.uid in taken:
@@ -514,44 +529,45 @@ def _batch_accounts(rows: list[batch.Row]) -> tuple[dict[str, batch.Row], list[b
     return new, changes
 
 
-def _apply_accounts(
+def _batch_ops(
     rows: list[batch.Row], new: dict[str, batch.Row], changes: list[batch.Row]
-) -> list[str]:
+) -> list[plan.Account]:
     """Groups, the new accounts in one write per group, usermod for the others, /etc/shells."""
-    lines = []
+    ops: list[plan.Account] = []
+    present = {row.name: users.account(row.name) for row in rows if row.name not in new}
     for group in sorted({row.group for row in rows}):
-        if users.ensure_group(group):
-            lines.append(f"created group {group}")
-        made = accountdb.add(
-            [
-                accountdb.NewAccount(
-                    row.name,
-                    users.home_for(row.jail, row.name, users.shell_path(row.shell)),
-                    users.shell_path(row.shell),
-                    row.uid,
-                )
-                for row in new.values()
-                if row.group == group
-            ],
-            group,
+        try:
+            members = set(grp.getgrnam(group).gr_mem)
+            gid = grp.getgrnam(group).gr_gid
+        except KeyError:
+            ops.append(plan.AddGroup(group))
+            members, gid = set(), None
+        made = tuple(
+            accountdb.NewAccount(row.name, _home(row), users.shell_path(row.shell), row.uid)
+            for row in new.values()
+            if row.group == group
         )
         if made:
-            lines.append(f"created {len(made)} accounts in group {group}")
-    for row in changes:
-        shell = users.shell_path(row.shell)
-        users.ensure_account(
-            row.name, users.home_for(row.jail, row.name, shell), shell, create=False
-        )
-        lines.append(f"account {row.name}: home and shell changed")
-    members = {group: set(grp.getgrnam(group).gr_mem) for group in {row.group for row in rows}}
-    for row in rows:
-        joins = row.name not in new and row.name not in members[row.group]
-        if joins and users.join_group(row.name, row.group):
-            lines.append(f"account {row.name}: joined {row.group}")
+            ops.append(plan.AddAccounts(group, made))
+        ops += [
+            plan.JoinGroup(row.name, group)
+            for row in rows
+            if row.group == group
+            and (entry := present.get(row.name)) is not None
+            and row.name not in members
+            and entry.pw_gid != gid
+        ]
+    ops += [
+        plan.ChangeAccount(row.name, _home(row), users.shell_path(row.shell)) for row in changes
+    ]
     for shell in sorted({users.shell_path(row.shell) for row in rows}):
-        if users.register_shell(shell):
-            lines.append(f"added {shell} to {users.SHELLS}")
-    return lines
+        if users.is_ours(shell) and not users.registered(shell):
+            ops.append(plan.RegisterShell(shell))
+    return ops
+
+
+def _home(row: batch.Row) -> str:
+    return users.home_for(row.jail, row.name, users.shell_path(row.shell))
 
 
 def remove_user(  # noqa: PLR0917 - click passes options as arguments
@@ -573,22 +589,19 @@ def remove_user(  # noqa: PLR0917 - click passes options as arguments
                 + (f", leave group {entry.group}" if entry.group and not forget else "")
                 + (f"; delete /home/{user} in the jail" if purge else "")
             )
-            if not dry_run:
-                if purge:
-                    with jailfs.JailFS(jail) as fs:
-                        if fs.lstat(f"/home/{user}") is not None:
-                            fs.remove_tree(f"/home/{user}")
-                previous = (
-                    (entry.previous_home, entry.previous_shell)
-                    if entry.previous_home is not None and entry.previous_shell is not None
-                    else None
-                )
-                if not forget:
-                    if entry.group:
-                        users.leave_group(user, entry.group)
-                    users.restore_account(user, entry.created, previous)
+            first: list[plan.Operation] = [plan.RemoveTree(f"/home/{user}")] if purge else []
+            if not forget:
+                first += plan.undo_account_ops(entry)
             new_spec = replace(spec, users=tuple(i for i in spec.users if i.name != user))
-            _converge(store, new_spec, recorded, dry_run=dry_run, as_json=as_json, before=[action])
+            _converge(
+                store,
+                new_spec,
+                recorded,
+                dry_run=dry_run,
+                as_json=as_json,
+                before=[action],
+                first=first,
+            )
     except ERRORS as error:
         raise click.ClickException(str(error)) from None
 

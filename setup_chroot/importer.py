@@ -159,10 +159,10 @@ def _apply_moves(moves: list[migrate.Move], state_dir: str) -> None:
                 _carry_keys(move)
         else:
             shell = users.shell_path(move.shell)
-            users.ensure_account(move.name, move.old_home, shell, create=False)
-            users.ensure_group(users.DEFAULT_GROUP)
-            users.join_group(move.name, users.DEFAULT_GROUP)
-            click.echo(f"account {move.name}: shell {shell}, group {users.DEFAULT_GROUP}")
+            group = users.DEFAULT_GROUP
+            ops = plan.account_ops(move.name, move.old_home, shell, group, create=False)
+            plan.apply(list(ops), None, lambda _number, _op: None)
+            click.echo(f"account {move.name}: shell {shell}, group {group}")
     for jail in _jails(moves):
         try:
             commands.check(
