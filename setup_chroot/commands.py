@@ -2,8 +2,10 @@
 docstrings here are their help): install-shell, install-chroot-shell, create,
 update, add-user, remove-user, check, sshd-config.
 
-Every mutating command plans first (plan.py), prints the plan, and with
---dry-run stops there; --json prints one JSON document instead of text.
+Every mutating command plans first (plan.py: the jail's files and the
+accounts' useradd/usermod/userdel, groups and /etc/shells), prints the plan,
+and with --dry-run stops there; plan.apply makes every change. --json prints
+one JSON document instead of text.
 Errors are one line on stderr, never a traceback.
 
 Exit status: 0 done (or nothing to report), 1 error, 2 usage error,
