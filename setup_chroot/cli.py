@@ -1,10 +1,19 @@
-"""scponly-py-setup: the administrator's tool (click)."""
+"""scponly-py-setup: the administrator's tool. The one click layer.
+
+Each command here only declares its options and hands them, by name, to the
+function of the same name in `commands` (or `importer`), whose docstring is
+the command's help. What a command does lives there; see the man page.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
-from setup_chroot import importcli, jailcli, launcher, users
+from scponly_py.programs import PROGRAMS
+from setup_chroot import commands, importer, migrate, plan, sshd, sshdinstall
+from setup_chroot.manifest import STATE_DIR
 
 EXIT_INTERRUPTED = 130
 
@@ -29,7 +38,19 @@ def main() -> None:
     """Install the scponly-py login shell, build and audit chroot jails, check sshd."""
 
 
-@main.command("install-shell")
+state_dir_option = click.option(
+    "--state-dir",
+    default=STATE_DIR,
+    show_default=True,
+    envvar="SCPONLY_PY_STATE_DIR",
+    help="Where jail manifests are kept (outside every jail).",
+)
+dry_run_option = click.option("--dry-run", is_flag=True, help="Print the plan, change nothing.")
+json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+apply_option = click.option("--apply", is_flag=True, help="Do it (default: only show it).")
+
+
+@main.command("install-shell", help=commands.install_shell.__doc__)
 @click.option(
     "--dest",
     default="/usr/local/bin/scponly-py",
@@ -39,44 +60,11 @@ def main() -> None:
 @click.option("--python", "python_path", default=None, help="Interpreter (default: this one).")
 @click.option("--register/--no-register", default=True, help="Add it to /etc/shells.")
 @click.option("--dry-run", is_flag=True, help="Print the launcher, write nothing.")
-def install_shell(dest: str, python_path: str | None, register: bool, dry_run: bool) -> None:
-    """Write the login shell: the secure-execution front and the isolated launcher it runs.
-
-    The front (compiled from scponly_py/front.c with the machine's C compiler, given
-    cap_wake_alarm+p) goes to --dest; the launcher, which runs Python isolated (-I) and
-    without site (-S), to PREFIX/lib/scponly-py/launcher. It byte-compiles the package
-    as root with that interpreter, so that no login compiles a module.
-    """
-    interpreter = python_path or launcher.interpreter()
-    parent = launcher.package_parent()
-    if dry_run:
-        click.echo(launcher.render(interpreter, parent), nl=False)
-        for reason in launcher.check_tree(interpreter, parent):
-            click.echo(f"warning: {reason}", err=True)
-        return
-    try:
-        launcher.install(dest, interpreter, parent)
-    except launcher.UnsafeInstall as error:
-        raise click.ClickException(str(error)) from None
-    click.echo(
-        f"wrote {dest} (front, cap_wake_alarm+p) and {launcher.script_path(dest)} "
-        f"({interpreter} -IS, package in {parent})"
-    )
-    if register:
-        _register_shell(dest)
+def install_shell(**options: Any) -> None:
+    commands.install_shell(**options)
 
 
-def _register_shell(path: str) -> None:
-    """Add `path` to /etc/shells once, saying so."""
-    if users.register_shell(path):
-        click.echo(f"added {path} to {users.SHELLS}")
-
-
-for _command in (*jailcli.COMMANDS, importcli.import_group):
-    main.add_command(_command)
-
-
-@main.command("install-chroot-shell")
+@main.command("install-chroot-shell", help=commands.install_chroot_shell.__doc__)
 @click.option(
     "--from",
     "source",
@@ -94,20 +82,212 @@ for _command in (*jailcli.COMMANDS, importcli.import_group):
     help="Instead: copy the unprivileged scponly-py into this jail (sshd ChrootDirectory mode).",
 )
 @click.option("--register/--no-register", default=True, help="Add the shells to /etc/shells.")
-def install_chroot_shell(
-    source: str, dest: str, setuid: bool, jail: str | None, register: bool
-) -> None:
-    """Install the frozen scponly-py and scponly-pyc (cap_sys_chroot+ep, or --setuid)."""
-    from setup_chroot import frozen  # noqa: PLC0415 - only this command needs it
+def install_chroot_shell(**options: Any) -> None:
+    commands.install_chroot_shell(**options)
 
-    try:
-        if jail is not None:
-            click.echo(f"installed {frozen.install_in_jail(source, jail, dest)}")
-            return
-        for line in frozen.install_tree(source, dest, setuid=setuid):
-            click.echo(line)
-    except (frozen.InstallError, OSError) as error:
-        raise click.ClickException(str(error)) from None
-    if register:
-        for name in frozen.LOGIN_BINARIES:
-            _register_shell(f"{dest.rstrip('/')}/{name}")
+
+@main.command(help=commands.create.__doc__)
+@click.argument("jail")
+@click.option(
+    "--profile",
+    "profiles",
+    multiple=True,
+    help=f"Programs to provide: {', '.join(PROGRAMS)} (comma-separated or repeated;"
+    f" default {','.join(commands.DEFAULT_PROFILES)}).",
+)
+@click.option("--bin", "binaries", multiple=True, help="Another program (absolute path).")
+@click.option("--localtime/--no-localtime", default=True, help="Copy /etc/localtime.")
+@state_dir_option
+@dry_run_option
+@json_option
+def create(**options: Any) -> None:
+    commands.create(**options)
+
+
+@main.command(help=commands.update.__doc__)
+@click.argument("jail", required=False)
+@click.option("--all", "every", is_flag=True, help="Every jail that has a manifest.")
+@click.option(
+    "--prune",
+    is_flag=True,
+    help="Drop users whose account no longer exists (deleted with userdel) from the manifest.",
+)
+@state_dir_option
+@dry_run_option
+@json_option
+def update(**options: Any) -> None:
+    commands.update(**options)
+
+
+@main.command("add-user", help=commands.add_user.__doc__)
+@click.argument("user", required=False)
+@click.option("--jail", default=None, help="The jail (made by create); with --from, the default.")
+@click.option(
+    "--from",
+    "from_file",
+    default=None,
+    metavar="FILE",
+    help="Add every user of FILE (.csv with a header row, or .toml [[user]] tables; columns"
+    " name, uid, jail, writable, keys, group, shell) in one plan: a bad row is reported by"
+    " its line and nothing is applied; running it again changes nothing.",
+)
+@click.option("--create", "create_account", is_flag=True, help="useradd if the account is new.")
+@click.option(
+    "--writable",
+    default=plan.WRITABLE,
+    show_default=True,
+    help="The one directory in the (root-owned) home that the user may write.",
+)
+@click.option(
+    "--shell",
+    default="scponly-pyc",
+    show_default=True,
+    help="scponly-pyc (chroots itself; home JAIL//home/USER), scponly-py (for sshd's"
+    " ChrootDirectory; home /home/USER), or an absolute path.",
+)
+@click.option(
+    "--group",
+    default=None,
+    help="Also make USER a member of this group (created if missing): the one sshd-config's"
+    " Match block names. Default: scponly; with --mode chroot-directory scponly-chroot, with"
+    " --mode internal-sftp sftponly. Give the same --group to sshd-config.",
+)
+@click.option(
+    "--mode",
+    type=click.Choice(commands.ADD_MODES),
+    default="scponly-pyc",
+    show_default=True,
+    help="scponly-pyc: the shell chroots itself (--shell). chroot-directory: sshd chroots"
+    " (ChrootDirectory JAIL) and runs the frozen scponly-py copied into the jail with the"
+    " libraries it needs, linked as /usr/bin/scponly-py. internal-sftp: sftp only, served by"
+    " sshd in the jail (ForceCommand internal-sftp; shell /usr/sbin/nologin). Both make the"
+    " jail if it has no manifest and install the group's Match block (sshd-config --install).",
+)
+@click.option(
+    "--frozen-dir",
+    default=commands.FROZEN_DIR,
+    show_default=True,
+    help="With --mode chroot-directory: where install-chroot-shell put the frozen tree (it is"
+    " copied into the jail at the same path, and update keeps the copy current).",
+)
+@click.option(
+    "--sshd-install/--no-sshd-install",
+    default=True,
+    help="With --mode chroot-directory or internal-sftp: install the Match block.",
+)
+@click.option("-f", "sshd_main", default=sshdinstall.MAIN, help="The sshd_config to change.")
+@state_dir_option
+@dry_run_option
+@json_option
+def add_user(**options: Any) -> None:
+    commands.add_user(**options)
+
+
+@main.command("remove-user", help=commands.remove_user.__doc__)
+@click.argument("user")
+@click.option("--jail", required=True, help="The jail the user is in.")
+@click.option("--purge", is_flag=True, help="Also delete the user's home in the jail.")
+@click.option(
+    "--forget",
+    is_flag=True,
+    help="Only drop USER from the jail's manifest and passwd; leave the account alone"
+    " (for an account already deleted with userdel).",
+)
+@state_dir_option
+@dry_run_option
+@json_option
+def remove_user(**options: Any) -> None:
+    commands.remove_user(**options)
+
+
+@main.command(help=commands.check.__doc__)
+@click.argument("jail", required=False)
+@click.option("--all", "every", is_flag=True, help="Every jail that has a manifest.")
+@click.option(
+    "--user",
+    "user_names",
+    multiple=True,
+    metavar="NAME",
+    help="Check this account instead of a jail (repeat for more): its PAM stack, sshd -T,"
+    " login shell, home, ~/.ssh, login-time files and leftover jobs.",
+)
+@click.option(
+    "--all-users",
+    is_flag=True,
+    help="Check every account whose login shell is scponly-py or scponly-pyc.",
+)
+@click.option(
+    "--fix",
+    is_flag=True,
+    help="With --user/--all-users: remove group/other write and foreign owners from the home,"
+    " ~/.ssh and its key files; where systemd --user could read the home, make it root's with"
+    " a user-owned ~/files (user files stay). With JAIL/--all: make the jail root, its"
+    " directories, the users' homes, ~/.ssh and its files root's and at most 0755, and run"
+    " update (stale files, /dev/null); never inside a user's writable directory, never on a"
+    " jail whose path above it is unsafe. Prints each change, then checks again.",
+)
+@click.option("--sshd/--no-sshd", "with_sshd", default=True, help="Also run sshd -T per user.")
+@click.option("-f", "sshd_config", default=None, help="sshd_config to check (sshd -f).")
+@state_dir_option
+@dry_run_option
+@json_option
+def check(**options: Any) -> None:
+    commands.check(**options)
+
+
+@main.command("sshd-config", help=commands.sshd_config.__doc__)
+@click.option("--group", default=None, help="Match Group (default: scponly).")
+@click.option("--user", "match_users", multiple=True, help="Match User instead of a group.")
+@click.option(
+    "--mode",
+    type=click.Choice(sshd.MODES),
+    default="scponly",
+    show_default=True,
+    help="scponly: the login shell is scponly-py(c); internal-sftp: ForceCommand internal-sftp.",
+)
+@click.option("--jail", default=None, help="ChrootDirectory (sshd enters the jail itself).")
+@click.option("--check", "check_user", default=None, metavar="USER", help="Check USER via sshd -T.")
+@click.option("--host", default="client.invalid", show_default=True, help="For --check.")
+@click.option("--addr", default="192.0.2.1", show_default=True, help="For --check.")
+@click.option("-f", "config", default=None, help="sshd_config to check or change (default sshd's).")
+@click.option(
+    "--install",
+    is_flag=True,
+    help="Write the block where sshd reads it: a drop-in in the sshd_config.d the main file"
+    " includes (else a marked block in the main file), never repeating a global keyword"
+    " already set; sshd -t before and after (rolled back on failure), sshd -T per managed"
+    " user, then reload sshd if it runs.",
+)
+@click.option("--uninstall", is_flag=True, help="Remove what --install wrote (same checks).")
+@click.option("--reload/--no-reload", default=True, help="With --install/--uninstall.")
+@dry_run_option
+@json_option
+def sshd_config(**options: Any) -> None:
+    commands.sshd_config(**options)
+
+
+@main.group("import")
+def import_group() -> None:
+    """Move accounts from rssh or the C scponly to scponly-py (a dry run unless --apply)."""
+
+
+@import_group.command("rssh", help=importer.import_rssh.__doc__)
+@click.argument("conf", default=migrate.RSSH_CONF)
+@click.option(
+    "--config",
+    "output",
+    default=importer.CONFIG,
+    show_default=True,
+    help="Where the config.toml goes (never overwritten).",
+)
+@state_dir_option
+@apply_option
+def import_rssh(**options: Any) -> None:
+    importer.import_rssh(**options)
+
+
+@import_group.command("scponly", help=importer.import_scponly.__doc__)
+@state_dir_option
+@apply_option
+def import_scponly(**options: Any) -> None:
+    importer.import_scponly(**options)

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 from scponly_py import trusted
-from setup_chroot import audit, jailfs, pamstack, plan, sshd
+from setup_chroot import check, jailfs, pamstack, plan, sshd
 
 SHELL_NAMES = frozenset({"scponly-py", "scponly-pyc"})
 MAX_READ = 64 * 1024
@@ -657,9 +657,9 @@ def tree(home: str, relative: str) -> Tree | None:
     except OSError as error:
         return Tree(entries, f"cannot be opened ({error.strerror})")
     try:
-        for names, name, child, _fd in audit.walk_tree(fd):
+        for names, name, child, _fd in check.walk_tree(fd):
             entries.append(((*parts, *names, name), child))
-    except (audit.Changed, OSError) as error:
+    except (check.Changed, OSError) as error:
         return Tree(entries, f"changed while examined ({error})")
     finally:
         os.close(fd)
@@ -682,7 +682,7 @@ def _foreign(home: str, relative: str) -> bool:
 def _ancestors(directory: str) -> list[tuple[str, str]]:
     """(path, problem) for each directory on the real path above the home that others control.
 
-    Unlike a chroot's ancestors (audit.ancestors), a sticky root-owned
+    Unlike a chroot's ancestors (check.ancestors), a sticky root-owned
     directory such as /tmp is fine here: others cannot rename the home out of it.
     """
     found = []
@@ -1096,7 +1096,7 @@ def plan_jail_fixes(
     top: str, repairable: list[tuple[tuple[str, ...], os.stat_result]]
 ) -> list[Planned]:
     """chown root (and group root, if the owner changes) and chmod to at most 0755, for each
-    entry `audit.Audit` found repairable below `top`: jail directories outside the users'
+    entry `check.Audit` found repairable below `top`: jail directories outside the users'
     writable trees, homes, ~/.ssh and the files in it (never a user's writable tree)."""
     changes: list[Planned] = []
     for parts, info in repairable:

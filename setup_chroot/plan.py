@@ -1,21 +1,25 @@
-"""Desired jail state -> a list of typed operations: what `--dry-run` prints and `apply` runs.
+"""Desired jail and account state -> typed operations: what `--dry-run` prints and `apply` runs.
 
 Planning reads the host (binaries, their libraries, the user database) and
 the jail (to leave out what is already right, which makes a second `create`
-an empty plan), and writes nothing. Applying hands each operation to
-`jailfs`, the only module that writes into a jail.
+an empty plan), and writes nothing. Applying hands each jail operation to
+`jailfs`, the only module that writes into a jail, and each account operation
+(useradd, usermod, userdel, groups, /etc/shells, a batch of new accounts) to
+`users` or `accountdb`: `apply` is the only writer of every setup command.
 """
 
 from __future__ import annotations
 
+import grp
 import os
 import posixpath
+import pwd
 import stat
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 
 from scponly_py.programs import PROGRAMS
-from setup_chroot import frozen, jailfs, resolve, users
+from setup_chroot import accountdb, frozen, jailfs, resolve, users
 
 # profile name -> the programs its jail needs (same paths inside the jail): the program table's
 PROFILES = {name: tuple(record["paths"].values()) for name, record in PROGRAMS.items()}
@@ -75,8 +79,91 @@ class Remove:
     path: str
 
 
+@dataclass(frozen=True)
+class RemoveTree:
+    """A user's home in the jail, with everything in it (remove-user --purge)."""
+
+    path: str
+
+
+# -- account operations: on the host's user database, never in a jail --------------------
+
+
+@dataclass(frozen=True)
+class AddAccount:
+    """useradd -M -U -p '*' (see users.useradd)."""
+
+    name: str
+    home: str
+    shell: str
+
+
+@dataclass(frozen=True)
+class AddAccounts:
+    """Many new accounts in one write, members of `group` (accountdb.add)."""
+
+    group: str
+    accounts: tuple[accountdb.NewAccount, ...]
+
+
+@dataclass(frozen=True)
+class ChangeAccount:
+    """usermod -d HOME -s SHELL (add-user on an existing account; remove-user's restore)."""
+
+    name: str
+    home: str
+    shell: str
+
+
+@dataclass(frozen=True)
+class DeleteAccount:
+    """userdel (remove-user of an account add-user created)."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class AddGroup:
+    """groupadd --system."""
+
+    group: str
+
+
+@dataclass(frozen=True)
+class JoinGroup:
+    """usermod -aG GROUP NAME."""
+
+    name: str
+    group: str
+
+
+@dataclass(frozen=True)
+class LeaveGroup:
+    """gpasswd -d NAME GROUP."""
+
+    name: str
+    group: str
+
+
+@dataclass(frozen=True)
+class RegisterShell:
+    """One line in /etc/shells."""
+
+    path: str
+
+
 Entry = Dir | File | Link | Node | Content
-Operation = Dir | File | Link | Node | Content | Remove
+Account = (
+    AddAccount
+    | AddAccounts
+    | ChangeAccount
+    | DeleteAccount
+    | AddGroup
+    | JoinGroup
+    | LeaveGroup
+    | RegisterShell
+)
+Operation = Dir | File | Link | Node | Content | Remove | RemoveTree | Account
 
 
 WRITABLE = "files"  # the one user-writable directory in a root-owned home, by default
@@ -294,6 +381,66 @@ def carried_capability(source: str) -> bytes | None:
     return value if value == frozen.secure_start_capability() else None
 
 
+# -- planning accounts ---------------------------------------------------------------------
+
+
+def account_ops(
+    name: str, home: str, shell: str, group: str | None, *, create: bool
+) -> list[Account]:
+    """What makes `name` an account with `home` and `shell`, its shell in /etc/shells (ours
+    only), a member of `group`: useradd (only with `create`) or usermod, groupadd, usermod
+    -aG; nothing that is already so. Refuses a missing account without `create`, and uid 0."""
+    entry = users.account(name)
+    ops: list[Account] = []
+    if entry is None:
+        if not create:
+            raise users.UserError(f"no such user: {name} (use --create to make the account)")
+        ops.append(AddAccount(name, home, shell))
+    elif entry.pw_uid == 0:
+        raise users.UserError(f"{name} has uid 0; refusing to jail root")
+    elif (entry.pw_dir, entry.pw_shell) != (home, shell):
+        ops.append(ChangeAccount(name, home, shell))
+    if users.is_ours(shell) and not users.registered(shell):
+        ops.append(RegisterShell(shell))
+    if group is not None:
+        ops += group_ops(name, group, entry)
+    return ops
+
+
+def group_ops(name: str, group: str, entry: pwd.struct_passwd | None) -> list[Account]:
+    """groupadd `group` if missing, then usermod -aG unless `name` is in it (or its primary)."""
+    users.check_name(group)
+    try:
+        found = grp.getgrnam(group)
+    except KeyError:
+        return [AddGroup(group), JoinGroup(name, group)]
+    if name in found.gr_mem or (entry is not None and entry.pw_gid == found.gr_gid):
+        return []
+    return [JoinGroup(name, group)]
+
+
+def undo_account_ops(user: User) -> list[Account]:
+    """remove-user: leave the group add-user joined, then userdel what add-user created or
+    put the previous home and shell back; nothing for an account that is gone."""
+    entry = users.account(user.name)
+    if entry is None:
+        return []
+    ops: list[Account] = []
+    if user.group:
+        try:
+            if user.name in grp.getgrnam(user.group).gr_mem:
+                ops.append(LeaveGroup(user.name, user.group))
+        except KeyError:
+            pass
+    if user.created:
+        ops.append(DeleteAccount(user.name))
+    elif user.previous_home is not None and user.previous_shell is not None:
+        previous = (user.previous_home, user.previous_shell)
+        if (entry.pw_dir, entry.pw_shell) != previous:
+            ops.append(ChangeAccount(user.name, *previous))
+    return ops
+
+
 # -- comparing with the jail --------------------------------------------------------------
 
 
@@ -399,12 +546,17 @@ def make_plan(spec: Spec, fs: jailfs.JailFS | None, previous: Iterable[str] = ()
 
 
 def apply(
-    ops: list[Operation], fs: jailfs.JailFS, progress: Callable[[int, Operation], None]
+    ops: list[Operation], fs: jailfs.JailFS | None, progress: Callable[[int, Operation], None]
 ) -> list[str]:
-    """Run `ops` in order through jailfs; return the directories kept because not empty."""
+    """Run `ops` in order (jail operations through `fs`, which only account operations may
+    do without); return the directories kept because not empty."""
     kept = []
     for number, op in enumerate(ops, 1):
         progress(number, op)
+        if isinstance(op, Account):
+            _apply_account(op)
+            continue
+        assert fs is not None, op
         match op:
             case Dir():
                 fs.make_dir(op.path, op.mode, op.uid, op.gid)
@@ -419,7 +571,30 @@ def apply(
             case Remove():
                 if not fs.remove(op.path):
                     kept.append(op.path)
+            case RemoveTree():
+                if fs.lstat(op.path) is not None:
+                    fs.remove_tree(op.path)
     return kept
+
+
+def _apply_account(op: Account) -> None:
+    match op:
+        case AddAccount():
+            users.useradd(op.name, op.home, op.shell)
+        case AddAccounts():
+            accountdb.add(list(op.accounts), op.group)
+        case ChangeAccount():
+            users.usermod(op.name, op.home, op.shell)
+        case DeleteAccount():
+            users.userdel(op.name)
+        case AddGroup():
+            users.groupadd(op.group)
+        case JoinGroup():
+            users.join_group(op.name, op.group)
+        case LeaveGroup():
+            users.leave_group(op.name, op.group)
+        case RegisterShell():
+            users.register_shell(op.path)
 
 
 # -- showing a plan -----------------------------------------------------------------------
@@ -444,12 +619,47 @@ def describe(op: Operation) -> str:
             return f"write    {op.path}  {op.mode:04o} ({len(op.data.splitlines())} lines)"
         case Remove():
             return f"remove   {op.path}"
+        case RemoveTree():
+            return f"rmtree   {op.path}  (the home and everything in it)"
+        case AddAccount():
+            return f"useradd  {op.name}  home {op.home}, shell {op.shell}"
+        case AddAccounts():
+            names = ", ".join(account.name for account in op.accounts)
+            return f"useradd  {len(op.accounts)} in group {op.group}, one write: {names}"
+        case ChangeAccount():
+            return f"usermod  {op.name}  home {op.home}, shell {op.shell}"
+        case DeleteAccount():
+            return f"userdel  {op.name}"
+        case AddGroup():
+            return f"groupadd {op.group}  (--system)"
+        case JoinGroup():
+            return f"usermod  {op.name}  join group {op.group}"
+        case LeaveGroup():
+            return f"gpasswd  {op.name}  leave group {op.group}"
+        case RegisterShell():
+            return f"shells   {op.path}  (added to {users.SHELLS})"
     raise TypeError(op)
+
+
+OP_NAMES: dict[type, str] = {
+    RemoveTree: "remove-tree",
+    AddAccount: "useradd",
+    AddAccounts: "useradd-batch",
+    ChangeAccount: "usermod",
+    DeleteAccount: "userdel",
+    AddGroup: "groupadd",
+    JoinGroup: "join-group",
+    LeaveGroup: "leave-group",
+    RegisterShell: "register-shell",
+}
 
 
 def to_json(op: Operation) -> dict[str, object]:
     """One operation for --json output."""
-    data: dict[str, object] = {"op": type(op).__name__.lower(), **asdict(op)}
+    data: dict[str, object] = {
+        "op": OP_NAMES.get(type(op), type(op).__name__.lower()),
+        **asdict(op),
+    }
     if isinstance(op, Content):
         data["data"] = op.data.decode("utf-8", "replace")
     if isinstance(op, File):

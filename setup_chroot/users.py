@@ -1,5 +1,8 @@
 """Accounts of jailed users: useradd/usermod, /etc/shells, and their lines in a jail's passwd.
 
+The writers here run only as plan operations (plan.apply); plan.account_ops
+decides which of them a command needs.
+
 The host's user database is read through pwd/grp (NSS), never by parsing
 /etc/passwd: accounts may live in LDAP or sssd, and a grep for "alice" also
 matches "alice2". Account changes go through useradd/usermod/userdel, which
@@ -57,13 +60,12 @@ def home_for(jail: str, name: str, shell: str) -> str:
     return f"/home/{name}"
 
 
-def ids(name: str) -> tuple[int, int]:
-    """(uid, gid) of an existing account."""
+def account(name: str) -> pwd.struct_passwd | None:
+    """The passwd entry of `name`, None if there is no such account."""
     try:
-        entry = pwd.getpwnam(name)
+        return pwd.getpwnam(name)
     except KeyError:
-        raise UserError(f"no such user: {name} (use --create to make the account)") from None
-    return entry.pw_uid, entry.pw_gid
+        return None
 
 
 def _field(value: str) -> str:
@@ -130,18 +132,20 @@ def register_shell(path: str, shells: str = SHELLS) -> bool:
     Only the project's own shells: /etc/shells is also the list of accounts FTP daemons and
     chsh treat as real logins, so `add-user --shell /usr/sbin/nologin` must not land there.
     """
-    if not is_ours(path):
-        return False
-    try:
-        with open(shells, encoding="utf-8") as handle:
-            present = {line.strip() for line in handle}
-    except FileNotFoundError:
-        present = set()
-    if path in present:
+    if not is_ours(path) or registered(path, shells):
         return False
     with open(shells, "a", encoding="utf-8") as handle:
         handle.write(path + "\n")
     return True
+
+
+def registered(path: str, shells: str = SHELLS) -> bool:
+    """Whether `path` is a line of /etc/shells."""
+    try:
+        with open(shells, encoding="utf-8") as handle:
+            return path in {line.strip() for line in handle}
+    except FileNotFoundError:
+        return False
 
 
 def _run(argv: list[str]) -> None:
@@ -151,38 +155,21 @@ def _run(argv: list[str]) -> None:
         raise UserError(f"{argv[0]} failed ({result.returncode}): {' '.join(message[-1:])}")
 
 
-def ensure_account(name: str, home: str, shell: str, *, create: bool) -> tuple[str, str] | None:
-    """Create (useradd) or point (usermod) the account at `home` and `shell`.
-
-    Returns the previous (home, shell) when an existing account was changed,
-    None when it was created. A created account gets the password `*`: no
-    password login, but not "locked" (sshd refuses keys for `!` accounts
-    without PAM). Homes are never made by useradd (-M): the jail layout is ours.
-    """
-    try:
-        entry = pwd.getpwnam(name)
-    except KeyError:
-        if not create:
-            raise UserError(f"no such user: {name} (use --create to make the account)") from None
-        _run(["useradd", "-M", "-d", home, "-s", shell, "-p", "*", "-U", "--", name])
-        return None
-    if entry.pw_uid == 0:
-        raise UserError(f"{name} has uid 0; refusing to jail root")
-    if (entry.pw_dir, entry.pw_shell) != (home, shell):
-        _run(["usermod", "-d", home, "-s", shell, "--", name])
-    return entry.pw_dir, entry.pw_shell
+def useradd(name: str, home: str, shell: str) -> None:
+    """Create the account with `home` and `shell`, the password `*` (no password login, but
+    not "locked": sshd refuses keys for `!` accounts without PAM), its own group (-U) and no
+    home directory made (-M): the jail layout is ours."""
+    _run(["useradd", "-M", "-d", home, "-s", shell, "-p", "*", "-U", "--", name])
 
 
-def restore_account(name: str, created: bool, previous: tuple[str, str] | None) -> None:
-    """Undo `ensure_account`: userdel what we created, else put home and shell back."""
-    try:
-        pwd.getpwnam(name)
-    except KeyError:
-        return
-    if created:
-        _run(["userdel", "--", name])
-    elif previous is not None:
-        _run(["usermod", "-d", previous[0], "-s", previous[1], "--", name])
+def usermod(name: str, home: str, shell: str) -> None:
+    """Point the account at `home` and `shell`."""
+    _run(["usermod", "-d", home, "-s", shell, "--", name])
+
+
+def userdel(name: str) -> None:
+    """Delete the account (never a home: the jail's are removed through jailfs)."""
+    _run(["userdel", "--", name])
 
 
 def missing(names: list[str]) -> list[str]:
@@ -198,31 +185,16 @@ def missing(names: list[str]) -> list[str]:
     return gone
 
 
-def ensure_group(group: str) -> bool:
-    """groupadd --system `group` unless it exists; True if it was made."""
-    check_name(group)
-    try:
-        grp.getgrnam(group)
-    except KeyError:
-        _run(["groupadd", "--system", "--", group])
-        return True
-    return False
+def groupadd(group: str) -> None:
+    """Create `group` as a system group."""
+    _run(["groupadd", "--system", "--", check_name(group)])
 
 
-def join_group(name: str, group: str) -> bool:
-    """Make `name` a member of `group` (usermod -aG) unless it is one; True if added."""
-    entry = grp.getgrnam(group)
-    if name in entry.gr_mem or pwd.getpwnam(name).pw_gid == entry.gr_gid:
-        return False
+def join_group(name: str, group: str) -> None:
+    """Make `name` a member of `group` (usermod -aG)."""
     _run(["usermod", "-aG", group, "--", name])
-    return True
 
 
 def leave_group(name: str, group: str) -> None:
-    """Take `name` out of `group` (gpasswd -d) if it is still a member."""
-    try:
-        if name not in grp.getgrnam(group).gr_mem:
-            return
-    except KeyError:
-        return
+    """Take `name` out of `group` (gpasswd -d)."""
     _run(["gpasswd", "-d", name, group])

@@ -5,6 +5,7 @@ All in a private mount namespace (tests/root/jail_namespace.py) holding one smal
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 
@@ -37,7 +38,7 @@ def members(ns: Namespace, group: str) -> list[str]:
 def test_add_user_joins_the_match_group_and_remove_user_leaves_it(ns: Namespace) -> None:
     assert ns.run(["getent", "group", "scponly"]).returncode != 0
     out = ns.setup("add-user", "gina", "--jail", JAIL, "--create", check=True).stdout.decode()
-    assert "created group scponly" in out and members(ns, "scponly") == ["gina"]
+    assert "groupadd scponly" in out and members(ns, "scponly") == ["gina"]
     ns.setup("add-user", "hank", "--jail", JAIL, "--create", "--group", "sftponly", check=True)
     assert members(ns, "sftponly") == ["hank"] and members(ns, "scponly") == ["gina"]
     ns.setup("remove-user", "gina", "--jail", JAIL, check=True)
@@ -77,6 +78,75 @@ def test_account_deleted_with_userdel_keeps_the_jail_working(ns: Namespace) -> N
     assert b"forget kate" in pruned.stdout
     assert b"no account" not in ns.setup("update", JAIL, check=True).stderr
     assert ns.path(f"{JAIL}/home/kate/files/data").exists()  # not empty: kept, as before
+
+
+ACCOUNT_FILES = ("/etc/passwd", "/etc/shadow", "/etc/group", "/etc/gshadow", "/etc/shells")
+PYC = "/usr/lib/scponly-py/scponly-pyc"
+
+
+def snapshot(ns: Namespace) -> dict[str, bytes]:
+    """The account files and the jail's passwd/group, to show a dry run wrote nothing."""
+    paths = (*ACCOUNT_FILES, f"{JAIL}/etc/passwd", f"{JAIL}/etc/group")
+    return {path: ns.path(path).read_bytes() for path in paths}
+
+
+def test_add_user_dry_run_lists_useradd_and_group_operations_and_writes_nothing(
+    ns: Namespace,
+) -> None:
+    before = snapshot(ns)
+    result = ns.setup(
+        "add-user", "nora", "--jail", JAIL, "--create", "--group", "dryrun", "--dry-run", "--json"
+    )
+    assert result.returncode == 0, result.stderr
+    ops = json.loads(result.stdout)["operations"]
+    home = f"{JAIL}//home/nora"
+    assert ops[0] == {"op": "useradd", "name": "nora", "home": home, "shell": PYC}
+    assert {"op": "groupadd", "group": "dryrun"} in ops
+    assert {"op": "join-group", "name": "nora", "group": "dryrun"} in ops
+    text = ns.setup("add-user", "nora", "--jail", JAIL, "--create", "--dry-run", check=True)
+    assert f"useradd  nora  home {home}, shell {PYC}".encode() in text.stdout
+    assert snapshot(ns) == before
+    assert ns.run(["getent", "passwd", "nora"]).returncode != 0
+    assert not ns.path(f"{JAIL}/home/nora").exists()
+
+
+def test_add_user_dry_run_lists_usermod_and_the_home_and_writes_nothing(ns: Namespace) -> None:
+    ns.run(["useradd", "-M", "-U", "-d", "/home/olga", "-s", "/bin/sh", "olga"], check=True)
+    before = snapshot(ns)
+    result = ns.setup("add-user", "olga", "--jail", JAIL, "--dry-run", "--json", check=True)
+    ops = json.loads(result.stdout)["operations"]
+    home = f"{JAIL}//home/olga"
+    assert {"op": "usermod", "name": "olga", "home": home, "shell": PYC} in ops
+    assert {"op": "join-group", "name": "olga", "group": "scponly"} in ops
+    assert {"op": "dir", "path": "/home/olga", "mode": "0755", "uid": 0, "gid": 0} in ops
+    assert snapshot(ns) == before and not ns.path(f"{JAIL}/home/olga").exists()
+    assert ns.run(["getent", "passwd", "olga"], check=True).stdout.endswith(
+        b":/home/olga:/bin/sh\n"
+    )
+
+
+def test_remove_user_purge_dry_run_lists_the_tree_removal_and_writes_nothing(
+    ns: Namespace,
+) -> None:
+    ns.setup("add-user", "pia", "--jail", JAIL, "--create", check=True)
+    ns.path(f"{JAIL}/home/pia/files/data").write_text("uploaded")
+    before = snapshot(ns)
+    argv = ("remove-user", "pia", "--jail", JAIL, "--purge", "--dry-run")
+    text = ns.setup(*argv, check=True).stdout.decode()
+    assert "rmtree   /home/pia" in text and "userdel  pia" in text
+    assert "gpasswd  pia  leave group scponly" in text
+    ops = json.loads(ns.setup(*argv, "--json", check=True).stdout)["operations"]
+    assert ops[:3] == [
+        {"op": "remove-tree", "path": "/home/pia"},
+        {"op": "leave-group", "name": "pia", "group": "scponly"},
+        {"op": "userdel", "name": "pia"},
+    ]
+    assert snapshot(ns) == before
+    assert ns.path(f"{JAIL}/home/pia/files/data").read_text() == "uploaded"
+    done = ns.setup("remove-user", "pia", "--jail", JAIL, "--purge", check=True).stdout.decode()
+    assert "[1/3] rmtree   /home/pia" in done
+    assert not ns.path(f"{JAIL}/home/pia").exists()
+    assert ns.run(["getent", "passwd", "pia"]).returncode != 0
 
 
 def test_remove_user_forget(ns: Namespace) -> None:

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 from scponly_py import policy, programs, winscp
 from scponly_py.programs import PROGRAMS
-from setup_chroot import jailcli, plan
+from setup_chroot import cli, plan
 from tests import oracles
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -134,7 +134,7 @@ def test_create_profiles_are_the_programs_and_their_files() -> None:
     ]
     with pytest.raises(plan.PlanError, match="unknown profile 'ls'"):
         plan.Spec("/srv/jail", ("ls",)).programs()
-    help_text = CliRunner().invoke(jailcli.create, ["--help"]).output
+    help_text = CliRunner().invoke(cli.create, ["--help"]).output
     listed = re.sub(r"\s+", " ", help_text)
     assert all(name in listed for name in PROGRAMS), listed
 

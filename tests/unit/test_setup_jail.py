@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from setup_chroot import audit, jailfs, plan, sshd
+from setup_chroot import check, jailfs, plan, sshd
 from setup_chroot.cli import main
 from setup_chroot.manifest import Store, escape
 
@@ -104,7 +104,7 @@ def test_plan_for_sftp_copies_the_loader_chain(tmp_path: Path) -> None:
     assert b"passwd: files" in paths["/etc/nsswitch.conf"].data  # type: ignore[union-attr]
     for op in planned.ops:
         if isinstance(op, plan.Link):
-            assert not audit.escapes(op.path, op.target)
+            assert not check.escapes(op.path, op.target)
         if isinstance(op, plan.File | plan.Dir):
             assert not op.mode & 0o7022
     assert "/usr/bin/rsync" not in paths
@@ -139,10 +139,10 @@ def test_manifest_round_trip_and_escape(tmp_path: Path) -> None:
 
 
 def test_symlink_escape_rule() -> None:
-    assert audit.escapes("/lib64", "/usr/lib64")
-    assert audit.escapes("/a/link", "../../etc")
-    assert not audit.escapes("/usr/lib64/ld.so", "../../lib/x/ld.so")
-    assert not audit.escapes("/lib", "usr/lib")
+    assert check.escapes("/lib64", "/usr/lib64")
+    assert check.escapes("/a/link", "../../etc")
+    assert not check.escapes("/usr/lib64/ld.so", "../../lib/x/ld.so")
+    assert not check.escapes("/lib", "usr/lib")
 
 
 def test_sshd_findings_rules() -> None:

@@ -2,7 +2,7 @@
 
 Both print what they would do (the config.toml, the jails, each account) and
 change nothing unless --apply; then they run the same code as `create`,
-`add-user` and `check` (jailcli.py), so the result is what those commands make.
+`add-user` and `check` (commands.py), so the result is what those commands make.
 """
 
 from __future__ import annotations
@@ -15,34 +15,14 @@ import click
 
 from scponly_py import config as scponly_config
 from scponly_py import policy
-from setup_chroot import jailcli, jailfs, migrate, plan, users
+from setup_chroot import commands, jailfs, migrate, plan, sshdinstall, users
 from setup_chroot.manifest import Store
 
 CONFIG = os.path.join(scponly_config.CONFIG_DIR, scponly_config.CONFIG_NAME)
 MERGED = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")  # symlinks into /usr on merged hosts
 
 
-@click.group("import")
-def import_group() -> None:
-    """Move accounts from rssh or the C scponly to scponly-py (a dry run unless --apply)."""
-
-
-apply_option = click.option("--apply", is_flag=True, help="Do it (default: only show it).")
-
-
-@import_group.command("rssh")
-@click.argument("conf", default=migrate.RSSH_CONF)
-@click.option(
-    "--config",
-    "output",
-    default=CONFIG,
-    show_default=True,
-    help="Where the config.toml goes (never overwritten).",
-)
-@jailcli.state_dir_option
-@apply_option
-@click.pass_context
-def import_rssh(ctx: click.Context, conf: str, output: str, state_dir: str, apply: bool) -> None:
+def import_rssh(conf: str, output: str, state_dir: str, apply: bool) -> None:
     """rssh.conf's allow*, umask, chrootpath and user= lines -> config.toml sections, jails and
     accounts (shell rssh -> scponly-py, or scponly-pyc where rssh chrooted); cvs and rdist are
     dropped (no such program here), each said why."""
@@ -71,16 +51,12 @@ def import_rssh(ctx: click.Context, conf: str, output: str, state_dir: str, appl
     if not apply:
         click.echo("dry run: nothing changed (--apply does it)")
         return
-    jailcli._need_root(False)
+    commands._need_root(False)
     _write_config(output, toml)
-    _apply(ctx, moves, state_dir)
+    _apply(moves, state_dir)
 
 
-@import_group.command("scponly")
-@jailcli.state_dir_option
-@apply_option
-@click.pass_context
-def import_scponly(ctx: click.Context, state_dir: str, apply: bool) -> None:
+def import_scponly(state_dir: str, apply: bool) -> None:
     """Accounts whose shell is scponly or scponlyc: their // homes and jails become ours (the
     user's writable directory moves into /home/NAME), shells switch to scponly-py(c), and each
     jail is checked."""
@@ -92,8 +68,8 @@ def import_scponly(ctx: click.Context, state_dir: str, apply: bool) -> None:
     if not apply:
         click.echo("dry run: nothing changed (--apply does it)")
         return
-    jailcli._need_root(False)
-    _apply(ctx, moves, state_dir)
+    commands._need_root(False)
+    _apply(moves, state_dir)
 
 
 def _show(moves: list[migrate.Move]) -> None:
@@ -118,7 +94,7 @@ def _jails(moves: list[migrate.Move]) -> dict[str, list[str]]:
                 if all(os.path.exists(move.jail + path) for path in paths)
             ]
             jails[move.jail] = list(dict.fromkeys([*jails.get(move.jail, []), *found]))
-    return {jail: programs or list(jailcli.DEFAULT_PROFILES) for jail, programs in jails.items()}
+    return {jail: programs or list(commands.DEFAULT_PROFILES) for jail, programs in jails.items()}
 
 
 def _write_config(path: str, text: str) -> None:
@@ -137,31 +113,45 @@ def _write_config(path: str, text: str) -> None:
     click.echo(f"wrote {path}; run `scponly-py check-config` to compile it")
 
 
-def _apply(ctx: click.Context, moves: list[migrate.Move], state_dir: str) -> None:
+def _apply(moves: list[migrate.Move], state_dir: str) -> None:
     """create each jail, then add-user (jailed) or usermod -s (not jailed), then check the jails."""
     try:
-        _apply_moves(ctx, moves, state_dir)
-    except jailcli.ERRORS as error:
+        _apply_moves(moves, state_dir)
+    except commands.ERRORS as error:
         raise click.ClickException(str(error)) from None
 
 
-def _apply_moves(ctx: click.Context, moves: list[migrate.Move], state_dir: str) -> None:
+def _apply_moves(moves: list[migrate.Move], state_dir: str) -> None:
     store = Store(state_dir)
     for jail, programs in _jails(moves).items():
         if store.load(jail) is None:
             _set_aside(jail)
-            ctx.invoke(
-                jailcli.create, jail=jail, profiles=(",".join(programs),), state_dir=state_dir
+            commands.create(
+                jail,
+                (",".join(programs),),
+                binaries=(),
+                localtime=True,
+                state_dir=state_dir,
+                dry_run=False,
+                as_json=False,
             )
     for move in moves:
         if move.jail:
-            ctx.invoke(
-                jailcli.add_user,
-                user=move.name,
-                jail=move.jail,
-                shell=move.shell,
+            commands.add_user(
+                move.name,
+                move.jail,
+                from_file=None,
+                create_account=False,
                 writable=move.writable or plan.WRITABLE,
+                shell=move.shell,
+                group=None,
+                mode="scponly-pyc",
+                frozen_dir=commands.FROZEN_DIR,
+                sshd_install=False,
+                sshd_main=sshdinstall.MAIN,
                 state_dir=state_dir,
+                dry_run=False,
+                as_json=False,
             )
             if move.writable:
                 _move_writable(move)
@@ -169,15 +159,26 @@ def _apply_moves(ctx: click.Context, moves: list[migrate.Move], state_dir: str) 
                 _carry_keys(move)
         else:
             shell = users.shell_path(move.shell)
-            users.ensure_account(move.name, move.old_home, shell, create=False)
-            users.ensure_group(users.DEFAULT_GROUP)
-            users.join_group(move.name, users.DEFAULT_GROUP)
-            click.echo(f"account {move.name}: shell {shell}, group {users.DEFAULT_GROUP}")
+            group = users.DEFAULT_GROUP
+            ops = plan.account_ops(move.name, move.old_home, shell, group, create=False)
+            plan.apply(list(ops), None, lambda _number, _op: None)
+            click.echo(f"account {move.name}: shell {shell}, group {group}")
     for jail in _jails(moves):
         try:
-            ctx.invoke(jailcli.check, jail=jail, with_sshd=False, state_dir=state_dir)
+            commands.check(
+                jail,
+                every=False,
+                user_names=(),
+                all_users=False,
+                fix=False,
+                with_sshd=False,
+                sshd_config=None,
+                state_dir=state_dir,
+                dry_run=False,
+                as_json=False,
+            )
         except SystemExit as status:  # findings (exit 3) are reported, the import is done
-            if status.code not in (0, None, jailcli.EXIT_FINDINGS):
+            if status.code not in (0, None, commands.EXIT_FINDINGS):
                 raise
 
 

@@ -1,7 +1,11 @@
-"""The jail commands of scponly-py-setup: create, update, add-user, remove-user, check, sshd-config.
+"""What each scponly-py-setup command does (cli.py declares their options; the
+docstrings here are their help): install-shell, install-chroot-shell, create,
+update, add-user, remove-user, check, sshd-config.
 
-Every mutating command plans first (plan.py), prints the plan, and with
---dry-run stops there; --json prints one JSON document instead of text.
+Every mutating command plans first (plan.py: the jail's files and the
+accounts' useradd/usermod/userdel, groups and /etc/shells), prints the plan,
+and with --dry-run stops there; plan.apply makes every change. --json prints
+one JSON document instead of text.
 Errors are one line on stderr, never a traceback.
 
 Exit status: 0 done (or nothing to report), 1 error, 2 usage error,
@@ -18,6 +22,7 @@ import os
 import pwd
 import re
 import stat
+from collections.abc import Callable
 from dataclasses import replace
 
 import click
@@ -26,18 +31,19 @@ from scponly_py import trusted
 from scponly_py.programs import PROGRAMS
 from setup_chroot import (
     accountdb,
-    audit,
     batch,
     doctor,
     frozen,
     jailfs,
+    launcher,
     pamstack,
     plan,
     sshd,
     sshdinstall,
     users,
 )
-from setup_chroot.manifest import STATE_DIR, ManifestError, Store
+from setup_chroot import check as jail_check
+from setup_chroot.manifest import ManifestError, Store
 
 EXIT_FINDINGS = 3
 ADD_MODES = ("scponly-pyc", "chroot-directory", "internal-sftp")
@@ -60,16 +66,6 @@ ERRORS = (
     frozen.InstallError,
     OSError,
 )
-
-state_dir_option = click.option(
-    "--state-dir",
-    default=STATE_DIR,
-    show_default=True,
-    envvar="SCPONLY_PY_STATE_DIR",
-    help="Where jail manifests are kept (outside every jail).",
-)
-dry_run_option = click.option("--dry-run", is_flag=True, help="Print the plan, change nothing.")
-json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 
 
 def _jail_path(jail: str) -> str:
@@ -129,43 +125,52 @@ def _converge(
     as_json: bool,
     before: list[str] | None = None,
     adopt: bool = False,
+    first: list[plan.Operation] | None = None,
 ) -> dict[str, object]:
-    """Plan `spec` against the jail, show the plan, apply it unless dry-run, save the manifest."""
-    for name in users.missing([user.name for user in spec.users]):
-        click.echo(
-            f"warning: {spec.jail}: user {name} has no account any more (userdel?): left out of"
-            f" the jail's passwd, home kept; remove-user {name} --forget or update --prune"
-            " drops it",
-            err=True,
-        )
+    """Plan `spec` against the jail, show the plan, apply it unless dry-run, save the manifest.
+
+    `first` (account changes, a home to purge) is shown and applied before the jail's plan
+    is made, since that plan reads the accounts: the text output shows it as its own
+    numbered list ("accounts: N operations"), --json as the head of "operations".
+    """
     fs = _open_jail(spec.jail, create=not dry_run)
     try:
         if fs is not None and not adopt:
             _verify_opened(store, spec.jail, fs)
+        heading = [*(before or [])]
+        if first is not None:
+            heading.append(f"accounts: {_count(first)}")
+        if dry_run:
+            heading += map(plan.describe, first or [])
+        else:
+            if not as_json:
+                for line in heading:
+                    click.echo(line)
+            plan.apply(first or [], fs, _progress(first or [], as_json))
+        for name in users.missing([user.name for user in spec.users]):
+            click.echo(
+                f"warning: {spec.jail}: user {name} has no account any more (userdel?): left"
+                f" out of the jail's passwd, home kept; remove-user {name} --forget or update"
+                " --prune drops it",
+                err=True,
+            )
         planned = plan.make_plan(spec, fs, recorded.keys())
         ops = planned.ops
-        header = f"{spec.jail}: {len(ops)} operation{'s' if len(ops) != 1 else ''}"
+        header = f"{spec.jail}: {_count(ops)}"
         document: dict[str, object] = {
             "jail": spec.jail,
             "dry_run": dry_run,
-            "operations": [plan.to_json(op) for op in ops],
+            "operations": [plan.to_json(op) for op in [*(first or []), *ops]],
         }
         stale_tree = spec.frozen is not None and not _frozen_current(fs, spec.frozen)
         after = [f"copy     {spec.frozen}  (frozen scponly-py tree)"] if stale_tree else []
         if dry_run:
-            _emit(as_json, document, [*(before or []), header, *map(plan.describe, ops), *after])
+            _emit(as_json, document, [*heading, header, *map(plan.describe, ops), *after])
             return document
         if not as_json:
-            for line in before or []:
-                click.echo(line)
             click.echo(header)
-
-        def progress(number: int, op: plan.Operation) -> None:
-            if not as_json:
-                click.echo(f"  [{number}/{len(ops)}] {plan.describe(op)}")
-
         assert fs is not None
-        kept = plan.apply(ops, fs, progress)
+        kept = plan.apply(ops, fs, _progress(ops, as_json))
         if stale_tree and spec.frozen is not None:
             frozen.install_in_jail(spec.frozen, spec.jail, spec.frozen)
             if not as_json:
@@ -182,6 +187,20 @@ def _converge(
     finally:
         if fs is not None:
             fs.close()
+
+
+def _count(ops: list[plan.Operation]) -> str:
+    return f"{len(ops)} operation{'s' if len(ops) != 1 else ''}"
+
+
+def _progress(ops: list[plan.Operation], as_json: bool) -> Callable[[int, plan.Operation], None]:
+    """plan.apply's progress: one numbered line per operation (none with --json)."""
+
+    def progress(number: int, op: plan.Operation) -> None:
+        if not as_json:
+            click.echo(f"  [{number}/{len(ops)}] {plan.describe(op)}")
+
+    return progress
 
 
 def _frozen_current(fs: jailfs.JailFS | None, tree: str) -> bool:
@@ -216,20 +235,6 @@ def _profiles(values: tuple[str, ...]) -> tuple[str, ...]:
 # -- commands -----------------------------------------------------------------------------
 
 
-@click.command()
-@click.argument("jail")
-@click.option(
-    "--profile",
-    "profiles",
-    multiple=True,
-    help=f"Programs to provide: {', '.join(PROGRAMS)} (comma-separated or repeated;"
-    f" default {','.join(DEFAULT_PROFILES)}).",
-)
-@click.option("--bin", "binaries", multiple=True, help="Another program (absolute path).")
-@click.option("--localtime/--no-localtime", default=True, help="Copy /etc/localtime.")
-@state_dir_option
-@dry_run_option
-@json_option
 def create(  # noqa: PLR0917 - click passes options as arguments
     jail: str,
     profiles: tuple[str, ...],
@@ -254,17 +259,6 @@ def create(  # noqa: PLR0917 - click passes options as arguments
         raise click.ClickException(str(error)) from None
 
 
-@click.command()
-@click.argument("jail", required=False)
-@click.option("--all", "every", is_flag=True, help="Every jail that has a manifest.")
-@click.option(
-    "--prune",
-    is_flag=True,
-    help="Drop users whose account no longer exists (deleted with userdel) from the manifest.",
-)
-@state_dir_option
-@dry_run_option
-@json_option
 def update(  # noqa: PLR0917 - click passes options as arguments
     jail: str | None, every: bool, prune: bool, state_dir: str, dry_run: bool, as_json: bool
 ) -> None:
@@ -292,66 +286,6 @@ def _targets(store: Store, jail: str | None, every: bool) -> list[str]:
     return store.jails() if every else [_jail_path(jail)]  # type: ignore[arg-type]
 
 
-@click.command("add-user")
-@click.argument("user", required=False)
-@click.option("--jail", default=None, help="The jail (made by create); with --from, the default.")
-@click.option(
-    "--from",
-    "from_file",
-    default=None,
-    metavar="FILE",
-    help="Add every user of FILE (.csv with a header row, or .toml [[user]] tables; columns"
-    " name, uid, jail, writable, keys, group, shell) in one plan: a bad row is reported by"
-    " its line and nothing is applied; running it again changes nothing.",
-)
-@click.option("--create", "create_account", is_flag=True, help="useradd if the account is new.")
-@click.option(
-    "--writable",
-    default=plan.WRITABLE,
-    show_default=True,
-    help="The one directory in the (root-owned) home that the user may write.",
-)
-@click.option(
-    "--shell",
-    default="scponly-pyc",
-    show_default=True,
-    help="scponly-pyc (chroots itself; home JAIL//home/USER), scponly-py (for sshd's"
-    " ChrootDirectory; home /home/USER), or an absolute path.",
-)
-@click.option(
-    "--group",
-    default=None,
-    help="Also make USER a member of this group (created if missing): the one sshd-config's"
-    " Match block names. Default: scponly; with --mode chroot-directory scponly-chroot, with"
-    " --mode internal-sftp sftponly. Give the same --group to sshd-config.",
-)
-@click.option(
-    "--mode",
-    type=click.Choice(ADD_MODES),
-    default="scponly-pyc",
-    show_default=True,
-    help="scponly-pyc: the shell chroots itself (--shell). chroot-directory: sshd chroots"
-    " (ChrootDirectory JAIL) and runs the frozen scponly-py copied into the jail with the"
-    " libraries it needs, linked as /usr/bin/scponly-py. internal-sftp: sftp only, served by"
-    " sshd in the jail (ForceCommand internal-sftp; shell /usr/sbin/nologin). Both make the"
-    " jail if it has no manifest and install the group's Match block (sshd-config --install).",
-)
-@click.option(
-    "--frozen-dir",
-    default=FROZEN_DIR,
-    show_default=True,
-    help="With --mode chroot-directory: where install-chroot-shell put the frozen tree (it is"
-    " copied into the jail at the same path, and update keeps the copy current).",
-)
-@click.option(
-    "--sshd-install/--no-sshd-install",
-    default=True,
-    help="With --mode chroot-directory or internal-sftp: install the Match block.",
-)
-@click.option("-f", "sshd_main", default=sshdinstall.MAIN, help="The sshd_config to change.")
-@state_dir_option
-@dry_run_option
-@json_option
 def add_user(  # noqa: PLR0917 - click passes options as arguments
     user: str | None,
     jail: str | None,
@@ -405,34 +339,25 @@ def add_user(  # noqa: PLR0917 - click passes options as arguments
                 spec = replace(spec, frozen=frozen_dir.rstrip("/"))
             existing = next((entry for entry in spec.users if entry.name == user), None)
             account = f"account {user}: home {home}, shell {shell_path}, group {group}"
-            if dry_run:
-                try:
-                    users.ids(user)
-                except users.UserError:
-                    account += " (new: useradd; home and passwd lines follow)"
-                    entry = None
-                else:
-                    entry = plan.User(user, writable)
-            else:
-                users.check_name(group)
-                previous = users.ensure_account(user, home, shell_path, create=create_account)
-                if users.register_shell(shell_path) and not as_json:
-                    click.echo(f"added {shell_path} to {users.SHELLS}")
-                if users.ensure_group(group) and not as_json:
-                    click.echo(f"created group {group}")
-                joined = users.join_group(user, group)
-                entry = existing or plan.User(
-                    user,
-                    writable,
-                    created=previous is None,
-                    previous_home=previous[0] if previous else None,
-                    previous_shell=previous[1] if previous else None,
-                )
-                entry = replace(
-                    entry, writable=writable, group=group if joined else entry.group, mode=mode
-                )
+            first = plan.account_ops(user, home, shell_path, group, create=create_account)
+            before = users.account(user)
+            entry = existing or plan.User(
+                user,
+                writable,
+                created=before is None,
+                previous_home=before.pw_dir if before else None,
+                previous_shell=before.pw_shell if before else None,
+            )
+            joined = plan.JoinGroup(user, group) in first
+            entry = replace(
+                entry, writable=writable, group=group if joined else entry.group, mode=mode
+            )
             others = tuple(item for item in spec.users if item.name != user)
-            new_spec = replace(spec, users=others + ((entry,) if entry else ()))
+            if dry_run and before is None:  # its uid is useradd's choice: no home planned yet
+                account += " (new: its home and passwd lines follow useradd)"
+                new_spec = replace(spec, users=others)
+            else:
+                new_spec = replace(spec, users=(*others, entry))
             _converge(
                 store,
                 new_spec,
@@ -441,6 +366,7 @@ def add_user(  # noqa: PLR0917 - click passes options as arguments
                 as_json=as_json,
                 before=[account],
                 adopt=loaded is None,
+                first=list(first),
             )
         if mode != "scponly-pyc" and sshd_install:
             _install_sshd(
@@ -547,13 +473,9 @@ def _add_batch(
                 stack.enter_context(store.lock(jail))
             specs = {jail: _batch_spec(store, jail, rows) for jail in jails}
             accounts, changes = _batch_accounts(rows)
-            if dry_run:
-                lines = [f"{len(accounts)} new accounts, {len(changes)} to change"]
-            else:
-                lines = _apply_accounts(rows, accounts, changes)
-            for line in lines:
-                if not as_json:
-                    click.echo(line)
+            if dry_run and not as_json:
+                click.echo(f"{len(accounts)} new accounts, {len(changes)} to change")
+            first: list[plan.Operation] | None = list(_batch_ops(rows, accounts, changes))
             for jail, (spec, recorded) in specs.items():
                 wanted = {row.name: row for row in rows if row.jail == jail}
                 kept = [user for user in spec.users if user.name not in wanted]
@@ -567,8 +489,11 @@ def _add_batch(
                     )
                     for name, row in wanted.items()
                 ]
+                if dry_run:  # the new accounts' uids are chosen when they are made
+                    new_users = [user for user in new_users if user.name not in accounts]
                 new_spec = replace(spec, users=tuple(kept + new_users))
-                _converge(store, new_spec, recorded, dry_run=dry_run, as_json=as_json)
+                _converge(store, new_spec, recorded, dry_run=dry_run, as_json=as_json, first=first)
+                first = None  # the accounts go with the first jail's plan
     except (batch.BatchError, accountdb.AccountDbError, *ERRORS) as error:
         raise click.ClickException(str(error)) from None
 
@@ -589,7 +514,7 @@ def _batch_accounts(rows: list[batch.Row]) -> tuple[dict[str, batch.Row], list[b
     taken = {entry.pw_uid: entry.pw_name for entry in present.values()}
     new, changes = {}, []
     for row in rows:
-        home = users.home_for(row.jail, row.name, users.shell_path(row.shell))
+        home = _home(row)
         entry = present.get(row.name)
         if entry is None:
             if row.uid is not None and row.uid in taken:
@@ -606,59 +531,47 @@ def _batch_accounts(rows: list[batch.Row]) -> tuple[dict[str, batch.Row], list[b
     return new, changes
 
 
-def _apply_accounts(
+def _batch_ops(
     rows: list[batch.Row], new: dict[str, batch.Row], changes: list[batch.Row]
-) -> list[str]:
+) -> list[plan.Account]:
     """Groups, the new accounts in one write per group, usermod for the others, /etc/shells."""
-    lines = []
+    ops: list[plan.Account] = []
+    present = {row.name: users.account(row.name) for row in rows if row.name not in new}
     for group in sorted({row.group for row in rows}):
-        if users.ensure_group(group):
-            lines.append(f"created group {group}")
-        made = accountdb.add(
-            [
-                accountdb.NewAccount(
-                    row.name,
-                    users.home_for(row.jail, row.name, users.shell_path(row.shell)),
-                    users.shell_path(row.shell),
-                    row.uid,
-                )
-                for row in new.values()
-                if row.group == group
-            ],
-            group,
+        try:
+            members = set(grp.getgrnam(group).gr_mem)
+            gid = grp.getgrnam(group).gr_gid
+        except KeyError:
+            ops.append(plan.AddGroup(group))
+            members, gid = set(), None
+        made = tuple(
+            accountdb.NewAccount(row.name, _home(row), users.shell_path(row.shell), row.uid)
+            for row in new.values()
+            if row.group == group
         )
         if made:
-            lines.append(f"created {len(made)} accounts in group {group}")
-    for row in changes:
-        shell = users.shell_path(row.shell)
-        users.ensure_account(
-            row.name, users.home_for(row.jail, row.name, shell), shell, create=False
-        )
-        lines.append(f"account {row.name}: home and shell changed")
-    members = {group: set(grp.getgrnam(group).gr_mem) for group in {row.group for row in rows}}
-    for row in rows:
-        joins = row.name not in new and row.name not in members[row.group]
-        if joins and users.join_group(row.name, row.group):
-            lines.append(f"account {row.name}: joined {row.group}")
+            ops.append(plan.AddAccounts(group, made))
+        ops += [
+            plan.JoinGroup(row.name, group)
+            for row in rows
+            if row.group == group
+            and (entry := present.get(row.name)) is not None
+            and row.name not in members
+            and entry.pw_gid != gid
+        ]
+    ops += [
+        plan.ChangeAccount(row.name, _home(row), users.shell_path(row.shell)) for row in changes
+    ]
     for shell in sorted({users.shell_path(row.shell) for row in rows}):
-        if users.register_shell(shell):
-            lines.append(f"added {shell} to {users.SHELLS}")
-    return lines
+        if users.is_ours(shell) and not users.registered(shell):
+            ops.append(plan.RegisterShell(shell))
+    return ops
 
 
-@click.command("remove-user")
-@click.argument("user")
-@click.option("--jail", required=True, help="The jail the user is in.")
-@click.option("--purge", is_flag=True, help="Also delete the user's home in the jail.")
-@click.option(
-    "--forget",
-    is_flag=True,
-    help="Only drop USER from the jail's manifest and passwd; leave the account alone"
-    " (for an account already deleted with userdel).",
-)
-@state_dir_option
-@dry_run_option
-@json_option
+def _home(row: batch.Row) -> str:
+    return users.home_for(row.jail, row.name, users.shell_path(row.shell))
+
+
 def remove_user(  # noqa: PLR0917 - click passes options as arguments
     user: str, jail: str, purge: bool, forget: bool, state_dir: str, dry_run: bool, as_json: bool
 ) -> None:
@@ -678,57 +591,23 @@ def remove_user(  # noqa: PLR0917 - click passes options as arguments
                 + (f", leave group {entry.group}" if entry.group and not forget else "")
                 + (f"; delete /home/{user} in the jail" if purge else "")
             )
-            if not dry_run:
-                if purge:
-                    with jailfs.JailFS(jail) as fs:
-                        if fs.lstat(f"/home/{user}") is not None:
-                            fs.remove_tree(f"/home/{user}")
-                previous = (
-                    (entry.previous_home, entry.previous_shell)
-                    if entry.previous_home is not None and entry.previous_shell is not None
-                    else None
-                )
-                if not forget:
-                    if entry.group:
-                        users.leave_group(user, entry.group)
-                    users.restore_account(user, entry.created, previous)
+            first: list[plan.Operation] = [plan.RemoveTree(f"/home/{user}")] if purge else []
+            if not forget:
+                first += plan.undo_account_ops(entry)
             new_spec = replace(spec, users=tuple(i for i in spec.users if i.name != user))
-            _converge(store, new_spec, recorded, dry_run=dry_run, as_json=as_json, before=[action])
+            _converge(
+                store,
+                new_spec,
+                recorded,
+                dry_run=dry_run,
+                as_json=as_json,
+                before=[action],
+                first=first,
+            )
     except ERRORS as error:
         raise click.ClickException(str(error)) from None
 
 
-@click.command()
-@click.argument("jail", required=False)
-@click.option("--all", "every", is_flag=True, help="Every jail that has a manifest.")
-@click.option(
-    "--user",
-    "user_names",
-    multiple=True,
-    metavar="NAME",
-    help="Check this account instead of a jail (repeat for more): its PAM stack, sshd -T,"
-    " login shell, home, ~/.ssh, login-time files and leftover jobs.",
-)
-@click.option(
-    "--all-users",
-    is_flag=True,
-    help="Check every account whose login shell is scponly-py or scponly-pyc.",
-)
-@click.option(
-    "--fix",
-    is_flag=True,
-    help="With --user/--all-users: remove group/other write and foreign owners from the home,"
-    " ~/.ssh and its key files; where systemd --user could read the home, make it root's with"
-    " a user-owned ~/files (user files stay). With JAIL/--all: make the jail root, its"
-    " directories, the users' homes, ~/.ssh and its files root's and at most 0755, and run"
-    " update (stale files, /dev/null); never inside a user's writable directory, never on a"
-    " jail whose path above it is unsafe. Prints each change, then checks again.",
-)
-@click.option("--sshd/--no-sshd", "with_sshd", default=True, help="Also run sshd -T per user.")
-@click.option("-f", "sshd_config", default=None, help="sshd_config to check (sshd -f).")
-@state_dir_option
-@dry_run_option
-@json_option
 def check(  # noqa: PLR0917 - click passes options as arguments
     jail: str | None,
     every: bool,
@@ -779,7 +658,9 @@ def check(  # noqa: PLR0917 - click passes options as arguments
                 raise click.ClickException(f"{path}: no such directory")
             loaded = store.load(path)
             spec, recorded = loaded if loaded else (None, None)
-            found: list[audit.Finding | sshd.Finding] = list(audit.check(path, spec, recorded))
+            found: list[jail_check.Finding | sshd.Finding] = list(
+                jail_check.check(path, spec, recorded)
+            )
             if with_sshd and spec is not None:
                 for user in spec.users:
                     found += _check_route_user(path, user, sshd_config)
@@ -847,7 +728,7 @@ def _fix_jail(store: Store, jail: str, *, dry_run: bool) -> None:
             document = _converge(store, *loaded, dry_run=dry_run, as_json=False)
             planned_paths = {str(op["path"]) for op in document["operations"]}  # type: ignore[attr-defined]
         spec, recorded = loaded if loaded else (None, None)
-        found = audit.Audit(jail, spec, recorded)
+        found = jail_check.Audit(jail, spec, recorded)
         found.run()
         changes: list[doctor.Planned] = [
             change
@@ -942,33 +823,6 @@ def _check_accounts(
         raise SystemExit(EXIT_FINDINGS)
 
 
-@click.command("sshd-config")
-@click.option("--group", default=None, help="Match Group (default: scponly).")
-@click.option("--user", "match_users", multiple=True, help="Match User instead of a group.")
-@click.option(
-    "--mode",
-    type=click.Choice(sshd.MODES),
-    default="scponly",
-    show_default=True,
-    help="scponly: the login shell is scponly-py(c); internal-sftp: ForceCommand internal-sftp.",
-)
-@click.option("--jail", default=None, help="ChrootDirectory (sshd enters the jail itself).")
-@click.option("--check", "check_user", default=None, metavar="USER", help="Check USER via sshd -T.")
-@click.option("--host", default="client.invalid", show_default=True, help="For --check.")
-@click.option("--addr", default="192.0.2.1", show_default=True, help="For --check.")
-@click.option("-f", "config", default=None, help="sshd_config to check or change (default sshd's).")
-@click.option(
-    "--install",
-    is_flag=True,
-    help="Write the block where sshd reads it: a drop-in in the sshd_config.d the main file"
-    " includes (else a marked block in the main file), never repeating a global keyword"
-    " already set; sshd -t before and after (rolled back on failure), sshd -T per managed"
-    " user, then reload sshd if it runs.",
-)
-@click.option("--uninstall", is_flag=True, help="Remove what --install wrote (same checks).")
-@click.option("--reload/--no-reload", default=True, help="With --install/--uninstall.")
-@dry_run_option
-@json_option
 def sshd_config(  # noqa: PLR0917 - click passes options as arguments
     group: str | None,
     match_users: tuple[str, ...],
@@ -1060,4 +914,51 @@ def _install_sshd(
         raise click.ClickException(str(error)) from None
 
 
-COMMANDS = (create, update, add_user, remove_user, check, sshd_config)
+def install_shell(dest: str, python_path: str | None, register: bool, dry_run: bool) -> None:
+    """Write the login shell: the secure-execution front and the isolated launcher it runs.
+
+    The front (compiled from scponly_py/front.c with the machine's C compiler, given
+    cap_wake_alarm+p) goes to --dest; the launcher, which runs Python isolated (-I) and
+    without site (-S), to PREFIX/lib/scponly-py/launcher. It byte-compiles the package
+    as root with that interpreter, so that no login compiles a module.
+    """
+    interpreter = python_path or launcher.interpreter()
+    parent = launcher.package_parent()
+    if dry_run:
+        click.echo(launcher.render(interpreter, parent), nl=False)
+        for reason in launcher.check_tree(interpreter, parent):
+            click.echo(f"warning: {reason}", err=True)
+        return
+    try:
+        launcher.install(dest, interpreter, parent)
+    except launcher.UnsafeInstall as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(
+        f"wrote {dest} (front, cap_wake_alarm+p) and {launcher.script_path(dest)} "
+        f"({interpreter} -IS, package in {parent})"
+    )
+    if register:
+        _register_shell(dest)
+
+
+def _register_shell(path: str) -> None:
+    """Add `path` to /etc/shells once, saying so."""
+    if users.register_shell(path):
+        click.echo(f"added {path} to {users.SHELLS}")
+
+
+def install_chroot_shell(
+    source: str, dest: str, setuid: bool, jail: str | None, register: bool
+) -> None:
+    """Install the frozen scponly-py and scponly-pyc (cap_sys_chroot+ep, or --setuid)."""
+    try:
+        if jail is not None:
+            click.echo(f"installed {frozen.install_in_jail(source, jail, dest)}")
+            return
+        for line in frozen.install_tree(source, dest, setuid=setuid):
+            click.echo(line)
+    except (frozen.InstallError, OSError) as error:
+        raise click.ClickException(str(error)) from None
+    if register:
+        for name in frozen.LOGIN_BINARIES:
+            _register_shell(f"{dest.rstrip('/')}/{name}")
