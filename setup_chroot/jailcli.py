@@ -28,6 +28,7 @@ from setup_chroot import (
     accountdb,
     audit,
     batch,
+    devlog,
     doctor,
     frozen,
     jailfs,
@@ -58,6 +59,7 @@ ERRORS = (
     users.UserError,
     sshd.SshdError,
     frozen.InstallError,
+    devlog.DevLogError,
     OSError,
 )
 
@@ -70,6 +72,7 @@ state_dir_option = click.option(
 )
 dry_run_option = click.option("--dry-run", is_flag=True, help="Print the plan, change nothing.")
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+DEVLOG_CHOICES = ("auto", *devlog.DAEMONS, "none")
 
 
 def _jail_path(jail: str) -> str:
@@ -165,7 +168,11 @@ def _converge(
                 click.echo(f"  [{number}/{len(ops)}] {plan.describe(op)}")
 
         assert fs is not None
-        kept = plan.apply(ops, fs, progress)
+
+        def warn(message: str) -> None:
+            click.echo(f"warning: {message}", err=True)
+
+        kept = plan.apply(ops, fs, progress, warn)
         if stale_tree and spec.frozen is not None:
             frozen.install_in_jail(spec.frozen, spec.jail, spec.frozen)
             if not as_json:
@@ -208,6 +215,13 @@ def _load(store: Store, jail: str) -> tuple[plan.Spec, dict[str, dict[str, objec
     return loaded
 
 
+def _devlog(choice: str) -> str | None:
+    """--devlog: the daemon that listens on the jail's /dev/log (auto: the host's /dev/log's)."""
+    if choice == "none":
+        return None
+    return devlog.detect() if choice == "auto" else choice
+
+
 def _profiles(values: tuple[str, ...]) -> tuple[str, ...]:
     names = [name.strip() for value in values for name in value.split(",") if name.strip()]
     return tuple(dict.fromkeys(names)) or DEFAULT_PROFILES
@@ -227,6 +241,16 @@ def _profiles(values: tuple[str, ...]) -> tuple[str, ...]:
 )
 @click.option("--bin", "binaries", multiple=True, help="Another program (absolute path).")
 @click.option("--localtime/--no-localtime", default=True, help="Copy /etc/localtime.")
+@click.option(
+    "--devlog",
+    "devlog_choice",
+    type=click.Choice(DEVLOG_CHOICES),
+    default=None,
+    help="Have a syslog daemon listen on the jail's /dev/log (sshd ChrootDirectory jails):"
+    " journald (a bind mount of its socket, a mount unit for boot), rsyslog (an imuxsock"
+    " socket in an /etc/rsyslog.d drop-in), auto (whichever owns the host's /dev/log) or"
+    " none (remove it). Default: as before.",
+)
 @state_dir_option
 @dry_run_option
 @json_option
@@ -235,6 +259,7 @@ def create(  # noqa: PLR0917 - click passes options as arguments
     profiles: tuple[str, ...],
     binaries: tuple[str, ...],
     localtime: bool,
+    devlog_choice: str | None,
     state_dir: str,
     dry_run: bool,
     as_json: bool,
@@ -246,9 +271,17 @@ def create(  # noqa: PLR0917 - click passes options as arguments
     try:
         with store.lock(jail):
             loaded = store.load(jail)
-            old_users = loaded[0].users if loaded else ()
+            old = loaded[0] if loaded else plan.Spec(jail)
             recorded = loaded[1] if loaded else {}
-            spec = plan.Spec(jail, _profiles(profiles), binaries, localtime, old_users)
+            spec = plan.Spec(
+                jail,
+                _profiles(profiles),
+                binaries,
+                localtime,
+                old.users,
+                old.frozen,
+                old.devlog if devlog_choice is None else _devlog(devlog_choice),
+            )
             _converge(store, spec, recorded, dry_run=dry_run, as_json=as_json, adopt=True)
     except ERRORS as error:
         raise click.ClickException(str(error)) from None
@@ -262,11 +295,24 @@ def create(  # noqa: PLR0917 - click passes options as arguments
     is_flag=True,
     help="Drop users whose account no longer exists (deleted with userdel) from the manifest.",
 )
+@click.option(
+    "--devlog",
+    "devlog_choice",
+    type=click.Choice(DEVLOG_CHOICES),
+    default=None,
+    help="Change who listens on the jail's /dev/log: see create --devlog. Default: as before.",
+)
 @state_dir_option
 @dry_run_option
 @json_option
 def update(  # noqa: PLR0917 - click passes options as arguments
-    jail: str | None, every: bool, prune: bool, state_dir: str, dry_run: bool, as_json: bool
+    jail: str | None,
+    every: bool,
+    prune: bool,
+    devlog_choice: str | None,
+    state_dir: str,
+    dry_run: bool,
+    as_json: bool,
 ) -> None:
     """Re-sync jails with the host after package upgrades (stale files removed)."""
     store = Store(state_dir)
@@ -281,6 +327,8 @@ def update(  # noqa: PLR0917 - click passes options as arguments
                     gone = set(users.missing([user.name for user in spec.users]))
                     before = [f"forget {name}: no account" for name in sorted(gone)]
                     spec = replace(spec, users=tuple(u for u in spec.users if u.name not in gone))
+                if devlog_choice is not None:
+                    spec = replace(spec, devlog=_devlog(devlog_choice))
                 _converge(store, spec, recorded, dry_run=dry_run, as_json=as_json, before=before)
     except ERRORS as error:
         raise click.ClickException(str(error)) from None
@@ -348,6 +396,15 @@ def _targets(store: Store, jail: str | None, every: bool) -> list[str]:
     default=True,
     help="With --mode chroot-directory or internal-sftp: install the Match block.",
 )
+@click.option(
+    "--devlog",
+    "devlog_choice",
+    type=click.Choice(DEVLOG_CHOICES),
+    default="auto",
+    show_default=True,
+    help="With --mode chroot-directory: who listens on the jail's /dev/log (the shell refuses"
+    " a login it cannot log): see create --devlog.",
+)
 @click.option("-f", "sshd_main", default=sshdinstall.MAIN, help="The sshd_config to change.")
 @state_dir_option
 @dry_run_option
@@ -363,6 +420,7 @@ def add_user(  # noqa: PLR0917 - click passes options as arguments
     mode: str,
     frozen_dir: str,
     sshd_install: bool,
+    devlog_choice: str,
     sshd_main: str,
     state_dir: str,
     dry_run: bool,
@@ -402,7 +460,7 @@ def add_user(  # noqa: PLR0917 - click passes options as arguments
             profiles = DEFAULT_PROFILES if mode == "chroot-directory" else ()
             spec, recorded = loaded or (plan.Spec(jail, profiles), {})
             if mode == "chroot-directory":
-                spec = replace(spec, frozen=frozen_dir.rstrip("/"))
+                spec = replace(spec, frozen=frozen_dir.rstrip("/"), devlog=_devlog(devlog_choice))
             existing = next((entry for entry in spec.users if entry.name == user), None)
             account = f"account {user}: home {home}, shell {shell_path}, group {group}"
             if dry_run:
@@ -452,12 +510,6 @@ def add_user(  # noqa: PLR0917 - click passes options as arguments
                 remove=False,
                 reload=True,
                 dry_run=dry_run,
-            )
-        if mode == "chroot-directory" and not as_json:
-            click.echo(
-                f"note: scponly-py logs to the jail's /dev/log and refuses a login it cannot log:"
-                f" have the syslog daemon listen on {jail}/dev/log (rsyslog: imuxsock"
-                f' AddUnixListenSocket "{jail}/dev/log")'
             )
     except (*ERRORS, frozen.InstallError) as error:
         raise click.ClickException(str(error)) from None
@@ -692,7 +744,12 @@ def remove_user(  # noqa: PLR0917 - click passes options as arguments
                     if entry.group:
                         users.leave_group(user, entry.group)
                     users.restore_account(user, entry.created, previous)
-            new_spec = replace(spec, users=tuple(i for i in spec.users if i.name != user))
+            others = tuple(item for item in spec.users if item.name != user)
+            new_spec = replace(spec, users=others)
+            if entry.mode == "chroot-directory" and all(
+                item.mode != "chroot-directory" for item in others
+            ):
+                new_spec = replace(new_spec, devlog=None)  # its last user: /dev/log goes too
             _converge(store, new_spec, recorded, dry_run=dry_run, as_json=as_json, before=[action])
     except ERRORS as error:
         raise click.ClickException(str(error)) from None

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 
 from scponly_py.programs import PROGRAMS
-from setup_chroot import frozen, jailfs, resolve, users
+from setup_chroot import devlog, frozen, jailfs, resolve, users
 
 # profile name -> the programs its jail needs (same paths inside the jail): the program table's
 PROFILES = {name: tuple(record["paths"].values()) for name, record in PROGRAMS.items()}
@@ -76,7 +76,7 @@ class Remove:
 
 
 Entry = Dir | File | Link | Node | Content
-Operation = Dir | File | Link | Node | Content | Remove
+Operation = Dir | File | Link | Node | Content | Remove | devlog.LogSocket | devlog.NoLogSocket
 
 
 WRITABLE = "files"  # the one user-writable directory in a root-owned home, by default
@@ -108,6 +108,7 @@ class Spec:
     frozen: str | None = (
         None  # the frozen scponly-py tree copied in (add-user --mode chroot-directory)
     )
+    devlog: str | None = None  # the daemon listening on the jail's /dev/log (devlog.DAEMONS)
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
@@ -121,6 +122,7 @@ class Spec:
             localtime=bool(data.get("localtime", True)),
             users=tuple(User(**user) for user in data.get("users", ())),  # type: ignore[arg-type, attr-defined]
             frozen=data.get("frozen"),  # type: ignore[arg-type]
+            devlog=data.get("devlog"),  # type: ignore[arg-type]
         )
 
     def programs(self) -> list[str]:
@@ -382,9 +384,9 @@ def make_plan(spec: Spec, fs: jailfs.JailFS | None, previous: Iterable[str] = ()
     """
     entries = desired(spec)
     differ = Differ(fs)
-    ops: list[Operation] = [
-        entry for path, entry in entries.items() if path != "/" and not differ.matches(entry)
-    ]
+    before, after = devlog.plan(spec.jail, spec.devlog, fs)
+    ops: list[Operation] = [*before]
+    ops += [entry for path, entry in entries.items() if path != "/" and not differ.matches(entry)]
     # A user whose account is gone keeps their home until remove-user --forget / update --prune.
     kept = tuple(f"/home/{name}" for name in users.missing([user.name for user in spec.users]))
     stale = [
@@ -395,17 +397,25 @@ def make_plan(spec: Spec, fs: jailfs.JailFS | None, previous: Iterable[str] = ()
     for path in sorted(stale, key=lambda item: item.split("/"), reverse=True):
         if fs is not None and fs.lstat(path) is not None:
             ops.append(Remove(path))
-    return Plan(entries, ops, differ)
+    return Plan(entries, ops + after, differ)
 
 
 def apply(
-    ops: list[Operation], fs: jailfs.JailFS, progress: Callable[[int, Operation], None]
+    ops: list[Operation],
+    fs: jailfs.JailFS,
+    progress: Callable[[int, Operation], None],
+    warn: Callable[[str], None],
 ) -> list[str]:
-    """Run `ops` in order through jailfs; return the directories kept because not empty."""
+    """Run `ops` in order through jailfs (the jail's /dev/log: devlog); return the
+    directories kept because not empty. `warn` gets what is done but does not work yet."""
     kept = []
     for number, op in enumerate(ops, 1):
         progress(number, op)
         match op:
+            case devlog.LogSocket() | devlog.NoLogSocket():
+                note = devlog.apply(op, fs)
+                if note is not None:
+                    warn(note)
             case Dir():
                 fs.make_dir(op.path, op.mode, op.uid, op.gid)
             case File():
@@ -444,14 +454,21 @@ def describe(op: Operation) -> str:
             return f"write    {op.path}  {op.mode:04o} ({len(op.data.splitlines())} lines)"
         case Remove():
             return f"remove   {op.path}"
+        case devlog.LogSocket():
+            how = "bind mount" if op.daemon == "journald" else "listen socket"
+            return f"devlog   {op.jail}/dev/log  {op.daemon} {how}: write {op.config}, apply now"
+        case devlog.NoLogSocket():
+            return f"undevlog {op.jail}/dev/log  {op.daemon}: stop, remove {op.config}"
     raise TypeError(op)
 
 
 def to_json(op: Operation) -> dict[str, object]:
     """One operation for --json output."""
     data: dict[str, object] = {"op": type(op).__name__.lower(), **asdict(op)}
-    if isinstance(op, Content):
+    if isinstance(op, Content | devlog.LogSocket):
         data["data"] = op.data.decode("utf-8", "replace")
+    if isinstance(op, devlog.LogSocket | devlog.NoLogSocket):
+        data["path"] = devlog.IN_JAIL
     if isinstance(op, File):
         data["capability"] = "cap_wake_alarm+p" if op.capability else None
     for key in ("mode",):
