@@ -39,7 +39,7 @@ IN_JAIL = "/dev/log"
 MARK = "# Written by scponly-py-setup"
 # Jail paths these files can name without quoting (a unit's Where=, an rsyslog string).
 PLAIN_PATH = re.compile(r"/[A-Za-z0-9._+@/-]*", re.ASCII)
-UNIT_SAFE = re.compile(rb"[A-Za-z0-9:_.]", re.ASCII)
+SAFE_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:")
 MS_BIND, MNT_DETACH = 0x1000, 2
 SOCKET_WAIT = 5.0  # seconds for a restarted rsyslog to create the jail's socket
 
@@ -84,28 +84,25 @@ def detect() -> str:
     )
 
 
-def escape_path(path: str) -> str:
-    """`systemd-escape --path PATH`: the name a mount unit for PATH must have (without .mount)."""
-    names = [name for name in path.split("/") if name]
-    if not names:
-        return "-"
+def escape(jail: str) -> str:
+    """A file name for a jail path, as `systemd-escape --path` makes it (reversible, no '/')."""
     out = []
-    for index, byte in enumerate("/".join(names).encode()):
-        char = bytes([byte])
-        if char == b"/":
+    for index, byte in enumerate(jail.strip("/").encode("utf-8", "surrogateescape")):
+        char = chr(byte)
+        if char == "/":
             out.append("-")
-        elif UNIT_SAFE.fullmatch(char) and not (index == 0 and char == b"."):
-            out.append(char.decode())
+        elif char in SAFE_CHARACTERS and not (index == 0 and char == "."):
+            out.append(char)
         else:
             out.append(f"\\x{byte:02x}")
-    return "".join(out)
+    return "".join(out) or "-"
 
 
 def config_path(daemon: str, jail: str) -> str:
     """The host file that gives `jail` its /dev/log with `daemon`."""
     if daemon == "journald":
-        return f"{UNIT_DIR}/{escape_path(jail + IN_JAIL)}.mount"
-    return f"{RSYSLOG_DIR}/scponly-py-{escape_path(jail)}.conf"
+        return f"{UNIT_DIR}/{escape(jail + IN_JAIL)}.mount"
+    return f"{RSYSLOG_DIR}/scponly-py-{escape(jail)}.conf"
 
 
 def config_text(daemon: str, jail: str) -> bytes:

@@ -12,6 +12,7 @@ remove-user takes everything away again.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -114,6 +115,17 @@ def test_rsyslog_jail_logs_with_no_hand_setup(sandbox: Sandbox) -> None:
     assert f"undevlog {jail}/dev/log  rsyslog: stop, remove" in removed
     assert not drop_in.exists()
     assert not (sandbox.path(jail) / "dev/log").exists()
+
+    # The trusted-path rule for what root writes outside the jail: a directory a user owns.
+    rsyslog_d = sandbox.path("/etc/rsyslog.d")
+    os.chown(rsyslog_d, 4242, 0)
+    try:
+        refused = run_setup(sandbox, "update", jail, "--devlog", "rsyslog")
+    finally:
+        os.chown(rsyslog_d, 0, 0)
+    assert refused.returncode == 1 and not drop_in.exists()
+    message = refused.stderr.decode()
+    assert message.count("\n") == 1 and "/etc/rsyslog.d is not owned by root (uid 4242)" in message
 
 
 def test_journald_jail_logs_with_no_hand_setup(sandbox: Sandbox) -> None:
