@@ -20,6 +20,8 @@ see them after chroot. Each finding has a stable code for scripts:
   nsswitch   /etc/nsswitch.conf missing, or a passwd/group/... source other than `files`
   library    a program's interpreter or library cannot be found inside the jail
   stale      a copied file differs from its host source (run `update`), or is missing
+  devlog     a jail with sshd ChrootDirectory users (or --devlog) whose /dev/log is missing, not
+             a socket, or has no syslog daemon behind it (setup_chroot/devlog.py)
   unexamined part of the jail could not be examined (it changed during the walk), or too many
              findings to list
 """
@@ -35,7 +37,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
 from scponly_py import trusted
-from setup_chroot import elf, jailfs, resolve
+from setup_chroot import devlog, elf, jailfs, resolve
 from setup_chroot.plan import DEV_NULL, Spec
 
 NSS_DATABASES = ("passwd", "group", "shadow", "gshadow", "initgroups")
@@ -243,6 +245,7 @@ class Audit:
         self.config_files()
         self.libraries()
         self.stale()
+        self.log_socket()
         return self.findings
 
     # -- the walk ---------------------------------------------------------------------------
@@ -416,6 +419,21 @@ class Audit:
                     continue
                 if current != host:
                     self.add("stale", path, f"differs from {source} (run update)")
+
+    def log_socket(self) -> None:
+        """The jail's /dev/log, where a chroot-directory user's shell logs (or is refused)."""
+        if self.spec is None:
+            return
+        routed = any(user.mode == "chroot-directory" for user in self.spec.users)
+        if not (routed or self.spec.devlog):
+            return
+        with self.reader() as fs:
+            found = devlog.problem(fs, self.spec.devlog)
+        if found is not None:
+            fix = f"scponly-py-setup update {self.jail}"
+            fix += "" if self.spec.devlog else " --devlog auto"
+            message = f"{found}: scponly-py refuses every login it cannot log; fix: {fix}"
+            self.add("devlog", devlog.IN_JAIL, message)
 
 
 def check(

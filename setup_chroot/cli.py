@@ -97,6 +97,16 @@ def install_chroot_shell(**options: Any) -> None:
 )
 @click.option("--bin", "binaries", multiple=True, help="Another program (absolute path).")
 @click.option("--localtime/--no-localtime", default=True, help="Copy /etc/localtime.")
+@click.option(
+    "--devlog",
+    "devlog_choice",
+    type=click.Choice(commands.DEVLOG_CHOICES),
+    default=None,
+    help="Have a syslog daemon listen on the jail's /dev/log (sshd ChrootDirectory jails):"
+    " journald (a bind mount of its socket, a mount unit for boot), rsyslog (an imuxsock"
+    " socket in an /etc/rsyslog.d drop-in), auto (whichever owns the host's /dev/log) or"
+    " none (remove it). Default: as before.",
+)
 @state_dir_option
 @dry_run_option
 @json_option
@@ -111,6 +121,13 @@ def create(**options: Any) -> None:
     "--prune",
     is_flag=True,
     help="Drop users whose account no longer exists (deleted with userdel) from the manifest.",
+)
+@click.option(
+    "--devlog",
+    "devlog_choice",
+    type=click.Choice(commands.DEVLOG_CHOICES),
+    default=None,
+    help="Change who listens on the jail's /dev/log: see create --devlog. Default: as before.",
 )
 @state_dir_option
 @dry_run_option
@@ -176,6 +193,15 @@ def update(**options: Any) -> None:
     help="With --mode chroot-directory or internal-sftp: install the Match block.",
 )
 @click.option("-f", "sshd_main", default=sshdinstall.MAIN, help="The sshd_config to change.")
+@click.option(
+    "--devlog",
+    "devlog_choice",
+    type=click.Choice(commands.DEVLOG_CHOICES),
+    default="auto",
+    show_default=True,
+    help="With --mode chroot-directory: who listens on the jail's /dev/log (the shell refuses"
+    " a login it cannot log): see create --devlog.",
+)
 @state_dir_option
 @dry_run_option
 @json_option

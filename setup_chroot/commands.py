@@ -32,6 +32,7 @@ from scponly_py.programs import PROGRAMS
 from setup_chroot import (
     accountdb,
     batch,
+    devlog,
     doctor,
     frozen,
     jailfs,
@@ -64,8 +65,16 @@ ERRORS = (
     users.UserError,
     sshd.SshdError,
     frozen.InstallError,
+    devlog.DevLogError,
     OSError,
 )
+
+DEVLOG_CHOICES = ("auto", *devlog.DAEMONS, "none")
+
+
+def warn(message: str) -> None:
+    """What was done but does not work yet (plan.apply's `warn`): one line on stderr."""
+    click.echo(f"warning: {message}", err=True)
 
 
 def _jail_path(jail: str) -> str:
@@ -146,7 +155,7 @@ def _converge(
             if not as_json:
                 for line in heading:
                     click.echo(line)
-            plan.apply(first or [], fs, _progress(first or [], as_json))
+            plan.apply(first or [], fs, _progress(first or [], as_json), warn)
         for name in users.missing([user.name for user in spec.users]):
             click.echo(
                 f"warning: {spec.jail}: user {name} has no account any more (userdel?): left"
@@ -170,7 +179,7 @@ def _converge(
         if not as_json:
             click.echo(header)
         assert fs is not None
-        kept = plan.apply(ops, fs, _progress(ops, as_json))
+        kept = plan.apply(ops, fs, _progress(ops, as_json), warn)
         if stale_tree and spec.frozen is not None:
             frozen.install_in_jail(spec.frozen, spec.jail, spec.frozen)
             if not as_json:
@@ -227,6 +236,13 @@ def _load(store: Store, jail: str) -> tuple[plan.Spec, dict[str, dict[str, objec
     return loaded
 
 
+def _devlog(choice: str) -> str | None:
+    """--devlog: the daemon that listens on the jail's /dev/log (auto: the host's /dev/log's)."""
+    if choice == "none":
+        return None
+    return devlog.detect() if choice == "auto" else choice
+
+
 def _profiles(values: tuple[str, ...]) -> tuple[str, ...]:
     names = [name.strip() for value in values for name in value.split(",") if name.strip()]
     return tuple(dict.fromkeys(names)) or DEFAULT_PROFILES
@@ -240,6 +256,7 @@ def create(  # noqa: PLR0917 - click passes options as arguments
     profiles: tuple[str, ...],
     binaries: tuple[str, ...],
     localtime: bool,
+    devlog_choice: str | None,
     state_dir: str,
     dry_run: bool,
     as_json: bool,
@@ -251,16 +268,30 @@ def create(  # noqa: PLR0917 - click passes options as arguments
     try:
         with store.lock(jail):
             loaded = store.load(jail)
-            old_users = loaded[0].users if loaded else ()
+            old = loaded[0] if loaded else plan.Spec(jail)
             recorded = loaded[1] if loaded else {}
-            spec = plan.Spec(jail, _profiles(profiles), binaries, localtime, old_users)
+            spec = plan.Spec(
+                jail,
+                _profiles(profiles),
+                binaries,
+                localtime,
+                old.users,
+                old.frozen,
+                old.devlog if devlog_choice is None else _devlog(devlog_choice),
+            )
             _converge(store, spec, recorded, dry_run=dry_run, as_json=as_json, adopt=True)
     except ERRORS as error:
         raise click.ClickException(str(error)) from None
 
 
 def update(  # noqa: PLR0917 - click passes options as arguments
-    jail: str | None, every: bool, prune: bool, state_dir: str, dry_run: bool, as_json: bool
+    jail: str | None,
+    every: bool,
+    prune: bool,
+    devlog_choice: str | None,
+    state_dir: str,
+    dry_run: bool,
+    as_json: bool,
 ) -> None:
     """Re-sync jails with the host after package upgrades (stale files removed)."""
     store = Store(state_dir)
@@ -275,6 +306,8 @@ def update(  # noqa: PLR0917 - click passes options as arguments
                     gone = set(users.missing([user.name for user in spec.users]))
                     before = [f"forget {name}: no account" for name in sorted(gone)]
                     spec = replace(spec, users=tuple(u for u in spec.users if u.name not in gone))
+                if devlog_choice is not None:
+                    spec = replace(spec, devlog=_devlog(devlog_choice))
                 _converge(store, spec, recorded, dry_run=dry_run, as_json=as_json, before=before)
     except ERRORS as error:
         raise click.ClickException(str(error)) from None
@@ -297,6 +330,7 @@ def add_user(  # noqa: PLR0917 - click passes options as arguments
     mode: str,
     frozen_dir: str,
     sshd_install: bool,
+    devlog_choice: str,
     sshd_main: str,
     state_dir: str,
     dry_run: bool,
@@ -336,7 +370,7 @@ def add_user(  # noqa: PLR0917 - click passes options as arguments
             profiles = DEFAULT_PROFILES if mode == "chroot-directory" else ()
             spec, recorded = loaded or (plan.Spec(jail, profiles), {})
             if mode == "chroot-directory":
-                spec = replace(spec, frozen=frozen_dir.rstrip("/"))
+                spec = replace(spec, frozen=frozen_dir.rstrip("/"), devlog=_devlog(devlog_choice))
             existing = next((entry for entry in spec.users if entry.name == user), None)
             account = f"account {user}: home {home}, shell {shell_path}, group {group}"
             first = plan.account_ops(user, home, shell_path, group, create=create_account)
@@ -378,12 +412,6 @@ def add_user(  # noqa: PLR0917 - click passes options as arguments
                 remove=False,
                 reload=True,
                 dry_run=dry_run,
-            )
-        if mode == "chroot-directory" and not as_json:
-            click.echo(
-                f"note: scponly-py logs to the jail's /dev/log and refuses a login it cannot log:"
-                f" have the syslog daemon listen on {jail}/dev/log (rsyslog: imuxsock"
-                f' AddUnixListenSocket "{jail}/dev/log")'
             )
     except (*ERRORS, frozen.InstallError) as error:
         raise click.ClickException(str(error)) from None
@@ -594,7 +622,12 @@ def remove_user(  # noqa: PLR0917 - click passes options as arguments
             first: list[plan.Operation] = [plan.RemoveTree(f"/home/{user}")] if purge else []
             if not forget:
                 first += plan.undo_account_ops(entry)
-            new_spec = replace(spec, users=tuple(i for i in spec.users if i.name != user))
+            others = tuple(item for item in spec.users if item.name != user)
+            new_spec = replace(spec, users=others)
+            if entry.mode == "chroot-directory" and all(
+                item.mode != "chroot-directory" for item in others
+            ):
+                new_spec = replace(new_spec, devlog=None)  # its last user: /dev/log goes too
             _converge(
                 store,
                 new_spec,

@@ -161,7 +161,7 @@ def _apply_moves(moves: list[migrate.Move], state_dir: str) -> None:
             shell = users.shell_path(move.shell)
             group = users.DEFAULT_GROUP
             ops = plan.account_ops(move.name, move.old_home, shell, group, create=False)
-            plan.apply(list(ops), None, lambda _number, _op: None)
+            plan.apply(list(ops), None, lambda _number, _op: None, commands.warn)
             click.echo(f"account {move.name}: shell {shell}, group {group}")
     for jail in _jails(moves):
         try:

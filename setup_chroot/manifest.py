@@ -23,29 +23,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from scponly_py import trusted
+from setup_chroot.devlog import escape  # a jail's manifest is named like its mount units
 from setup_chroot.plan import Spec
 
 STATE_DIR = "/var/lib/scponly-py/jails"
-SAFE_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:")
 VERSION = 1
 
 
 class ManifestError(Exception):
     """The state directory or a manifest is unsafe or unreadable."""
-
-
-def escape(jail: str) -> str:
-    """A file name for a jail path, as `systemd-escape --path` makes it (reversible, no '/')."""
-    out = []
-    for index, byte in enumerate(jail.strip("/").encode("utf-8", "surrogateescape")):
-        char = chr(byte)
-        if char == "/":
-            out.append("-")
-        elif char in SAFE_CHARACTERS and not (index == 0 and char == "."):
-            out.append(char)
-        else:
-            out.append(f"\\x{byte:02x}")
-    return "".join(out) or "-"
 
 
 def owners() -> tuple[int, ...]:

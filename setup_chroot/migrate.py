@@ -1,7 +1,7 @@
 """`import rssh` / `import scponly`: what an rssh.conf or the C scponly's accounts become here.
 
 Pure functions: parse, then convert to a config.toml text and a list of account
-moves; the command (importcli.py) shows them and, with --apply, runs the
+moves; the command (importer.py) shows them and, with --apply, runs the
 existing jail and account commands. rssh.conf(5) as rssh 2.3.4 reads it:
 keywords are case-insensitive, `keyword` or `keyword = value`, `#` starts a
 comment anywhere outside quotes, and quotes (' or ") may enclose any part of a

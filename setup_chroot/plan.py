@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 
 from scponly_py.programs import PROGRAMS
-from setup_chroot import accountdb, frozen, jailfs, resolve, users
+from setup_chroot import accountdb, devlog, frozen, jailfs, resolve, users
 
 # profile name -> the programs its jail needs (same paths inside the jail): the program table's
 PROFILES = {name: tuple(record["paths"].values()) for name, record in PROGRAMS.items()}
@@ -163,7 +163,18 @@ Account = (
     | LeaveGroup
     | RegisterShell
 )
-Operation = Dir | File | Link | Node | Content | Remove | RemoveTree | Account
+Operation = (
+    Dir
+    | File
+    | Link
+    | Node
+    | Content
+    | Remove
+    | RemoveTree
+    | Account
+    | devlog.LogSocket
+    | devlog.NoLogSocket
+)
 
 
 WRITABLE = "files"  # the one user-writable directory in a root-owned home, by default
@@ -195,6 +206,7 @@ class Spec:
     frozen: str | None = (
         None  # the frozen scponly-py tree copied in (add-user --mode chroot-directory)
     )
+    devlog: str | None = None  # the daemon listening on the jail's /dev/log (devlog.DAEMONS)
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
@@ -208,6 +220,7 @@ class Spec:
             localtime=bool(data.get("localtime", True)),
             users=tuple(User(**user) for user in data.get("users", ())),  # type: ignore[arg-type, attr-defined]
             frozen=data.get("frozen"),  # type: ignore[arg-type]
+            devlog=data.get("devlog"),  # type: ignore[arg-type]
         )
 
     def programs(self) -> list[str]:
@@ -529,9 +542,9 @@ def make_plan(spec: Spec, fs: jailfs.JailFS | None, previous: Iterable[str] = ()
     """
     entries = desired(spec)
     differ = Differ(fs)
-    ops: list[Operation] = [
-        entry for path, entry in entries.items() if path != "/" and not differ.matches(entry)
-    ]
+    before, after = devlog.plan(spec.jail, spec.devlog, fs)
+    ops: list[Operation] = [*before]
+    ops += [entry for path, entry in entries.items() if path != "/" and not differ.matches(entry)]
     # A user whose account is gone keeps their home until remove-user --forget / update --prune.
     kept = tuple(f"/home/{name}" for name in users.missing([user.name for user in spec.users]))
     stale = [
@@ -542,14 +555,18 @@ def make_plan(spec: Spec, fs: jailfs.JailFS | None, previous: Iterable[str] = ()
     for path in sorted(stale, key=lambda item: item.split("/"), reverse=True):
         if fs is not None and fs.lstat(path) is not None:
             ops.append(Remove(path))
-    return Plan(entries, ops, differ)
+    return Plan(entries, ops + after, differ)
 
 
 def apply(
-    ops: list[Operation], fs: jailfs.JailFS | None, progress: Callable[[int, Operation], None]
+    ops: list[Operation],
+    fs: jailfs.JailFS | None,
+    progress: Callable[[int, Operation], None],
+    warn: Callable[[str], None],
 ) -> list[str]:
     """Run `ops` in order (jail operations through `fs`, which only account operations may
-    do without); return the directories kept because not empty."""
+    do without; the jail's /dev/log: devlog); return the directories kept because not
+    empty. `warn` gets what is done but does not work yet."""
     kept = []
     for number, op in enumerate(ops, 1):
         progress(number, op)
@@ -558,6 +575,10 @@ def apply(
             continue
         assert fs is not None, op
         match op:
+            case devlog.LogSocket() | devlog.NoLogSocket():
+                note = devlog.apply(op, fs)
+                if note is not None:
+                    warn(note)
             case Dir():
                 fs.make_dir(op.path, op.mode, op.uid, op.gid)
             case File():
@@ -638,6 +659,11 @@ def describe(op: Operation) -> str:
             return f"gpasswd  {op.name}  leave group {op.group}"
         case RegisterShell():
             return f"shells   {op.path}  (added to {users.SHELLS})"
+        case devlog.LogSocket():
+            how = "bind mount" if op.daemon == "journald" else "listen socket"
+            return f"devlog   {op.jail}/dev/log  {op.daemon} {how}: write {op.config}, apply now"
+        case devlog.NoLogSocket():
+            return f"undevlog {op.jail}/dev/log  {op.daemon}: stop, remove {op.config}"
     raise TypeError(op)
 
 
@@ -660,8 +686,10 @@ def to_json(op: Operation) -> dict[str, object]:
         "op": OP_NAMES.get(type(op), type(op).__name__.lower()),
         **asdict(op),
     }
-    if isinstance(op, Content):
+    if isinstance(op, Content | devlog.LogSocket):
         data["data"] = op.data.decode("utf-8", "replace")
+    if isinstance(op, devlog.LogSocket | devlog.NoLogSocket):
+        data["path"] = devlog.IN_JAIL
     if isinstance(op, File):
         data["capability"] = "cap_wake_alarm+p" if op.capability else None
     for key in ("mode",):

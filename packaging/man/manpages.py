@@ -416,6 +416,36 @@ SETUP_PAGE = {
         ("GLOBAL OPTIONS", "@click-global"),
         ("COMMANDS", "@click"),
         ("EXIT STATUS", ["0 on success; non-zero on an error or, for checks, on any finding."]),
+        (
+            "FILES",
+            [
+                "For a jail that sshd enters with `ChrootDirectory` (`add-user --mode "
+                "chroot-directory`, or `--devlog`), the jail's /dev/log, where the shell must "
+                "log before it runs anything, is given to the daemon that owns the host's "
+                "/dev/log; removing the jail's last such user removes it again.",
+                (
+                    "list",
+                    [
+                        (
+                            "`/etc/systemd/system/`*ESCAPED-JAIL*`-dev-log.mount`",
+                            "journald: bind-mounts /run/systemd/journal/dev-log onto "
+                            "*JAIL*/dev/log, at boot and whenever that socket is re-created "
+                            "(the name is `systemd-escape --path` of *JAIL*/dev/log).",
+                        ),
+                        (
+                            "`/etc/rsyslog.d/scponly-py-`*ESCAPED-JAIL*`.conf`",
+                            "rsyslog: an imuxsock socket at *JAIL*/dev/log (rsyslog is "
+                            "restarted to read it).",
+                        ),
+                        (
+                            "`/var/lib/scponly-py/jails/`*ESCAPED-JAIL*`.json`",
+                            "The jail's manifest (what `update`, `check` and `remove-user` "
+                            "work from).",
+                        ),
+                    ],
+                ),
+            ],
+        ),
         ("SEE ALSO", ["scponly-py(8), scponly-pyc(8), scponly-py.toml(5), sshd_config(5)"]),
     ],
 }
