@@ -6,7 +6,7 @@ decision (DESIGN.md section 6), in this order, failing closed at each step:
   identity     getuid()/getpwuid() only (request.from_process), root refused
   config       /etc/scponly-py, read on the host before the chroot
   syslog       connected now (like LOG_NDELAY), so logging works inside the jail
-  preload      every grammar the policy enables, the supervisor and its /proc fd with
+  preload      every grammar the policy enables, the supervisor and its /proc/self/io fd with
                log_transfers (nothing is imported after the chroot)
   jail         `//` split of the passwd home; every component checked on its opened fd
   chroot       fchdir(jail fd) + chroot(".")
@@ -57,7 +57,7 @@ def preload(policy: Policy) -> None:
     if policy.log_transfers:
         from scponly_py import supervise  # noqa: PLC0415 - only logins that supervise load it
 
-        supervise.open_proc()
+        supervise.open_self_io()
 
 
 def enter_jail(request: Request, policy: Policy) -> Request:

@@ -12,9 +12,13 @@ connected before the chroot) closes its copies of them and:
   per-file message into the project's own line; any other message is passed to
   the client's stderr unchanged;
 - forwards SIGHUP, SIGINT, SIGQUIT and SIGTERM to the child;
-- when the child ends, reads its /proc/PID/io before reaping it (a zombie's
-  counters stay readable by its uid; the chroot shell keeps a /proc directory fd
-  opened before its chroot), logs the end line and exits as the child did.
+- when the child has ended and been reaped, counts its I/O from this
+  process's own /proc/self/io (the kernel adds a reaped child's counters to
+  its parent's): the difference since the fork, less what this process read
+  and wrote itself. The fd is opened before any chroot and privilege drop: a
+  process may always read its own counters through it, while the child's own
+  file is root's (sftp-server makes itself non-dumpable; so is scponly-pyc's
+  child before its exec); logs the end line and exits as the child did.
 
 Syslog sends never block: lines wait in a bounded buffer while the daemon is
 not reading and are dropped beyond it, counted in the end line's `dropped`.
@@ -223,32 +227,28 @@ def name_process(name: bytes) -> None:
     _ctypes.call_function(prctl, (PR_SET_NAME, name + b"\0", 0, 0, 0))
 
 
-# /proc as a directory fd, opened by the chroot shell before its chroot (`open_proc`).
-_proc: list[int] = []
+# This process's /proc/self/io, opened before any chroot (`open_self_io`); -1 if absent.
+_self_io: list[int] = []
 
 
-def open_proc() -> None:
-    """Keep a /proc directory fd for reading the child's io counters; none if absent."""
-    if not _proc:
+def open_self_io() -> None:
+    """Keep an fd on /proc/self/io for the end line's byte counts (none without /proc)."""
+    if not _self_io:
         try:
-            _proc.append(posix.open("/proc", posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC))
+            _self_io.append(posix.open("/proc/self/io", posix.O_RDONLY | posix.O_CLOEXEC))
         except OSError:
-            _proc.append(-1)
+            _self_io.append(-1)
 
 
-def io_counters(pid: int) -> tuple[object, object]:
-    """(rchar, wchar) of `pid` from /proc/PID/io, or ("unknown", "unknown")."""
-    open_proc()
+def self_io() -> "tuple[int, int, int] | None":
+    """(rchar, wchar, bytes this read itself added to rchar) of this process, or None."""
+    open_self_io()
     try:
-        fd = posix.open(f"{pid}/io", posix.O_RDONLY | posix.O_CLOEXEC, dir_fd=_proc[0])
-        try:
-            data = posix.read(fd, 4096)
-        finally:
-            posix.close(fd)
+        data = posix.pread(_self_io[0], 4096, 0)
         counters = dict(line.split(b": ") for line in data.splitlines() if b": " in line)
-        return int(counters[b"rchar"]), int(counters[b"wchar"])
+        return int(counters[b"rchar"]), int(counters[b"wchar"]), len(data)
     except (OSError, KeyError, ValueError):
-        return "unknown", "unknown"
+        return None
 
 
 def run(request: "Request", decision: "Allow") -> int:
@@ -264,6 +264,7 @@ def run(request: "Request", decision: "Allow") -> int:
             _socket.AF_UNIX, _socket.SOCK_SEQPACKET | _socket.SOCK_CLOEXEC
         )
     started = time.monotonic()
+    before = self_io()
     try:
         pid = posix.fork()
     except OSError as error:
@@ -275,7 +276,7 @@ def run(request: "Request", decision: "Allow") -> int:
         theirs.close()
     for fd in (0, 1):
         posix.close(fd)
-    return _supervise(request, decision, pid, ours, started)
+    return _supervise(request, decision, pid, stream=ours, started=started, before=before)
 
 
 def _child(request: "Request", decision: "Allow", stderr: "_socket.socket | None") -> None:
@@ -299,8 +300,10 @@ def _supervise(
     request: "Request",
     decision: "Allow",
     pid: int,
+    *,
     stream: "_socket.socket | None",
     started: float,
+    before: "tuple[int, int, int] | None",
 ) -> int:
     session = audit.session_id()
     name_process(UNLISTED_NAME if session.startswith("r") else NAME)
@@ -320,6 +323,7 @@ def _supervise(
 
     poller = select.poll()
     poller.register(wake_read, select.POLLIN)
+    own = Own()
     if stream is not None:
         stream.setblocking(False)
         poller.register(stream.fileno(), select.POLLIN)
@@ -331,9 +335,9 @@ def _supervise(
             poller.register(outbox.channel.fileno(), select.POLLOUT if writing else 0)
         for fd, _ in poller.poll():
             if fd == wake_read:
-                _drain_pipe(wake_read)
+                own.read += _drain_pipe(wake_read)
             elif stream is not None and fd == stream.fileno():
-                if not _read_stream(stream, outbox, common):
+                if not _read_stream(stream, outbox, common, own):
                     poller.unregister(fd)
             else:
                 outbox.flush()
@@ -343,9 +347,11 @@ def _supervise(
                 _kill(pid, number)
         ended = _exited(pid)
     if stream is not None:  # what the child wrote before it ended
-        _read_stream(stream, outbox, common)
-    rchar, wchar = io_counters(pid)
+        _read_stream(stream, outbox, common, own)
     _, status = posix.waitpid(pid, 0)
+    _signal.set_wakeup_fd(-1)
+    own.read += _drain_pipe(wake_read)
+    rchar, wchar = own.child_io(before, self_io())
     end = [("event", "end"), *common, ("program", decision.program)]
     code = posix.waitstatus_to_exitcode(status)
     end.append(("status", code) if code >= 0 else ("signal", SIGNAL_NAMES.get(-code, -code)))
@@ -363,12 +369,37 @@ def _supervise(
     return _leave(code)
 
 
-def _drain_pipe(fd: int) -> None:
+class Own:
+    """Bytes this process moved through read/write itself, which /proc/self/io also counts.
+
+    Each byte read from the signal wake-up pipe was written there by the signal
+    handler (the C part, a write(2)): it counts on both sides.
+    """
+
+    def __init__(self) -> None:
+        self.read = 0
+        self.written = 0
+
+    def child_io(
+        self, before: "tuple[int, int, int] | None", after: "tuple[int, int, int] | None"
+    ) -> tuple[object, object]:
+        """(bytes read, bytes written) of the reaped child, or "unknown" for both."""
+        if before is None or after is None:
+            return "unknown", "unknown"
+        rchar = after[0] - before[0] - before[2] - self.read
+        wchar = after[1] - before[1] - self.written - self.read
+        return rchar, wchar
+
+
+def _drain_pipe(fd: int) -> int:
+    """Read all that waits in a non-blocking pipe; how many bytes."""
+    total = 0
     try:
-        while posix.read(fd, 512):
-            pass
+        while chunk := posix.read(fd, 512):
+            total += len(chunk)
     except BlockingIOError:
         pass
+    return total
 
 
 def _kill(pid: int, number: int) -> None:
@@ -384,7 +415,7 @@ def _exited(pid: int) -> object:
 
 
 def _read_stream(
-    stream: _socket.socket, outbox: Outbox, common: "list[tuple[str, object]]"
+    stream: _socket.socket, outbox: Outbox, common: "list[tuple[str, object]]", own: Own
 ) -> bool:
     """Handle every record waiting on sftp-server's stderr; False once it is closed."""
     while True:
@@ -399,7 +430,7 @@ def _read_stream(
         fields = operation(record)
         if fields is None:
             try:
-                posix.write(2, record)
+                own.written += posix.write(2, record)
             except OSError:
                 pass
         elif fields:
