@@ -8,7 +8,7 @@ import os
 import click
 
 from scponly_py import bundle
-from setup_chroot import importcli, jailcli, launcher, login_bundle, users
+from setup_chroot import importcli, jailcli, launcher, login_bundle, sessionscli, users
 
 EXIT_INTERRUPTED = 130
 
@@ -102,7 +102,7 @@ def _register_shell(path: str) -> None:
         click.echo(f"added {path} to {users.SHELLS}")
 
 
-for _command in (*jailcli.COMMANDS, importcli.import_group):
+for _command in (*jailcli.COMMANDS, *sessionscli.COMMANDS, importcli.import_group):
     main.add_command(_command)
 
 

@@ -8,6 +8,7 @@ mid-transfer and a `signal` request (end line, no process left).
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -257,3 +258,61 @@ time.sleep(1.0)
 send_signal(channel, "TERM")
 print(channel.recv_exit_status())
 """
+
+
+def setup_tool(sandbox: Sandbox, *arguments: str) -> subprocess.CompletedProcess[bytes]:
+    """`scponly-py-setup ARGUMENTS` inside the sandbox (its /etc/passwd names the users)."""
+    repository = Path(__file__).resolve().parents[2]
+    program = "from setup_chroot.cli import main; main()"
+    return sandbox.run([sys.executable, "-c", program, *arguments], cwd=repository)
+
+
+def test_sessions_lists_and_kills(sandbox: Sandbox, tmp_path: Path) -> None:
+    tmp_path.chmod(0o755)
+    big = tmp_path / "slow.bin"
+    big.write_bytes(os.urandom(5_000_000))
+    uid = sandbox.users["tlog"].uid
+    mark = sandbox.log_mark()
+    client = sandbox.spawn(
+        ["sftp", "-F", str(sandbox.ssh_config), "-l", "400", "-b", "-", "tlog@sandbox"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    assert client.stdin is not None
+    client.stdin.write(f"put {big} slow.bin\n".encode())
+    client.stdin.close()
+    sandbox.log_since(mark, "event=open")
+    listed = setup_tool(sandbox, "sessions", "--json")
+    assert listed.returncode == 0, listed.stderr
+    found = [entry for entry in json.loads(listed.stdout) if entry["user"] == "tlog"]
+    assert len(found) == 1, found
+    session = found[0]
+    decision = next(fields for fields in map(logread.parse, sandbox.log_since(mark)) if fields)
+    assert session["session"] == decision["session"]
+    assert session["program"] == "sftp-server" and session["client"] == "127.0.0.1"
+    assert session["bytes_read"] > 0
+    killed = setup_tool(sandbox, "sessions", "--kill", str(session["session"]))
+    assert killed.returncode == 0, killed.stderr
+    client.wait(timeout=20)
+    end = session_lines(sandbox, mark, "tlog")[-1]
+    assert end["event"] == "end" and end["signal"] == "TERM", end
+    deadline = time.monotonic() + 10
+    while sandbox.pids(uid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert sandbox.pids(uid) == []
+
+
+def test_report_from_a_syslog_file(sandbox: Sandbox, local: Path) -> None:
+    for user in ("tlog", "tjson"):
+        result = sandbox.sftp_batch(user, f"put {local} report.bin\nget report.bin /dev/null\n")
+        assert result.returncode == 0, result.stderr
+    sandbox.ssh("tjson", "id")  # refused
+    sandbox.log_since(sandbox.log_mark(), "refuse", timeout=2)
+    result = setup_tool(sandbox, "report", "--file", str(sandbox.syslog_path), "--json")
+    assert result.returncode == 0, result.stderr
+    totals = json.loads(result.stdout)
+    for user in ("tlog", "tjson"):
+        assert totals[user]["files_up"] >= 1 and totals[user]["bytes_up"] >= SIZE
+        assert totals[user]["bytes_down"] >= SIZE and totals[user]["sessions"] >= 1
+    assert totals["tjson"]["refused"] >= 1
