@@ -44,13 +44,8 @@ if TYPE_CHECKING:
 NAME = b"scponly-py-sup"
 UNLISTED_NAME = b"scponly-py-supr"
 PR_SET_NAME = 15
+PR_SET_DUMPABLE = 4
 FORWARDED = (_signal.SIGHUP, _signal.SIGINT, _signal.SIGQUIT, _signal.SIGTERM)
-# Signals whose default action ends a process without a core dump: re-raised on
-# ourselves so that sshd sees the session end as the program did.
-RERAISED = frozenset(
-    {_signal.SIGHUP, _signal.SIGINT, _signal.SIGPIPE, _signal.SIGTERM, _signal.SIGKILL,
-     _signal.SIGALRM, _signal.SIGUSR1, _signal.SIGUSR2}
-)  # fmt: skip
 SIGNAL_NAMES = {
     _signal.SIGHUP: "HUP", _signal.SIGINT: "INT", _signal.SIGQUIT: "QUIT",
     _signal.SIGABRT: "ABRT", _signal.SIGKILL: "KILL", _signal.SIGSEGV: "SEGV",
@@ -221,10 +216,15 @@ class Outbox:
         self.backlog.clear()
 
 
+def prctl(*arguments: object) -> None:
+    """prctl(2) through `_ctypes`, as setid does; best effort (the result is not needed)."""
+    function = _ctypes.dlsym(_ctypes.dlopen(None, posix.RTLD_NOW), "prctl")
+    _ctypes.call_function(function, arguments)
+
+
 def name_process(name: bytes) -> None:
-    """Set this process's comm (prctl PR_SET_NAME); best effort, `_ctypes` as setid does."""
-    prctl = _ctypes.dlsym(_ctypes.dlopen(None, posix.RTLD_NOW), "prctl")
-    _ctypes.call_function(prctl, (PR_SET_NAME, name + b"\0", 0, 0, 0))
+    """Set this process's comm (PR_SET_NAME), by which `sessions` finds it."""
+    prctl(PR_SET_NAME, name + b"\0", 0, 0, 0)
 
 
 # This process's /proc/self/io, opened before any chroot (`open_self_io`); -1 if absent.
@@ -438,11 +438,15 @@ def _read_stream(
 
 
 def _leave(code: int) -> int:
-    """The exit status for `code` (waitstatus_to_exitcode); re-raises a terminating signal."""
+    """The exit status for `code` (waitstatus_to_exitcode), or end by the child's signal.
+
+    The signal is re-raised with its default action, so sshd reports the session
+    as ended by it; not dumpable first, so a core-dumping signal writes no core
+    of the supervisor. 128 + N only if the process survives its own signal.
+    """
     if code >= 0:
         return code
-    if -code in RERAISED:
-        _signal.signal(-code, _signal.SIG_DFL)
-        _signal.set_wakeup_fd(-1)
-        posix.kill(posix.getpid(), -code)
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+    _signal.signal(-code, _signal.SIG_DFL)
+    posix.kill(posix.getpid(), -code)
     return 128 - code

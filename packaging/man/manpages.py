@@ -503,7 +503,7 @@ CONFIG_PAGE = {
             "LOG LINES",
             [
                 "Facility authpriv, identifier scponly-py. Each line is ordered fields: "
-                "`key=value` (a value that is not plain is double-quoted, with `\\\\`, `\\\"` "
+                '`key=value` (a value that is not plain is double-quoted, with `\\\\`, `\\"` '
                 "and every other byte outside printable ASCII written `\\\\x`*NN*), or with "
                 "log_format json one JSON object (ASCII; a byte that is not UTF-8 is the "
                 "character U+DC80 plus its value; numbers are JSON numbers). Every line of one "
