@@ -1,10 +1,14 @@
-"""One syslog line per decision, facility authpriv, ident scponly-py.
+"""Syslog lines, facility authpriv, ident scponly-py.
 
-Every line is built by `format_line` from ordered `key=value` fields: the
-decisions (`line`), WinSCP's commands, internal errors and warnings. Values
-that are not plain are double-quoted with `\\`, `"` and every non-printable
-or non-ASCII byte escaped as `\\xNN`, so a command can never forge a log line
-(no raw newlines or control bytes) and undecodable bytes stay visible.
+Every line is built by `format_line` from ordered fields: the decisions
+(`line`), WinSCP's commands, the supervisor's operation and end lines
+(supervise.py), internal errors and warnings. In the "kv" format (the
+default) values that are not plain are double-quoted with `\\`, `"` and
+every non-printable or non-ASCII byte escaped as `\\xNN`; in "json"
+(`use_format`, from the policy's log_format) a line is one JSON object with
+the same fields, ASCII only (`\\uXXXX`; an undecodable byte is the lone
+surrogate U+DC80+byte, as Python's surrogateescape). Either way a command can
+never forge a line (no raw newline or control byte reaches syslog).
 """
 
 import _socket
@@ -44,9 +48,72 @@ def escape(value: str) -> str:
     return "".join(out)
 
 
+def json_string(value: str) -> str:
+    """`value` as a JSON string literal, ASCII only, cut after MAX_FIELD characters."""
+    out = ['"']
+    for char in value[:MAX_FIELD]:
+        code = ord(char)
+        if char in '"\\':
+            out.append("\\" + char)
+        elif 0x20 <= code < 0x7F:
+            out.append(char)
+        elif code > 0xFFFF:
+            code -= 0x10000
+            out.append(f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}")
+        else:
+            out.append(f"\\u{code:04x}")
+    out.append('..."' if len(value) > MAX_FIELD else '"')
+    return "".join(out)
+
+
+# The format of every line this process writes: "kv" or "json" (`use_format`).
+_format = ["kv"]
+
+
+def use_format(name: str) -> None:
+    """Write every further line in `name` ("kv" or "json"; policy.LOG_FORMATS)."""
+    _format[0] = name
+
+
 def format_line(fields: "Iterable[tuple[str, object]]") -> str:
-    """The log line of `fields`, in their order: `key=value` with each value escaped."""
+    """The log line of `fields`, in their order: `key=value` pairs, or one JSON object.
+
+    In JSON an int is a number, anything else a string.
+    """
+    if _format[0] == "json":
+        return (
+            "{"
+            + ", ".join(
+                f'"{key}": {value}' if type(value) is int else f'"{key}": {json_string(str(value))}'
+                for key, value in fields
+            )
+            + "}"
+        )
     return " ".join(f"{key}={escape(str(value))}" for key, value in fields)
+
+
+_session: list[str] = []
+
+
+def session_id() -> str:
+    """This login's id, on each of its lines: PID-STARTTIME, or r + 16 hex digits.
+
+    PID and STARTTIME (clock ticks after boot, /proc/self/stat field 22) are what
+    `scponly-py-setup sessions` reads back from /proc for a live session; the
+    chroot shell computes it before its chroot. Without /proc (sshd ChrootDirectory
+    jails) the id is random and such sessions are not listed by id.
+    """
+    if not _session:
+        try:
+            fd = posix.open("/proc/self/stat", posix.O_RDONLY | posix.O_CLOEXEC)
+            try:
+                data = posix.read(fd, 4096)
+            finally:
+                posix.close(fd)
+            _session.append(f"{posix.getpid()}-{int(data[data.rindex(b')') + 2 :].split()[19])}")
+        except (OSError, ValueError, IndexError):
+            _session.append("r" + posix.urandom(8).hex())
+    return _session[0]
 
 
 def line(
@@ -67,7 +134,7 @@ def line(
         ]
     else:
         fields += [("uid", uid)]
-    fields.append(("program", decision.program))
+    fields += [("session", session_id()), ("program", decision.program)]
     if decision.allowed:
         fields.append(("argv", words.join(decision.argv)))  # type: ignore[union-attr]
         if debug:
@@ -113,6 +180,19 @@ def connect() -> None:
     _channel.append(channel)
 
 
+def message(text: str, priority: int = INFO) -> bytes:
+    """The syslog datagram for one line (RFC 3164 header, authpriv, our ident and pid)."""
+    stamp = time.strftime("%b %d %H:%M:%S", time.localtime())
+    header = f"<{FACILITY_AUTHPRIV | priority}>{stamp} {IDENT}[{posix.getpid()}]: "
+    return (header + text).encode("utf-8", "surrogateescape")
+
+
+def channel() -> _socket.socket:
+    """The connected syslog socket (connecting now if needed); raises `AuditError`."""
+    connect()
+    return _channel[0]
+
+
 def log(text: str, priority: int = INFO) -> None:
     """Deliver one line to syslog (authpriv), or raise `AuditError` within SEND_TIMEOUT seconds.
 
@@ -120,11 +200,8 @@ def log(text: str, priority: int = INFO) -> None:
     reading, and it silently drops lines when /dev/log is missing. A login
     whose decision cannot be recorded is refused instead (fail closed).
     """
-    stamp = time.strftime("%b %d %H:%M:%S", time.localtime())
-    message = f"<{FACILITY_AUTHPRIV | priority}>{stamp} {IDENT}[{posix.getpid()}]: {text}"
     try:
-        connect()
-        _channel[0].send(message.encode("utf-8", "surrogateescape"))
+        channel().send(message(text, priority))
     except TimeoutError:
         raise AuditError(f"{LOG_SOCKET} is not accepting messages") from None
     except OSError as error:

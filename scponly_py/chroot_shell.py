@@ -6,7 +6,8 @@ decision (DESIGN.md section 6), in this order, failing closed at each step:
   identity     getuid()/getpwuid() only (request.from_process), root refused
   config       /etc/scponly-py, read on the host before the chroot
   syslog       connected now (like LOG_NDELAY), so logging works inside the jail
-  preload      every grammar the policy enables (nothing is imported after the chroot)
+  preload      every grammar the policy enables, the supervisor and its /proc/self/io fd with
+               log_transfers (nothing is imported after the chroot)
   jail         `//` split of the passwd home; every component checked on its opened fd
   chroot       fchdir(jail fd) + chroot(".")
   drop         capabilities (+ bounding set, securebits, uids/gids for the setuid build),
@@ -53,6 +54,10 @@ def preload(policy: Policy) -> None:
     """
     for name in sorted(policy.programs):
         programs.grammar(name)
+    if policy.log_transfers:
+        from scponly_py import supervise  # noqa: PLC0415 - only logins that supervise load it
+
+        supervise.open_self_io()
 
 
 def enter_jail(request: Request, policy: Policy) -> Request:
@@ -65,6 +70,7 @@ def enter_jail(request: Request, policy: Policy) -> Request:
             audit.connect()
         except audit.AuditError as error:
             raise jail.JailError(f"audit log: {error}") from None
+        audit.session_id()  # from /proc/self/stat, out of reach after the chroot
         identity = jail.Identity(posix.getuid(), posix.getgid(), tuple(posix.getgroups()))
         status_fd = jail.open_status()
         try:

@@ -33,6 +33,9 @@ from scponly_py.programs import default_paths
 PROGRAMS = tuple(TABLE)
 ACCESS_MODES = ("read-write", "read-only", "write-only")
 LOG_LEVELS = ("info", "debug")
+LOG_FORMATS = ("kv", "json")
+# sftp-server's own levels that name its per-operation lines (INFO) and its lookups (VERBOSE).
+TRANSFER_LOG_LEVELS = ("INFO", "VERBOSE")
 
 BUILTIN_DEFAULTS: dict[str, object] = {
     "programs": tuple(sorted(name for name, record in TABLE.items() if record["default"])),
@@ -41,6 +44,9 @@ BUILTIN_DEFAULTS: dict[str, object] = {
     "umask": 0o022,
     "start_dir": "",
     "log_level": "info",
+    "log_format": "kv",
+    "log_transfers": True,
+    "transfer_log_level": "INFO",
     "svn_root": "",
     "svn_tunnel_user": False,
 }
@@ -58,17 +64,20 @@ class Policy(Record):
     """What one user may do. Built only by `effective_policy` (or tests)."""
 
     __slots__ = (
-        "access", "links", "log_level", "paths", "programs", "start_dir", "svn_root",
-        "svn_tunnel_user", "umask",
+        "access", "links", "log_format", "log_level", "log_transfers", "paths", "programs",
+        "start_dir", "svn_root", "svn_tunnel_user", "transfer_log_level", "umask",
     )  # fmt: skip
     access: str
     links: bool
+    log_format: str
     log_level: str
+    log_transfers: bool
     paths: tuple[tuple[str, str], ...]
     programs: frozenset[str]
     start_dir: str
     svn_root: str
     svn_tunnel_user: bool
+    transfer_log_level: str
     umask: int
 
     def path(self, program: str) -> str:
@@ -171,6 +180,9 @@ SETTING_CHECKS = {
     "umask": _check_umask,
     "start_dir": _check_start_dir,
     "log_level": _check_choice(LOG_LEVELS),
+    "log_format": _check_choice(LOG_FORMATS),
+    "log_transfers": _check_bool,
+    "transfer_log_level": _check_choice(TRANSFER_LOG_LEVELS),
     "svn_root": _check_svn_root,
     "svn_tunnel_user": _check_bool,
 }
@@ -246,6 +258,10 @@ def effective_policy(
         access=settings["access"],
         links=settings["links"],
         log_level=settings["log_level"],
+        # .get: a config.compiled written before these keys existed lacks them.
+        log_format=settings.get("log_format", "kv"),
+        log_transfers=settings.get("log_transfers", True),
+        transfer_log_level=settings.get("transfer_log_level", "INFO"),
         paths=tuple(sorted(config["paths"].items())),  # type: ignore[attr-defined]
         programs=frozenset(settings["programs"]),  # type: ignore[arg-type]
         start_dir=settings["start_dir"],

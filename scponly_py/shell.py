@@ -75,8 +75,8 @@ def hold_signals() -> None:
     _signal.pthread_sigmask(_signal.SIG_BLOCK, HELD_SIGNALS)
 
 
-def release_signals() -> None:
-    """Default dispositions, then an empty mask, for the program about to be exec'd.
+def release_signals(ignored: tuple[int, ...] = ()) -> None:
+    """Default dispositions (`ignored`: ignore), then an empty mask, for the program to exec.
 
     Python ignores SIGPIPE and SIGXFSZ and handles SIGINT (ignored signals and
     the mask survive exec). A held signal is delivered as soon as it is
@@ -84,7 +84,7 @@ def release_signals() -> None:
     signal, silently, before the exec.
     """
     for number in (*HELD_SIGNALS, _signal.SIGXFSZ):
-        _signal.signal(number, _signal.SIG_DFL)
+        _signal.signal(number, _signal.SIG_IGN if number in ignored else _signal.SIG_DFL)
     _signal.pthread_sigmask(_signal.SIG_SETMASK, ())
 
 
@@ -144,11 +144,12 @@ def refuse(request: "Request | None", decision: Refuse, policy: "Policy | None" 
     return REFUSED
 
 
-def launch(decision: "Allow") -> str:
+def launch(decision: "Allow", ignored: tuple[int, ...] = ()) -> str:
     """Become the allowed program: umask, chdir, set-id filter, signals, execve.
 
-    The one child launch, for a login (`execute`) and for each of WinSCP's
-    commands (in a forked child). Returns only if a step fails, with why.
+    The one child launch, for a login (`execute`, in the supervisor's child with
+    log_transfers) and for each of WinSCP's commands (in a forked child). Signals
+    in `ignored` stay ignored across the exec. Returns only if a step fails, with why.
     """
     encode = requests.encode
     try:
@@ -160,7 +161,7 @@ def launch(decision: "Allow") -> str:
         setid.confine()
     except Refusal as refusal:
         return refusal.reason
-    release_signals()
+    release_signals(ignored)
     try:
         posix.execve(
             encode(decision.path),
@@ -171,9 +172,9 @@ def launch(decision: "Allow") -> str:
         return f"cannot run {decision.path}: {error.strerror}"
 
 
-def execute(request: "Request", decision: "Allow") -> int:
+def execute(request: "Request", decision: "Allow", ignored: tuple[int, ...] = ()) -> int:
     """Replace this process with the allowed program; return only if that fails."""
-    return refuse(request, Refuse(program=decision.program, reason=launch(decision)))
+    return refuse(request, Refuse(program=decision.program, reason=launch(decision, ignored)))
 
 
 def login(args: list[bytes], jail: "Jail | None" = None, frozen_start: bytes | None = None) -> int:
@@ -213,6 +214,7 @@ def login(args: list[bytes], jail: "Jail | None" = None, frozen_start: bytes | N
         except audit.AuditError:
             pass  # the decision's own line below fails closed if logging is broken
     policy = effective_policy(loaded.config, request.user, request.groups)
+    audit.use_format(policy.log_format)
     if trusted.systemd_booted():
         problem = trusted.user_manager_problem(request.home)
         if problem is not None:
@@ -242,6 +244,10 @@ def login(args: list[bytes], jail: "Jail | None" = None, frozen_start: bytes | N
         audit.log(audit.line(request, decision, request.uid, debug=policy.log_level == "debug"))
     except audit.AuditError as error:
         return refuse(request, Refuse(program=decision.program, reason=f"audit log: {error}"))
+    if policy.log_transfers:
+        from scponly_py import supervise  # noqa: PLC0415 - scponly-pyc preloads it
+
+        return supervise.run(request, decision)  # type: ignore[arg-type]
     return execute(request, decision)  # type: ignore[arg-type]
 
 

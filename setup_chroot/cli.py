@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from scponly_py.programs import PROGRAMS
-from setup_chroot import commands, importer, migrate, plan, sshd, sshdinstall
+from setup_chroot import commands, importer, migrate, plan, sessionscli, sshd, sshdinstall
 from setup_chroot.manifest import STATE_DIR
 
 EXIT_INTERRUPTED = 130
@@ -62,6 +62,10 @@ apply_option = click.option("--apply", is_flag=True, help="Do it (default: only 
 @click.option("--dry-run", is_flag=True, help="Print the launcher, write nothing.")
 def install_shell(**options: Any) -> None:
     commands.install_shell(**options)
+
+
+for _command in sessionscli.COMMANDS:
+    main.add_command(_command)
 
 
 @main.command("install-chroot-shell", help=commands.install_chroot_shell.__doc__)

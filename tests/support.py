@@ -26,14 +26,23 @@ def make_policy(
     log_level: str = "info",
     svn_root: str = "",
     svn_tunnel_user: bool = False,
+    log_format: str = "kv",
+    log_transfers: bool = False,
+    transfer_log_level: str = "INFO",
 ) -> Policy:
-    """A Policy with every field given; `paths` entries override the built-in ones."""
+    """A Policy with every field given; `paths` entries override the built-in ones.
+
+    log_transfers is off here (on by default in a config) so grammar tests see the bare argv.
+    """
     merged = dict(BUILTIN_PATHS)
     merged.update(paths or {})
     return Policy(
         access=access,
         links=links,
         log_level=log_level,
+        log_format=log_format,
+        log_transfers=log_transfers,
+        transfer_log_level=transfer_log_level,
         paths=tuple(sorted(merged.items())),
         programs=frozenset(programs),
         start_dir=start_dir,

@@ -105,6 +105,27 @@ CONFIG_KEYS: dict[str, tuple[str, str]] = {
         "string",
         "One of {log_levels}. debug adds the words of every command to the syslog line.",
     ),
+    "log_format": (
+        "string",
+        "One of {log_formats}: how every syslog line of the account's logins is written, "
+        "`key=value` pairs or one JSON object per line with the same fields (see LOG LINES). "
+        "Lines written before the configuration is read (a broken configuration, an internal "
+        "error) are always kv.",
+    ),
+    "log_transfers": (
+        "boolean",
+        "true runs each allowed program under a small supervisor (the login process itself, "
+        "after a fork): it logs one line per sftp operation and an end line per session (see "
+        "LOG LINES). The transfer's data never passes through it; its syslog sends never "
+        "block (lines that cannot wait are counted in the end line's dropped). false: the "
+        "login becomes the program, and the decision line is the only one.",
+    ),
+    "transfer_log_level": (
+        "string",
+        "One of {transfer_log_levels}: the level sftp-server logs at with log_transfers "
+        "(`-e -l` *LEVEL*, replacing any logging options the client gives). VERBOSE adds "
+        "opendir, stat, lstat and realpath lines.",
+    ),
     "svn_root": (
         "string",
         "The directory svnserve serves (`svnserve -t --root` *DIR*): a normalised absolute "
@@ -507,6 +528,57 @@ CONFIG_PAGE = {
         ("SETTINGS", "@settings"),
         ("PATHS", "@paths"),
         (
+            "LOG LINES",
+            [
+                "Facility authpriv, identifier scponly-py. Each line is ordered fields: "
+                '`key=value` (a value that is not plain is double-quoted, with `\\\\`, `\\"` '
+                "and every other byte outside printable ASCII written `\\\\x`*NN*), or with "
+                "log_format json one JSON object (ASCII; a byte that is not UTF-8 is the "
+                "character U+DC80 plus its value; numbers are JSON numbers). Every line of one "
+                "login has the same session: *PID*-*STARTTIME* (the login process and its "
+                "start in clock ticks after boot, as `scponly-py-setup sessions` shows it), or "
+                "r and 16 hexadecimal digits where /proc was missing at login (sshd "
+                "ChrootDirectory jails).",
+                (
+                    "list",
+                    [
+                        (
+                            "decision line",
+                            "decision (allow or refuse), user, uid, client (the client's "
+                            "address), mode (command, login, interactive), session, program, "
+                            "then argv (allowed) or reason and command (refused); with "
+                            "log_level debug also cwd, umask, env.",
+                        ),
+                        (
+                            "operation line (sftp, log_transfers)",
+                            "event (open, close, setstat, remove, mkdir, rmdir, rename, "
+                            "symlink, hardlink; with VERBOSE also opendir, stat, lstat, "
+                            "realpath), session, user, client, path (as the client sent it, "
+                            "relative to the start directory if not absolute; inside the jail "
+                            "for jailed accounts), then per event: open: mode (read, write, "
+                            "append, create, truncate, exclusive, comma-separated); close: "
+                            "bytes_read and bytes_written (of that file: a download reads, an "
+                            "upload writes); setstat: change (e.g. mode 0600, size 0); rename: "
+                            "target (the new name); symlink, hardlink: target (what the new "
+                            "link at path points to). A message that cannot be split "
+                            "unambiguously keeps its text as detail instead.",
+                        ),
+                        (
+                            "end line (log_transfers)",
+                            "event=end, session, user, client, program, status (exit status) "
+                            "or signal (the signal that ended the program, e.g. TERM), "
+                            "duration (seconds), bytes_read and bytes_written (everything the "
+                            "program and the processes it waited for read and wrote through "
+                            "read/write system calls: files and the connection; unknown "
+                            "without /proc), dropped (lines of this session the log daemon "
+                            "could not take in time). If the supervisor itself is killed, the "
+                            "program goes on and the end line is missing.",
+                        ),
+                    ],
+                ),
+            ],
+        ),
+        (
             "EXAMPLE",
             [
                 (
@@ -801,6 +873,8 @@ def settings_section() -> list[str]:
         "programs": ", ".join(policy.PROGRAMS),
         "access": ", ".join(policy.ACCESS_MODES),
         "log_levels": ", ".join(policy.LOG_LEVELS),
+        "log_formats": ", ".join(policy.LOG_FORMATS),
+        "transfer_log_levels": ", ".join(policy.TRANSFER_LOG_LEVELS),
     }
     lines = paragraph(
         "Allowed in [defaults], [group.*NAME*] and [user.*NAME*]. The default is the value "

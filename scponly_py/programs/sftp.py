@@ -11,7 +11,9 @@ What the client (or the administrator's Subsystem line) adds is accepted only
 if it parses and only if it can narrow, never widen, what the policy allows:
 `-R`, `-p`, `-P` (plain request names only, so `!name` cannot cancel our deny
 list) and logging options are kept; `-d` and `-u` are replaced by the policy;
-`-c`, `-h`, `-Q` are refused.
+`-c`, `-h`, `-Q` are refused. With `log_transfers` the policy's `-e -l LEVEL`
+replaces the client's logging options: sftp-server then logs every operation
+to its stderr, which the session supervisor reads (scponly_py/supervise.py).
 """
 
 from scponly_py.outcome import Refusal
@@ -93,11 +95,14 @@ def check(words: list[str], policy: "Policy", request: "Request") -> list[str]:
         given[letter] = value
 
     argv: list[str] = []
-    for letter in ("l", "f"):
-        if letter in given:
-            argv += [f"-{letter}", given[letter]]  # type: ignore[list-item]
-    if "e" in given:
-        argv.append("-e")
+    if policy.log_transfers:
+        argv += ["-e", "-l", policy.transfer_log_level]
+    else:
+        for letter in ("l", "f"):
+            if letter in given:
+                argv += [f"-{letter}", given[letter]]  # type: ignore[list-item]
+        if "e" in given:
+            argv.append("-e")
     if policy.access == "read-only" or "R" in given:
         argv.append("-R")
     denied = set(_split(given.get("P")))

@@ -70,8 +70,8 @@ def test_long_values_are_cut_and_marked() -> None:
 def test_allow_line() -> None:
     line = audit.line(make_request("scp -t 'my file'"), ALLOW, 1000)
     assert line == (
-        "decision=allow user=alice uid=1000 client=192.0.2.1 mode=login program=scp "
-        f'argv="{words.join(ALLOW.argv)}"'
+        f"decision=allow user=alice uid=1000 client=192.0.2.1 mode=login "
+        f'session={audit.session_id()} program=scp argv="{words.join(ALLOW.argv)}"'
     )
 
 
@@ -86,7 +86,7 @@ def test_refuse_line_carries_the_reason_and_the_command() -> None:
 
 def test_line_without_a_request_has_the_uid() -> None:
     line = audit.line(None, Refuse(program="-", reason="x"), 4242)
-    assert line == "decision=refuse uid=4242 program=- reason=x"
+    assert line == f"decision=refuse uid=4242 session={audit.session_id()} program=- reason=x"
 
 
 def test_interactive_refusal_has_no_command_field() -> None:
