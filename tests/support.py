@@ -1,7 +1,9 @@
-"""Builders shared by the tests: a Request and a Policy in one call, and a file "edit".
+"""Builders shared by the tests: a Request and a Policy in one call, the decision on them,
+and a file "edit".
 
 Both records are plain; building them here (instead of through the config
-loader or the passwd database) keeps `decide()` tests pure and fast.
+loader or the passwd database) keeps `decide()` tests pure and fast. Namespace
+harnesses live in tests/namespace.py.
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from scponly_py.decide import decide
+from scponly_py.outcome import Allow, Refuse
 from scponly_py.policy import BUILTIN_PATHS, Policy
 from scponly_py.request import Request
 
@@ -74,6 +78,35 @@ def make_request(
         uid=uid,
         user=user,
     )
+
+
+def decision_for(
+    command: str | None, request: dict[str, object] | None = None, **policy: object
+) -> Allow | Refuse:
+    """decide() on `make_request(command, **request)` and `make_policy(**policy)`."""
+    return decide(make_request(command, **request or {}), make_policy(**policy))  # type: ignore[arg-type]
+
+
+def must_allow(
+    command: str,
+    program: str | None = None,
+    request: dict[str, object] | None = None,
+    **policy: object,
+) -> Allow:
+    """`decision_for`'s decision, asserted to be an Allow (running `program` when given)."""
+    decision = decision_for(command, request, **policy)
+    assert isinstance(decision, Allow), decision
+    assert program is None or decision.program == program, decision
+    return decision
+
+
+def must_refuse(
+    command: str | None, request: dict[str, object] | None = None, **policy: object
+) -> Refuse:
+    """`decision_for`'s decision, asserted to be a Refuse."""
+    decision = decision_for(command, request, **policy)
+    assert isinstance(decision, Refuse), decision
+    return decision
 
 
 def touch(path: Path) -> None:

@@ -23,7 +23,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.e2e.sandbox import Sandbox, _die_with_parent
+from tests.e2e.sandbox import Sandbox
+from tests.namespace import die_with_parent, overlays
 
 REPO = Path(__file__).resolve().parents[2]
 COLLECTION = REPO / "packaging" / "ansible"
@@ -39,11 +40,7 @@ LOG_PORT = 514
 HOST_SETUP = """
 set -e
 hostname {name}
-for dir in usr opt; do
-    mkdir -p {root}/$dir.upper {root}/$dir.work
-    mount -t overlay overlay \
-        -o lowerdir=/$dir,upperdir={root}/$dir.upper,workdir={root}/$dir.work /$dir
-done
+{overlays}
 mount -t tmpfs -o mode=0755 tmpfs /srv
 mount -t tmpfs -o mode=0700 tmpfs /root
 mkdir -p /var/spool/rsyslog
@@ -88,7 +85,14 @@ class FleetHost(Sandbox):
 
     def _install_launcher(self) -> None:
         """Nothing to install: only the machine's own mounts and hostname."""
-        self.run(["sh", "-c", HOST_SETUP.format(root=self.root, name=self.name)], check=True)
+        self.run(
+            [
+                "sh",
+                "-c",
+                HOST_SETUP.format(name=self.name, overlays=overlays(self.root, "usr", "opt")),
+            ],
+            check=True,
+        )
 
     def _start_syslog(self) -> None:
         self.syslog_path.touch()
@@ -140,7 +144,7 @@ class Fleet:
                 "ip link set lo up && echo up && exec sleep infinity",
             ],
             stdout=subprocess.PIPE,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 - only prctl, no locks
+            preexec_fn=die_with_parent,  # noqa: PLW1509 - only prctl, no locks
         )
         assert self.network.stdout is not None
         if self.network.stdout.readline() != b"up\n":  # rsyslogd cannot bind before lo is up
@@ -172,7 +176,7 @@ class Fleet:
         )
         self.receiver = subprocess.Popen(
             self.in_network(["rsyslogd", "-n", "-f", str(config), "-i", str(self.root / "pid")]),
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 - only prctl, no locks
+            preexec_fn=die_with_parent,  # noqa: PLW1509 - only prctl, no locks
         )
         probe = self.in_network(["bash", "-c", f"exec 3<>/dev/tcp/{LOG_HOST}/{LOG_PORT}"])
         wait_for(

@@ -1,8 +1,8 @@
 """A throwaway OpenSSH server in private network and mount namespaces, for real-client tests.
 
-Nothing touches the host: `unshare --net --mount` gives the sandbox its own
-loopback (so port 22 is free) and its own mounts. Inside, /etc and /dev are
-overlay mounts whose upper layers live in the sandbox's temp dir, so test
+Nothing touches the host: `unshare --net --mount` (tests/namespace.py) gives the
+sandbox its own loopback (so port 22 is free) and its own mounts. Inside, /etc and
+/dev are overlay mounts whose upper layers live in the sandbox's temp dir, so test
 users, /etc/scponly-py/config.toml, /run/sshd and a /dev/log syslog listener
 exist only there and vanish with the namespace. The test process reaches
 that view of the filesystem through /proc/PID/root and runs clients inside
@@ -13,7 +13,6 @@ Used by the e2e tests and by the README's demo (scripts/demo.py).
 
 from __future__ import annotations
 
-import ctypes
 import os
 import shutil
 import signal
@@ -23,9 +22,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests.namespace import NamespaceHolder, overlays
+
 SSHD = "/usr/sbin/sshd"
 SFTP_SERVER = "/usr/lib/openssh/sftp-server"
-PR_SET_PDEATHSIG = 1
 FIRST_UID = 42000
 FAST_KEX = "curve25519-sha256"
 
@@ -48,8 +48,7 @@ SETUP_SCRIPT = """
 set -e
 ip link set lo up
 mount --make-rprivate /
-mount -t overlay overlay -o lowerdir=/etc,upperdir={root}/etc.upper,workdir={root}/etc.work /etc
-mount -t overlay overlay -o lowerdir=/dev,upperdir={root}/dev.upper,workdir={root}/dev.work /dev
+{overlays}
 mkdir -p /dev/pts
 mount -t devpts -o newinstance,ptmxmode=0666,mode=0620 devpts /dev/pts
 mount --bind /dev/pts/ptmx /dev/ptmx
@@ -62,16 +61,10 @@ mkdir -m 0755 -p /etc/scponly-py
 STOCK_SETUP_SCRIPT = """
 set -e
 mount -t tmpfs -o mode=0755 tmpfs /home
-mount -t overlay overlay -o lowerdir=/var,upperdir={root}/var.upper,workdir={root}/var.work /var
+{overlays}
 """
 STOCK_SSHD_CONFIG = "/etc/ssh/sshd_config"
 DROP_IN = "/etc/ssh/sshd_config.d/scponly-py-test.conf"
-
-
-def _die_with_parent() -> None:
-    """Run in the child before exec: if the test process dies, the namespace dies too."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 class User:
@@ -84,9 +77,11 @@ class User:
         self.shell = shell
 
 
-class Sandbox:
+class Sandbox(NamespaceHolder):
     """One sshd on ADDRESS:22 (127.0.0.1) with its own mounts, hostname, users and syslog, in a
     private network namespace or, with `network_of`, in the one that process lives in."""
+
+    enter = ("-m", "-n", "-u")
 
     def __init__(
         self,
@@ -97,16 +92,14 @@ class Sandbox:
         address: str = "127.0.0.1",
         network_of: int | None = None,
     ) -> None:
+        super().__init__()
         self.root = root
         self.stock = stock
         self.address = address
         self.network_of = network_of  # a pid whose network namespace this sandbox joins
         self.sshd_pidfile = root / "sshd.pid"
         self.launcher_python = launcher_python
-        self.holder: subprocess.Popen[bytes] | None = None
-        self.processes: list[subprocess.Popen[bytes]] = []
         self.syslog_process: subprocess.Popen[bytes] | None = None
-        self.mount_namespace = ""
         self.users: dict[str, User] = {}
         self.next_uid = FIRST_UID
         self.client_key = root / "client_key"
@@ -137,29 +130,17 @@ class Sandbox:
         return sandbox
 
     def _start(self, sshd_extra: str) -> None:
-        for name in ("etc.upper", "etc.work", "dev.upper", "dev.work", "var.upper", "var.work"):
-            (self.root / name).mkdir(mode=0o755)
         for name in ("bin", "home", "keys"):
             (self.root / name).mkdir(mode=0o755)
-        holder = ["unshare", "--mount", "--uts", "--", "sleep", "infinity"]
         if self.network_of is None:
-            holder.insert(1, "--net")
+            self.start("--net", "--mount", "--uts")
         else:
-            holder = ["nsenter", "-t", str(self.network_of), "-n", "--", *holder]
-        self.holder = subprocess.Popen(
-            holder,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 - only prctl, no locks
-        )
-        deadline = time.monotonic() + 5
-        own_mnt = os.readlink("/proc/self/ns/mnt")
-        while os.readlink(f"/proc/{self.holder.pid}/ns/mnt") == own_mnt:
-            if time.monotonic() > deadline:
-                raise RuntimeError("unshare did not create a mount namespace")
-            time.sleep(0.01)
-        self.mount_namespace = os.readlink(f"/proc/{self.holder.pid}/ns/mnt")
-        self.run(["sh", "-c", SETUP_SCRIPT.format(root=self.root)], check=True)
+            self.start("--mount", "--uts", network_of=self.network_of)
+        setup = SETUP_SCRIPT.format(overlays=overlays(self.root, "etc", "dev"))
+        self.run(["sh", "-c", setup], check=True)
         if self.stock:
-            self.run(["sh", "-c", STOCK_SETUP_SCRIPT.format(root=self.root)], check=True)
+            stock = STOCK_SETUP_SCRIPT.format(overlays=overlays(self.root, "var"))
+            self.run(["sh", "-c", stock], check=True)
         self._install_launcher()
         self._make_keys()
         self._start_syslog()
@@ -168,10 +149,7 @@ class Sandbox:
     def stop(self) -> None:
         """Kill everything in the namespaces (sessions, ControlMaster clients too); the
         namespaces and their mounts disappear with the last process."""
-        for process in [*self.processes, self.holder]:
-            if process is not None and process.poll() is None:
-                process.kill()
-                process.wait()
+        self.close()
         if self.holder is not None:
             for pid in self.pids():
                 try:
@@ -180,65 +158,9 @@ class Sandbox:
                     continue
         shutil.rmtree(self.root, ignore_errors=True)
 
-    def pids(self, uid: int | None = None) -> list[int]:
-        """Processes living in this sandbox's mount namespace (optionally of one uid)."""
-        assert self.holder is not None
-        found = []
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            try:
-                if os.readlink(f"/proc/{entry}/ns/mnt") != self.mount_namespace:
-                    continue
-                if uid is not None and os.stat(f"/proc/{entry}").st_uid != uid:
-                    continue
-            except OSError:
-                continue
-            found.append(int(entry))
-        return found
-
-    # -- running things inside --------------------------------------------------------------
-
-    def inside(self, argv: list[str]) -> list[str]:
-        """The argv that runs `argv` inside the sandbox's namespaces."""
-        assert self.holder is not None
-        return ["nsenter", "-t", str(self.holder.pid), "-m", "-n", "-u", "--", *argv]
-
-    def run(
-        self,
-        argv: list[str],
-        *,
-        input: bytes | None = None,
-        timeout: float = 60,
-        check: bool = False,
-        env: dict[str, str] | None = None,
-        cwd: str | Path | None = None,
-    ) -> subprocess.CompletedProcess[bytes]:
-        """Run a command inside the namespaces, capturing output."""
-        result = subprocess.run(
-            self.inside(argv),
-            input=input,
-            capture_output=True,
-            timeout=timeout,
-            env=env,
-            cwd=cwd,
-            check=False,
-        )
-        if check and result.returncode != 0:
-            raise RuntimeError(
-                f"{argv!r} failed ({result.returncode}): {result.stderr.decode(errors='replace')}"
-            )
-        return result
-
-    def path(self, inside: str) -> Path:
-        """A path inside the sandbox's mount namespace, as the test process can reach it."""
-        assert self.holder is not None
-        return Path(f"/proc/{self.holder.pid}/root") / inside.lstrip("/")
-
-    def spawn(self, argv: list[str], **kwargs: object) -> subprocess.Popen[bytes]:
-        process = subprocess.Popen(self.inside(argv), **kwargs)  # type: ignore[call-overload]
-        self.processes.append(process)
-        return process
+    def sh(self, script: str) -> None:
+        """Run a shell script inside the namespaces (`set -e`); raise if it fails."""
+        self.run(["sh", "-c", "set -e\n" + script], check=True)
 
     # -- set-up steps -----------------------------------------------------------------------
 
@@ -357,13 +279,43 @@ class Sandbox:
     def add_user(self, name: str, shell: str | None = None, home_mode: int = 0o755) -> User:
         """Create a user (passwd/group/shadow lines in the sandbox /etc) with a login key."""
         uid = self.next_uid
-        self.next_uid += 1
         home = self.root / "home" / name
         home.mkdir(mode=home_mode)
         os.chown(home, uid, uid)
-        shell = shell or str(self.launcher)
+        return self._add_account(name, str(home), shell or str(self.launcher))
+
+    def add_jail_user(self, name: str, home: str, shell: str, jail_home: str | None = None) -> User:
+        """A user whose passwd home is `home` as given (e.g. /srv/jail//home/u), with a login key.
+
+        `jail_home` "JAIL//INSIDE": make that directory (owned by the user) and add the user
+        to the jail's etc/passwd and etc/group where the jail has them (shell /bin/false).
+        """
+        uid = self.next_uid
+        user = self._add_account(name, home, shell, gecos="scponly-pyc test")
+        if jail_home is not None:
+            jail, inside = jail_home.split("//")
+            home_path = self.path(f"{jail}/{inside}")
+            home_path.mkdir(mode=0o755, parents=True, exist_ok=True)
+            os.chown(home_path, uid, uid)
+            entries = {
+                "etc/passwd": f"{name}:x:{uid}:{uid}:scponly-pyc test:/{inside}:/bin/false\n",
+                "etc/group": f"{name}:x:{uid}:\n",
+            }
+            for file, entry in entries.items():
+                target = self.path(f"{jail}/{file}")
+                if target.parent.exists():
+                    with target.open("a") as handle:
+                        handle.write(entry)
+        return user
+
+    def _add_account(
+        self, name: str, home: str, shell: str, gecos: str = "scponly-py test"
+    ) -> User:
+        """The next uid's passwd, group and shadow lines, and the client key authorized."""
+        uid = self.next_uid
+        self.next_uid += 1
         with self.path("/etc/passwd").open("a") as passwd:
-            passwd.write(f"{name}:x:{uid}:{uid}:scponly-py test:{home}:{shell}\n")
+            passwd.write(f"{name}:x:{uid}:{uid}:{gecos}:{home}:{shell}\n")
         with self.path("/etc/group").open("a") as group:
             group.write(f"{name}:x:{uid}:\n")
         with self.path("/etc/shadow").open("a") as shadow:
@@ -371,7 +323,7 @@ class Sandbox:
             shadow.write(f"{name}:*:19000:0:99999:7:::\n")
         public_key = (self.root / "client_key.pub").read_text()
         (self.root / "keys" / name).write_text(public_key)
-        user = User(name, uid, home, shell)
+        user = User(name, uid, Path(home), shell)
         self.users[name] = user
         return user
 

@@ -42,7 +42,6 @@ programs = ["sftp", "scp"]
 programs = ["scp"]
 """
 JAIL_SCRIPT = """
-set -e
 mount -t tmpfs -o mode=0755 tmpfs /srv
 mkdir -m 0755 /srv/cap /srv/state
 """
@@ -68,21 +67,18 @@ def sandbox(sandbox_factory) -> Sandbox:
 
 def jail_account(sandbox: Sandbox, frozen_tree: Path) -> Account:
     """jcli: scponly-pyc (file capability) chrooting into /srv/jail, set up as an admin would."""
-    from tests.root.test_chroot_shell import Setup  # noqa: PLC0415 - its user helper
-
-    state = Setup(sandbox)
-    state.sh(JAIL_SCRIPT)
-    state.run(
+    sandbox.sh(JAIL_SCRIPT)
+    sandbox.run(
         [SETUP, "install-chroot-shell", "--from", str(frozen_tree), "--dest", PYC.rsplit("/", 1)[0],
          "--no-register"],
         check=True,
     )  # fmt: skip
-    state.run(
+    sandbox.run(
         [SETUP, "create", "/srv/jail", "--profile", "sftp,scp,hashsum",
          "--state-dir", "/srv/state"],
         check=True,
     )  # fmt: skip
-    state.add_user("jcli", "/srv/jail//home/jcli", PYC, "/srv/jail//home/jcli")
+    sandbox.add_jail_user("jcli", "/srv/jail//home/jcli", PYC, "/srv/jail//home/jcli")
     return Account("jcli", "/home/jcli", sandbox.path("/srv/jail/home/jcli"))
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.sandbox import Sandbox
+from tests.namespace import overlays
 from tests.packaging.conftest import SYSTEM_PATH, require_tools, system_env
 
 pytestmark = [pytest.mark.root, pytest.mark.e2e]
@@ -32,11 +33,7 @@ MODULES = "/usr/share/scponly-py/scponly_py"
 JAIL = "/srv/jail"
 OVERLAYS = """
 set -e
-for dir in usr var; do
-    mkdir -p {root}/$dir.upper {root}/$dir.work
-    mount -t overlay overlay \
-        -o lowerdir=/$dir,upperdir={root}/$dir.upper,workdir={root}/$dir.work /$dir
-done
+{overlays}
 mount -t tmpfs -o mode=0755 tmpfs /srv
 """
 EXPECTED = {
@@ -68,7 +65,9 @@ class PackageSandbox(Sandbox):
     shells_before: bytes
 
     def _install_launcher(self) -> None:
-        self.run(["sh", "-c", OVERLAYS.format(root=self.root)], check=True)
+        self.run(
+            ["sh", "-c", OVERLAYS.format(overlays=overlays(self.root, "usr", "var"))], check=True
+        )
         self.shells_before = self.path("/etc/shells").read_bytes()
         installed = self.dpkg("-i", str(self.deb))
         assert installed.returncode == 0, installed.stderr.decode(errors="replace")

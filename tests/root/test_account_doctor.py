@@ -24,8 +24,7 @@ def ns(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Namespace]:
         pytest.skip("needs root and setcap")
     if not os.path.exists("/etc/pam.d/sshd") or not os.path.exists("/etc/ssh/sshd_config"):
         pytest.skip("needs the host's stock sshd configuration")
-    namespace = Namespace(tmp_path_factory.mktemp("doctor"))
-    try:
+    with Namespace(tmp_path_factory.mktemp("doctor")) as namespace:
         namespace.run(["mkdir", "-m", "0755", "/mnt/home", "/mnt/old", "/mnt/front"], check=True)
         namespace.path(OLD_SHELL).write_text("#!/usr/bin/python3 -IS\nimport scponly_py.cli\n")
         namespace.path(OLD_SHELL).chmod(0o755)
@@ -54,8 +53,6 @@ def ns(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Namespace]:
         ]
         namespace.path("/mnt/sshd_config").write_text("\n".join(stock) + "\n" + block)
         yield namespace
-    finally:
-        namespace.close()
 
 
 def check(ns: Namespace, *args: str) -> tuple[int, list[dict[str, str]]]:

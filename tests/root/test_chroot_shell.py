@@ -99,7 +99,7 @@ class Setup:
         return self.sandbox.run(argv, **kwargs)  # type: ignore[arg-type]
 
     def sh(self, script: str) -> None:
-        self.run(["sh", "-c", "set -e\n" + script], check=True)
+        self.sandbox.sh(script)
 
     def use_config(self, text: str) -> None:
         if self.config != text:
@@ -107,29 +107,8 @@ class Setup:
             self.config = text
 
     def add_user(self, name: str, home: str, shell: str, jail_home: str | None = None) -> int:
-        """A passwd entry with `home` (e.g. /srv/jail//home/u) and a login key."""
-        sandbox = self.sandbox
-        uid = sandbox.next_uid
-        sandbox.next_uid += 1
-        line = f"{name}:x:{uid}:{uid}:scponly-pyc test:{home}:{shell}\n"
-        with sandbox.path("/etc/passwd").open("a") as passwd:
-            passwd.write(line)
-        with sandbox.path("/etc/group").open("a") as group:
-            group.write(f"{name}:x:{uid}:\n")
-        with sandbox.path("/etc/shadow").open("a") as shadow:
-            shadow.write(f"{name}:*:19000:0:99999:7:::\n")
-        (sandbox.root / "keys" / name).write_text((sandbox.root / "client_key.pub").read_text())
-        if jail_home is not None:
-            jail, inside = jail_home.split("//")
-            home_path = sandbox.path(f"{jail}/{inside}")
-            home_path.mkdir(mode=0o755, parents=True, exist_ok=True)
-            os.chown(home_path, uid, uid)
-            for file in ("etc/passwd", "etc/group"):
-                target = sandbox.path(f"{jail}/{file}")
-                if target.parent.exists():
-                    entry = line if file == "etc/passwd" else f"{name}:x:{uid}:\n"
-                    with target.open("a") as handle:
-                        handle.write(entry.replace(home, "/" + inside).replace(shell, "/bin/false"))
+        """A passwd entry with `home` (e.g. /srv/jail//home/u) and a login key (Sandbox)."""
+        uid = self.sandbox.add_jail_user(name, home, shell, jail_home).uid
         self.uids[name] = uid
         return uid
 

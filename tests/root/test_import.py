@@ -30,13 +30,8 @@ user="rita:022:10011:/mnt/rssh"  # rsync, sftp, scp; chrooted
 
 @pytest.fixture
 def ns(tmp_path: Path) -> Iterator[Namespace]:
-    if os.geteuid() != 0:
-        pytest.skip("needs root")
-    namespace = Namespace(tmp_path)
-    try:
+    with Namespace(tmp_path) as namespace:
         yield namespace
-    finally:
-        namespace.close()
 
 
 def test_import_rssh(ns: Namespace) -> None:

@@ -6,7 +6,6 @@ All in a private mount namespace (tests/root/jail_namespace.py) holding one smal
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 
 import pytest
@@ -18,14 +17,9 @@ pytestmark = pytest.mark.root
 
 @pytest.fixture(scope="module")
 def ns(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Namespace]:
-    if os.geteuid() != 0:
-        pytest.skip("needs root")
-    namespace = Namespace(tmp_path_factory.mktemp("jail-accounts"))
-    try:
+    with Namespace(tmp_path_factory.mktemp("jail-accounts")) as namespace:
         namespace.setup("create", JAIL, "--profile", "sftp", check=True)
         yield namespace
-    finally:
-        namespace.close()
 
 
 def members(ns: Namespace, group: str) -> list[str]:

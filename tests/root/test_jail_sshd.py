@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,17 +15,12 @@ pytestmark = pytest.mark.root
 
 @pytest.fixture(scope="module")
 def ns(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Namespace]:
-    if os.geteuid() != 0:
-        pytest.skip("needs root")
-    namespace = Namespace(tmp_path_factory.mktemp("jail-sshd"))
-    try:
+    with Namespace(tmp_path_factory.mktemp("jail-sshd")) as namespace:
         namespace.run(["useradd", "-M", "-U", "bob"], check=True)
         namespace.run(
             ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", "/mnt/hostkey"], check=True
         )
         yield namespace
-    finally:
-        namespace.close()
 
 
 def write_config(ns: Namespace, name: str, text: str) -> str:

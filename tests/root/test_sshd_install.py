@@ -38,16 +38,11 @@ NO_INCLUDE = "UsePAM yes\nX11Forwarding yes\nMatch User carol\n    PermitTTY no\
 
 @pytest.fixture(scope="module")
 def ns(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Namespace]:
-    if os.geteuid() != 0:
-        pytest.skip("needs root")
-    namespace = Namespace(tmp_path_factory.mktemp("sshd-install"))
-    try:
+    with Namespace(tmp_path_factory.mktemp("sshd-install")) as namespace:
         namespace.run(["groupadd", "scponly"], check=True)
         namespace.run(["useradd", "-M", "-U", "-G", "scponly", "bob"], check=True)
         namespace.run(["useradd", "-M", "-U", "carol"], check=True)
         yield namespace
-    finally:
-        namespace.close()
 
 
 def effective(ns: Namespace, user: str, config: str = STOCK) -> dict[str, str]:

@@ -10,22 +10,18 @@ from scponly_py import childenv, programs
 from scponly_py import decide as decide_module
 from scponly_py.decide import decide, start_directory
 from scponly_py.outcome import Allow, Refuse
-from tests.support import HOME, make_policy, make_request
+from tests.support import HOME, make_policy, make_request, must_allow, must_refuse
 
 ALL = tuple(programs.PROGRAMS)
 
 
 def refused(command: str | None, **request: object) -> Refuse:
-    decision = decide(make_request(command, **request), make_policy(programs=ALL))  # type: ignore[arg-type]
-    assert isinstance(decision, Refuse), decision
-    return decision
+    return must_refuse(command, request, programs=ALL)
 
 
 def allowed(command: str, **policy: object) -> Allow:
     policy.setdefault("programs", ALL)
-    decision = decide(make_request(command), make_policy(**policy))  # type: ignore[arg-type]
-    assert isinstance(decision, Allow), decision
-    return decision
+    return must_allow(command, **policy)
 
 
 # --- rule 11 and the shapes of a login --------------------------------------------------------

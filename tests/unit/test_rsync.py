@@ -26,32 +26,32 @@ from scponly_py.decide import decide
 from scponly_py.outcome import Allow, Refuse
 from scponly_py.policy import Policy
 from scponly_py.programs import rsync
-from tests.support import make_policy, make_request
+from tests.support import decision_for, make_policy, make_request, must_allow, must_refuse
 
 RSYNC = "/usr/bin/rsync"
 HOME = "/home/alice"
 REPOSITORY = str(Path(__file__).resolve().parents[2])
 
 
+PROGRAMS = ("rsync", "scp", "sftp")
+
+
 def policy(access: str = "read-write", links: bool = True) -> Policy:
-    return make_policy(access=access, links=links, programs=("rsync", "scp", "sftp"))
+    return make_policy(access=access, links=links, programs=PROGRAMS)
 
 
 def run(command: str, access: str = "read-write", links: bool = True) -> Allow | Refuse:
-    return decide(make_request(command), policy(access, links))
+    return decision_for(command, access=access, links=links, programs=PROGRAMS)
 
 
 def allowed_argv(command: str, access: str = "read-write", links: bool = True) -> list[str]:
-    decision = run(command, access, links)
-    assert isinstance(decision, Allow), decision
+    decision = must_allow(command, access=access, links=links, programs=PROGRAMS)
     assert decision.argv[0] == RSYNC
     return list(decision.argv[1:])
 
 
 def refusal(command: str, access: str = "read-write", links: bool = True) -> str:
-    decision = run(command, access, links)
-    assert isinstance(decision, Refuse), decision
-    return decision.reason
+    return must_refuse(command, access=access, links=links, programs=PROGRAMS).reason
 
 
 # (client arguments, server command the client sends, argv we exec after the path or None = refused)

@@ -14,28 +14,24 @@ from scponly_py import shell
 from scponly_py.decide import decide
 from scponly_py.outcome import Allow, Refusal, Refuse
 from scponly_py.programs import scp, shortopts
-from tests.support import make_policy, make_request
+from tests.support import decision_for, make_policy, make_request, must_allow, must_refuse
 
 SCP = "/usr/bin/scp"
 
 
 def run(command: str, access: str = "read-write", **policy: object) -> Allow | Refuse:
-    return decide(make_request(command), make_policy(access=access, **policy))  # type: ignore[arg-type]
+    return decision_for(command, access=access, **policy)
 
 
 def argv(command: str, access: str = "read-write") -> list[str]:
-    decision = run(command, access)
-    assert isinstance(decision, Allow), decision
-    assert decision.program == "scp"
+    decision = must_allow(command, "scp", access=access)
     assert decision.path == SCP
     assert decision.argv[0] == SCP
     return list(decision.argv[1:])
 
 
 def refusal(command: str, access: str = "read-write") -> str:
-    decision = run(command, access)
-    assert isinstance(decision, Refuse), decision
-    return decision.reason
+    return must_refuse(command, access=access).reason
 
 
 # (command as sent, argv exec'd after the path)

@@ -10,28 +10,24 @@ import pytest
 from scponly_py.decide import decide
 from scponly_py.outcome import Allow, Refuse
 from scponly_py.programs import PROGRAMS, sftp
-from tests.support import make_policy, make_request
+from tests.support import decision_for, make_policy, make_request, must_allow, must_refuse
 
 SFTP = "/usr/lib/openssh/sftp-server"
 WRITE_ONLY_DENY = ["-P", "copy-data,opendir,read,readdir,readlink"]
 
 
 def run(command: str, home: str = "/home/alice", **policy: object) -> Allow | Refuse:
-    return decide(make_request(command, home=home), make_policy(**policy))  # type: ignore[arg-type]
+    return decision_for(command, {"home": home}, **policy)
 
 
 def argv(command: str = SFTP, home: str = "/home/alice", **policy: object) -> list[str]:
-    decision = run(command, home, **policy)
-    assert isinstance(decision, Allow), decision
-    assert decision.program == "sftp"
+    decision = must_allow(command, "sftp", {"home": home}, **policy)
     assert decision.argv[0] == decision.path
     return list(decision.argv[1:])
 
 
 def refusal(command: str, **policy: object) -> str:
-    decision = run(command, **policy)
-    assert isinstance(decision, Refuse), decision
-    return decision.reason
+    return must_refuse(command, **policy).reason
 
 
 @pytest.mark.parametrize("name", sorted(PROGRAMS["sftp"]["words"]))

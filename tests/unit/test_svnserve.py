@@ -18,10 +18,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scponly_py.decide import decide
 from scponly_py.outcome import Allow, Refuse
 from scponly_py.policy import BUILTIN_PATHS, ConfigError, effective_policy, normalise
-from tests.support import make_policy, make_request
+from tests.support import decision_for
 from tests.unit import fake_ssh
 
 SVNSERVE = BUILTIN_PATHS["svnserve"]
@@ -29,8 +28,7 @@ REPOSITORY = str(Path(__file__).resolve().parents[2])
 
 
 def run(command: str, programs=("svnserve",), svn_root="/srv/svn", **kwargs) -> Allow | Refuse:
-    policy = make_policy(programs=programs, svn_root=svn_root, **kwargs)
-    return decide(make_request(command), policy)
+    return decision_for(command, programs=programs, svn_root=svn_root, **kwargs)
 
 
 def test_recorded_client_command_gets_the_policy_root() -> None:

@@ -21,10 +21,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scponly_py.decide import decide
 from scponly_py.outcome import Allow, Refuse
 from scponly_py.policy import BUILTIN_PATHS
-from tests.support import make_policy, make_request
+from tests.support import decision_for
 from tests.unit import fake_ssh
 
 UNISON = BUILTIN_PATHS["unison"]
@@ -32,7 +31,7 @@ REPOSITORY = str(Path(__file__).resolve().parents[2])
 
 
 def run(command: str, programs=("unison",), **kwargs) -> Allow | Refuse:
-    return decide(make_request(command), make_policy(programs=programs, **kwargs))
+    return decision_for(command, programs=programs, **kwargs)
 
 
 # (client command line, what the server receives)
