@@ -53,14 +53,24 @@ class BundleFinder:
     Code is unmarshalled straight from the bundle's bytes, only when needed.
     """
 
-    def __init__(self, path: str, data: bytes, index: tuple[tuple, ...]) -> None:
+    def __init__(
+        self, path: str, data: bytes, index: tuple[tuple, ...], *, sources: bool = True
+    ) -> None:
         self.path = path
+        self.sources = sources
         self.view = memoryview(data)
         # name -> (source path, is a package, source stamp, offset, length)
         self.modules = {entry[0]: entry[1:] for entry in index}
+        if not sources:  # a frozen tree: each module's .pyc beside the bundle is its location
+            root = path.rpartition("/")[0]
+            for name, (_, is_package, stamp, offset, length) in self.modules.items():
+                location = f"{root}/{name.replace('.', '/')}{'/__init__' if is_package else ''}.pyc"
+                self.modules[name] = (location, is_package, stamp, offset, length)
 
     def changed(self, name: str) -> str | None:
         """The source file of `name` if it is no longer the one compiled into the bundle."""
+        if not self.sources:
+            return None
         origin, _, stamp, _, _ = self.modules[name]
         try:
             current = file_stamp(posix.stat(origin))
@@ -120,21 +130,22 @@ class BundleFinder:
             raise
 
 
-def activate(path: str) -> str | None:
+def activate(path: str, *, sources: bool = True) -> str | None:
     """Serve the package from the bundle at `path` (None), or say why not and change nothing.
 
     The file is `marshal((TAG, magic number, preload, index))` followed by each
     module's marshalled code; the first part is plain data, safe to read in any
     Python, and `index` locates each module's code. `preload` lists the modules
     every login imports, dependencies first: if any of their sources changed,
-    the bundle is not used at all.
+    the bundle is not used at all. `sources=False` (the frozen shells): there
+    are no sources; the bundle was built with the root-owned tree it sits in.
     """
     with open(path, "rb") as file:
         data = file.read()
     tag, magic, preload, index = marshal.loads(data)  # noqa: S302 - plain data, checked next
     if tag != TAG or magic != MAGIC_NUMBER:
         return f"login bundle {path} was written for another version or another Python"
-    finder = BundleFinder(path, data, index)
+    finder = BundleFinder(path, data, index, sources=sources)
     for name in preload:
         changed = finder.changed(name)
         if changed is not None:
