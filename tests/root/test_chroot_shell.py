@@ -553,6 +553,18 @@ def test_closed_standard_fds(setup: Setup, binary: str) -> None:
     assert setup.pwned() == []
 
 
+@pytest.mark.parametrize("binary", [PLAIN, CAP, SUID], ids=["plain", "cap", "setuid"])
+def test_frozen_logins_are_served_from_the_login_bundle(setup: Setup, binary: str) -> None:
+    """The entries find and use the tree's bundle (else a startup warning is logged)."""
+    setup.use_config(PROBE_CONFIG)
+    mark = setup.sandbox.log_mark()
+    result = setup.as_user("local", [binary, "-c", "bogus"])
+    assert result.returncode == 1 and b"Traceback" not in result.stderr
+    lines = setup.sandbox.log_since(mark, "decision=refuse")
+    assert any("decision=refuse" in line and "user=local" in line for line in lines), lines
+    assert not any("login bundle" in line for line in lines), lines
+
+
 @pytest.mark.parametrize("binary", [CAP, SUID], ids=["cap", "setuid"])
 @pytest.mark.parametrize("limit", [4, 5, 6, 8, 16])
 def test_tiny_rlimit_nofile(setup: Setup, binary: str, limit: int) -> None:

@@ -175,6 +175,38 @@ def test_damaged_bundle_means_imports_from_disk(package: Path) -> None:
     assert loader == "SourceFileLoader"
 
 
+def test_a_frozen_tree_is_served_without_sources(package: Path) -> None:
+    """sources=False (the frozen entries): no stamps to check; locations are beside the bundle."""
+    frozen = package.parent / "frozen"
+    frozen.mkdir()
+    os.rename(bundle.location(str(package)), frozen / bundle.NAME)
+    shutil.rmtree(package)  # a frozen tree has no sources: stamps would all say "changed"
+    script = (
+        "import sys\n"
+        f"sys.path.insert(0, {str(PACKAGE.parent)!r})\n"  # only for the loader itself
+        "from scponly_py import bundle\n"
+        "sys.path.pop(0)\n"
+        "del sys.modules['scponly_py'], sys.modules['scponly_py.bundle']\n"
+        f"print(bundle.activate({str(frozen / bundle.NAME)!r}, sources=False))\n"
+        "shell = sys.modules['scponly_py.shell']\n"
+        "print(type(shell.__loader__).__name__, shell.__file__)\n"
+        "import scponly_py.programs.rsync\n"  # not preloaded: served by the hook
+        "print(type(scponly_py.programs.rsync.__loader__).__name__)\n"
+    )
+    result = subprocess.run(
+        [launcher.interpreter(), "-I", "-S", "-c", script],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "None",
+        f"BundleFinder {frozen}/scponly_py/shell.pyc",
+        "BundleFinder",
+    ]
+
+
 def test_bundled_code_is_the_code_on_disk(package: Path) -> None:
     data, (_, _, _, index) = read_bundle(package)
     names = {entry[0] for entry in index}
