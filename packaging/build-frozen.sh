@@ -22,6 +22,7 @@
 # tree. Both are cached: the bootloader is rebuilt only when the flags or the compiler change.
 set -euo pipefail
 
+umask 022  # root runs what lands in OUTDIR: nothing in it may be writable by others
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 OUT=$(realpath -m "${1:-$HERE/build/frozen}")
 VENV="${SCPONLY_PY_VENV:-/opt/scponly-py}"
@@ -41,7 +42,8 @@ if ! "$VENV/bin/python" -c "import PyInstaller, sys; sys.exit(PyInstaller.__vers
 fi
 
 PYINSTALLER="$OUT/pyinstaller"
-BOOTLOADER="$PYINSTALLER/PyInstaller/bootloader/Linux-64bit-intel/run"
+platform=$("$VENV/bin/python" -c 'from PyInstaller import PLATFORM; print(PLATFORM)')
+BOOTLOADER="$PYINSTALLER/PyInstaller/bootloader/$platform/run"
 if command -v dpkg-buildflags >/dev/null; then
     eval "$(cd "$OUT" && DEB_BUILD_MAINT_OPTIONS=hardening=+all dpkg-buildflags --export=sh)"
 else
@@ -57,12 +59,12 @@ bootloader_key=$(
 if [ ! -x "$BOOTLOADER" ] || [ "$(cat "$PYINSTALLER/bootloader-key" 2>/dev/null)" != "$bootloader_key" ]; then
     started=$SECONDS
     rm -rf "$PYINSTALLER"
-    mkdir -p "$PYINSTALLER"
+    mkdir -m 0755 "$PYINSTALLER"
     sdist="$PYINSTALLER/pyinstaller-$PYINSTALLER_VERSION.tar.gz"
     "$VENV/bin/python" -m pip download -q --disable-pip-version-check --no-deps \
         --no-binary :all: --dest "$PYINSTALLER" "pyinstaller==$PYINSTALLER_VERSION"
     echo "$PYINSTALLER_SDIST_SHA256  $sdist" | sha256sum --check --quiet
-    tar -xzf "$sdist" -C "$PYINSTALLER" --strip-components 1 --no-same-owner
+    tar -xzf "$sdist" -C "$PYINSTALLER" --strip-components 1 --no-same-owner --no-same-permissions
     rm "$sdist"
     if ! (cd "$PYINSTALLER/bootloader" && nice "$VENV/bin/python" ./waf configure install_release) \
         > "$PYINSTALLER/bootloader.log" 2>&1; then
