@@ -61,8 +61,11 @@ if [ ! -x "$BOOTLOADER" ] || [ "$(cat "$PYINSTALLER/bootloader-key" 2>/dev/null)
     rm -rf "$PYINSTALLER"
     mkdir -m 0755 "$PYINSTALLER"
     sdist="$PYINSTALLER/pyinstaller-$PYINSTALLER_VERSION.tar.gz"
+    # --require-hashes: pip checks the archive before it runs any of its code (metadata).
+    echo "pyinstaller==$PYINSTALLER_VERSION --hash=sha256:$PYINSTALLER_SDIST_SHA256" \
+        > "$PYINSTALLER/requirement.txt"
     "$VENV/bin/python" -m pip download -q --disable-pip-version-check --no-deps \
-        --no-binary :all: --dest "$PYINSTALLER" "pyinstaller==$PYINSTALLER_VERSION"
+        --no-binary :all: --require-hashes -r "$PYINSTALLER/requirement.txt" --dest "$PYINSTALLER"
     echo "$PYINSTALLER_SDIST_SHA256  $sdist" | sha256sum --check --quiet
     tar -xzf "$sdist" -C "$PYINSTALLER" --strip-components 1 --no-same-owner --no-same-permissions
     rm "$sdist"
