@@ -88,7 +88,7 @@ def enter_jail(request: Request, policy: Policy) -> Request:
     return request.replace(home=home)  # type: ignore[return-value]
 
 
-def main(argv: list[str] | None = None, startup_warning: str | None = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     """Login-shell entry of scponly-pyc; every failure is one line and exit 1."""
     try:
         shell.hold_signals()
@@ -98,10 +98,6 @@ def main(argv: list[str] | None = None, startup_warning: str | None = None) -> i
         except Refusal as refusal:
             return shell.refuse(None, Refuse(program="-", reason=refusal.reason))
         arguments = (sys.argv if argv is None else argv)[1:]
-        return shell.login(
-            [shell.fsencode(argument) for argument in arguments],
-            enter_jail,
-            startup_warning=startup_warning,
-        )
+        return shell.login([shell.fsencode(argument) for argument in arguments], enter_jail)
     except BaseException as error:  # noqa: BLE001 - fail closed, never a traceback
         return shell.internal_error(error)
