@@ -1,7 +1,8 @@
 """scponly-pyc: the chroot login shell (frozen with PyInstaller, onedir; see packaging/).
 
 It is scponly-py's login with one step added between the policy and the
-decision (DESIGN.md section 6), in this order, failing closed at each step:
+decision (docs/design.md, "scponly-pyc's privilege window"), in this order,
+failing closed at each step:
 
   identity     getuid()/getpwuid() only (request.from_process), root refused
   config       /etc/scponly-py, read on the host before the chroot

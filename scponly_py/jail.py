@@ -2,8 +2,8 @@
 
 Everything here runs with CAP_SYS_CHROOT (file-capability build) or as
 effective root (setuid-root build); it is kept small so it can be audited in
-one sitting. The order is DESIGN.md section 6; every step fails closed by
-raising `JailError`, whose message is shown to the client and logged.
+one sitting. The order is docs/design.md, "scponly-pyc's privilege window";
+every step fails closed by raising `JailError`, whose message is shown to the client and logged.
 
 1. `split_home`: the passwd home `/srv/jail//home/alice` gives the jail
    `/srv/jail` and the in-jail home `/home/alice`; without `//` the whole home

@@ -12,14 +12,9 @@ Merge order for one user, later wins key by key:
 built-in defaults < [defaults] < each matching [group.NAME] in the order the
 sections appear in the file < [user.NAME].
 
-Subversion keys (used only when `programs` contains "svnserve"):
-`svn_root` is the directory svnserve serves (`svnserve -t --root DIR`): a
-normalised absolute path; "" (the default) refuses svnserve. A path relative
-to HOME is refused: the account can write there, so its hooks would run.
-`svn_tunnel_user = true` adds `--tunnel-user USER` (the login name from the
-passwd entry) so commits are attributed to the account whatever the client
-claims. Why the repositories' hooks/ and conf/ must not be the account's:
-`scponly_py/programs/svnserve.py`.
+`svn_root` must be a normalised absolute path ("" refuses svnserve); the keys
+are described in scponly-py.toml(5), the why in docs/design.md, "What a
+session can observe".
 
 The programs and their [paths] keys come from the program table
 (`scponly_py/programs/__init__.py`); WinSCP's SCP mode and "hashsum" run

@@ -2,7 +2,7 @@
 
 Used by the property tests (tests/property/) and the atheris harnesses
 (fuzz/). `check(command, request, policy, decision)` raises `OracleFailure`
-when a decision breaks a rule of DESIGN.md §3:
+when a decision breaks a rule of docs/design.md (R1-R16):
 
 - the result is an `Allow` or a `Refuse`, nothing else (exceptions other than
   `Refusal` escaping decide() are caught by the callers);

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Generate the man pages from one source: the prose below plus the live option tables.
+"""Generate the man pages: the prose of packaging/man/*.txt plus the live option tables.
 
     python3 packaging/man/manpages.py OUTDIR [--sftp-server PATH] [--date YYYY-MM-DD]
 
@@ -10,7 +10,7 @@ What is taken from the code, so it cannot drift:
   * every scponly-py-setup command, argument and option with its help: the click command tree
     of setup_chroot/cli.py (walked recursively; a command without help text is an error);
   * the configuration keys: scponly_py/policy.py's SETTING_CHECKS (a key without a description
-    in CONFIG_KEYS below, or a description of a key that does not exist, is an error), the
+    in settings.txt, or a description of a key that does not exist, is an error), the
     program names, access modes and built-in defaults of the same module.
 
 Only the packaging and the tests import this file: the login path never does.
@@ -51,573 +51,104 @@ def undocumented(what: str, fallback: str = "") -> str:
     return fallback
 
 
-# -- the prose ----------------------------------------------------------------------------------
-# Markup: `text` is bold (commands, options, paths, keys), *text* is italic (placeholders).
-# A block is a paragraph string, ("list", [(term, text), ...]) or ("example", "verbatim lines").
+# -- the prose: plain text files next to this script ---------------------------------------------
+# Markup inside text: `text` is bold (commands, options, paths, keys), *text* is italic
+# (placeholders); {sftp_server} (and, in settings.txt, {programs}, {access}, {log_levels},
+# {log_formats}, {transfer_log_levels}) are filled in from the code.
+#
+# A page file (PAGE.txt): the first line is `NAME(SECTION) -- summary`, then one `SYNOPSIS ...`
+# line each. Then sections, each opened by `= HEADING`, or `= HEADING @generated` for a
+# generated one (@argparse, @click, @click-global, @settings, @paths). Blocks are separated by
+# blank lines: a paragraph (its lines are joined), a list item (`: term`, then its text), or an
+# example between two ``` lines (verbatim, blank lines kept). settings.txt holds one list item
+# per configuration key: `: KEY = SYNTAX`, then the description.
 
-CONFIG_KEYS: dict[str, tuple[str, str]] = {
-    # key: (value syntax, description)
-    "programs": (
-        "list of names",
-        "The programs the user may run, any of {programs}. sftp means the configured "
-        "sftp-server, run as the sftp subsystem or by name; scp is OpenSSH scp in server mode "
-        "only (exactly one of `-t` or `-f`); rsync is `rsync --server` with an allowlist of "
-        "server options; unison and svnserve are accepted only in their exact server forms "
-        "(`unison -server`, `svnserve -t`); winscp is WinSCP's SCP-mode line protocol, which "
-        "runs the helper programs listed under [paths]; hashsum lets rclone check files: "
-        "`md5sum`, `sha1sum` or `sha256sum`, bare or with one normalised absolute path, "
-        "refused for write-only accounts.",
-    ),
-    "access": (
-        "string",
-        "One of {access}. read-only runs sftp-server with `-R` and allows only scp downloads "
-        "(`-f`); write-only denies every sftp request that reads (`-P` "
-        "copy-data,opendir,read,readdir,readlink) and allows only scp uploads (`-t`); rsync "
-        "and the other programs are restricted in the same direction. What write-only hides: "
-        "file contents and directory listings (sftp, scp, rsync); rsync also refuses every "
-        "option whose output depends on the files already there (-c, -y, -n, -u, -i, "
-        "--existing, --ignore-existing, --size-only, --append, --compare-dest, --copy-dest, "
-        "--link-dest, --info, --list-only), drops the receiver's -v and adds --whole-file. "
-        "What it cannot hide: whether an upload succeeded, and why not (an unwritable or "
-        "existing directory in the way); sftp stat/lstat/realpath show whether a path exists "
-        "and its size, mode and times; rsync's receiver reports, for each name uploaded, "
-        "whether it existed and whether its size, time, mode or owner differ.",
-    ),
-    "links": (
-        "boolean",
-        "false forbids creating symbolic and hard links: sftp-server gets `-P` "
-        "symlink,hardlink and rsync gets `--munge-links`.",
-    ),
-    "umask": (
-        "octal string",
-        'The umask for created files, from "000" to "0777", passed to sftp-server as `-u` '
-        "and set before every exec.",
-    ),
-    "start_dir": (
-        "string",
-        'A plain relative path inside the home directory (no "..", no leading "/") that '
-        "sftp-server starts in (`-d`) and that every program is run in. Empty means the home "
-        "directory. When set, it and every directory above it must be owned by root or the "
-        "account and not writable by group or others (others could plant symbolic links that "
-        "the account's uploads follow); otherwise every login of the account is refused.",
-    ),
-    "log_level": (
-        "string",
-        "One of {log_levels}. debug adds the words of every command to the syslog line.",
-    ),
-    "log_format": (
-        "string",
-        "One of {log_formats}: how every syslog line of the account's logins is written, "
-        "`key=value` pairs or one JSON object per line with the same fields (see LOG LINES). "
-        "Lines written before the configuration is read (a broken configuration, an internal "
-        "error) are always kv.",
-    ),
-    "log_transfers": (
-        "boolean",
-        "true runs each allowed program under a small supervisor (the login process itself, "
-        "after a fork): it logs one line per sftp operation and an end line per session (see "
-        "LOG LINES). The transfer's data never passes through it; its syslog sends never "
-        "block (lines that cannot wait are counted in the end line's dropped). false: the "
-        "login becomes the program, and the decision line is the only one.",
-    ),
-    "transfer_log_level": (
-        "string",
-        "One of {transfer_log_levels}: the level sftp-server logs at with log_transfers "
-        "(`-e -l` *LEVEL*, replacing any logging options the client gives). VERBOSE adds "
-        "opendir, stat, lstat and realpath lines.",
-    ),
-    "svn_root": (
-        "string",
-        "The directory svnserve serves (`svnserve -t --root` *DIR*): a normalised absolute "
-        "path; a path relative to the home directory is an error. Empty refuses svnserve even "
-        "when it is in programs. Repository hooks run as the user, so svnserve is refused "
-        "unless *DIR* and every directory above it, every directory below it down to the "
-        "repositories, each repository's top directory and everything in its hooks/ and conf/ "
-        "are owned by root and not writable by group or others (symbolic links there are "
-        "judged up to their target; elsewhere below *DIR* they are refused). Only db/ and "
-        "locks/ may be writable by the account. With access read-write, svnserve must be the "
-        "account's only program: with db/ writable, any program that writes files could put "
-        "a repository with its own hooks inside db/, and svnserve would serve it.",
-    ),
-    "svn_tunnel_user": (
-        "boolean",
-        "true adds `--tunnel-user` with the login name, so commits are attributed to the "
-        "account whatever the client claims.",
-    ),
-}
+HERE = Path(__file__).resolve().parent
+GENERATED = ("@argparse", "@click", "@click-global", "@settings", "@paths")
 
-SHELL_PAGE = {
-    "name": "scponly-py",
-    "section": "8",
-    "summary": "restricted login shell that allows file transfers (sftp, scp, rsync) only",
-    "synopsis": [
-        "`scponly-py` `-c` *COMMAND*",
-        "`scponly-py` `explain` [`--user` *USER*] [`--config` *FILE*] `--` *COMMAND*",
-        "`scponly-py` `check-config` [`--no-compile`] [*FILE*]",
-    ],
-    "sections": [
-        (
-            "DESCRIPTION",
-            [
-                "`scponly-py` is a login shell for accounts that may transfer files and do "
-                "nothing else. sshd runs it as *shell* `-c` *COMMAND* for every session and "
-                "subsystem request; it splits *COMMAND* like a POSIX shell would but expands "
-                "nothing, checks the words with the option grammar of the requested program, "
-                "writes one syslog line and replaces itself (execve) with the program, found by "
-                "the absolute path of its configuration, with an argument list rebuilt by the "
-                "grammar and an environment built from scratch.",
-                "There is no shell behind it: an unquoted $, backquote, ;, |, &, <, >, glob "
-                "character, ~, {{, # or !, any control character, and every unknown option is "
-                "refused. A refusal is one line on standard error (`scponly-py: refused:` "
-                "*reason*), exit status 1 and a syslog line; nothing is written to standard "
-                "output before the exec, so an sftp session is never corrupted.",
-                "An interactive login (no command) prints `This account is restricted to file "
-                "transfers` and exits 1. As a forced command (`ForceCommand` or `command=` in "
-                "authorized_keys) the request is taken from SSH_ORIGINAL_COMMAND, which is "
-                "trusted only in that mode. Root (uid 0) is always refused, and so is sshd's "
-                "run of ~/.ssh/rc.",
-                "`/usr/bin/scponly-py` is a small compiled front with the file capability "
-                "cap_wake_alarm+p, so the kernel starts it in secure-execution mode and the "
-                "dynamic loader ignores LD_PRELOAD, LD_AUDIT and the like, whoever set them "
-                "(~/.pam_environment through pam_env, sshd's AcceptEnv or "
-                "PermitUserEnvironment). It drops the capability and runs "
-                "`/usr/lib/scponly-py/launcher` with only the variables the shell reads; a "
-                "login that did not start that way is refused.",
-                "On a systemd host (/run/systemd/system exists) a login is refused while the "
-                "home, ~/.config, ~/.local or their systemd and environment.d directories are "
-                "not root-owned or are writable by group or others: pam_systemd starts "
-                "systemd --user at login, which would run units the user uploaded there; "
-                "`scponly-py-setup check --user` *name* `--fix` makes the home root-owned "
-                "with ~/files for uploads.",
-                "The launcher runs Python isolated: a "
-                "`#!python -IS` script (the packages ship it; on the pip route "
-                "`scponly-py-setup install-shell` writes it and the front) that imports the "
-                "package from the .pyc files root compiled (the packages, and "
-                "`install-shell`, byte-compile it; no login can write them). A "
-                "console script written by pip is for the administrative commands only and "
-                "refuses every login. The frozen `/usr/lib/scponly-py/scponly-py` (PyInstaller, "
-                "no Python needed) is for ChrootDirectory jails. It is its own front: it "
-                "carries cap_wake_alarm+p too (the packages and `scponly-py-setup "
-                "install-chroot-shell` set it, in the jail's copy as well), empties every "
-                "capability set as its first step and refuses a login, other than root's, "
-                "that did not start in secure-execution mode.",
-            ],
-        ),
-        (
-            "SET-ID BITS",
-            [
-                "No file an account uploads ever runs with its uid for someone else. Right "
-                "before the exec, scponly-py (and scponly-pyc, and the frozen scponly-py) sets "
-                "no_new_privs and installs a seccomp filter that the program and everything it "
-                "starts keep: chmod, fchmod, fchmodat, fchmodat2, mknod, mknodat and a creating "
-                "open, openat or creat fail with EPERM when the mode has the set-user-ID or "
-                "set-group-ID bit (on directories too); openat2 and io_uring fail with ENOSYS. "
-                "There is no setting to turn it off. What clients see:",
-                (
-                    "list",
-                    [
-                        (
-                            "sftp `chmod 4755`",
-                            "`remote setstat` *file*`: Permission denied`; the mode is unchanged.",
-                        ),
-                        (
-                            "`scp -p`, `sftp put -p`",
-                            "OpenSSH clients send only the permission bits: the file lands "
-                            "without set-id bits, no error.",
-                        ),
-                        (
-                            "`scp -O -p`",
-                            "a file whose source is set-id is not written: `scp:` *file*`: "
-                            "Operation not permitted`, exit 1 (other files go on). Without `-p`, "
-                            "scp drops the bits itself.",
-                        ),
-                        (
-                            "`rsync -p`, `rsync -a`",
-                            "the data lands with mode 0700 (rsync's temporary file) and rsync "
-                            "exits 23 with `failed to set permissions on` *file*`: Operation not "
-                            "permitted`.",
-                        ),
-                        (
-                            "WinSCP (SCP mode)",
-                            "its `chmod` refuses set-id modes before running anything.",
-                        ),
-                    ],
-                ),
-                "The filter knows x86_64 and aarch64 (on x86_64, i386 system calls kill the "
-                "process and x32 ones fail); on any other architecture, or a 32-bit Python, "
-                "every login is refused with one line and a syslog line. no_new_privs also "
-                "means that nothing the program runs gains privilege from a set-id or "
-                "file-capability binary.",
-            ],
-        ),
-        ("ADMINISTRATIVE COMMANDS", "@argparse"),
-        (
-            "SSHD CONFIGURATION",
-            [
-                "Keep an external sftp subsystem (`internal-sftp` never runs the login shell) "
-                "and turn off what bypasses a shell, for example:",
-                (
-                    "example",
-                    "Subsystem sftp {sftp_server}\n"
-                    "\n"
-                    "Match Group sftponly\n"
-                    "    AllowTcpForwarding no\n"
-                    "    AllowStreamLocalForwarding no\n"
-                    "    X11Forwarding no\n"
-                    "    AllowAgentForwarding no\n"
-                    "    PermitTunnel no\n"
-                    "    PermitUserRC no\n"
-                    "    PermitTTY no",
-                ),
-                "`PermitUserEnvironment` must stay no. The home directory and ~/.ssh must not "
-                "be writable by the user. `scponly-py-setup sshd-config --check` *USER* reports "
-                "every setting that lets a user around the shell.",
-            ],
-        ),
-        (
-            "EXIT STATUS",
-            [
-                "As a login shell, the exit status of the program it runs, or 1 for a refusal. "
-                "`explain` exits 0 when the command would be allowed and 1 when refused; "
-                "`check-config` exits 0 for a valid file and 1 otherwise, and 3 when the file "
-                "is valid (and compiled) but, run as root, it finds an account's start_dir or "
-                "svn_root unsafe (those logins are refused; scponly-py.toml(5)).",
-            ],
-        ),
-        (
-            "FILES",
-            [
-                (
-                    "list",
-                    [
-                        (
-                            "`/etc/scponly-py/config.toml`",
-                            "The configuration, see scponly-py.toml(5). It and its directory "
-                            "must be owned by root and not writable by group or others, or every "
-                            "login is refused.",
-                        ),
-                        (
-                            "`/etc/scponly-py/config.compiled`",
-                            "The validated form written by `check-config`; a login uses it only "
-                            "if its stamp matches config.toml.",
-                        ),
-                        (
-                            "`/usr/share/scponly-py/`",
-                            "The packaged launcher's modules, byte-compiled by root.",
-                        ),
-                        (
-                            "`/usr/lib/scponly-py/`",
-                            "The frozen shells (packages): scponly-pyc, and scponly-py for "
-                            "ChrootDirectory jails.",
-                        ),
-                        ("`/etc/shells`", "The packages register the login shells here."),
-                    ],
-                ),
-            ],
-        ),
-        (
-            "EXAMPLES",
-            [
-                (
-                    "example",
-                    "usermod -s /usr/bin/scponly-py alice\n"
-                    "scponly-py explain --user alice -- 'scp -t /incoming'\n"
-                    "scponly-py check-config",
-                ),
-            ],
-        ),
-        ("SEE ALSO", ["scponly-pyc(8), scponly-py-setup(8), scponly-py.toml(5), sshd_config(5)"]),
-    ],
-}
 
-CHROOT_PAGE = {
-    "name": "scponly-pyc",
-    "section": "8",
-    "summary": "chrooted restricted login shell for file transfers",
-    "synopsis": ["`scponly-pyc` `-c` *COMMAND*"],
-    "sections": [
-        (
-            "DESCRIPTION",
-            [
-                "`scponly-pyc` is scponly-py(8) with one step added: before it decides, it "
-                "enters the user's jail. The jail comes from the home directory of the passwd "
-                "entry: with a home of /srv/jail//home/alice it changes root to /srv/jail and "
-                "then to the directory /home/alice inside it; a home without // is the jail "
-                "itself and the session starts in /. The programs are run by their paths "
-                "inside the jail, so the jail must contain them and their libraries: build it "
-                "with `scponly-py-setup create` and add users with `scponly-py-setup add-user`.",
-                "The order, failing closed at every step: identity from the real uid only "
-                "(never USER or HOME); the configuration, read on the host before the chroot; "
-                "every component of the jail's real path opened one by one without following "
-                "symbolic links and checked to be a directory owned by root and not writable "
-                "by group or others; chroot into the opened directory; all capability sets "
-                "emptied (for the setuid build also the bounding set, locked securebits and "
-                "every uid and gid set to the user's); no_new_privs; a check that regaining "
-                "root fails; the decision; execve. A setuid program inside a jail can "
-                "therefore not give root.",
-                "It refuses to start when its own installed files could have been changed by "
-                "anyone but root.",
-            ],
-        ),
-        (
-            "PRIVILEGE",
-            [
-                "sshd already runs the login shell as the user, so the only privilege needed is "
-                "CAP_SYS_CHROOT. The packages give /usr/lib/scponly-py/scponly-pyc the file "
-                "capability `cap_sys_chroot+ep` (as setcap(8) would) and fall back to setuid "
-                "root, with a warning, on file systems without extended attributes. It is a "
-                "PyInstaller one-directory build, never a self-extracting single file: a "
-                "privileged program must not unpack itself into a directory the user chooses.",
-                "The alternative without chroot privilege is sshd's `ChrootDirectory` with the "
-                "frozen scponly-py copied into the jail (`scponly-py-setup "
-                "install-chroot-shell --jail` *JAIL*). That copy carries only "
-                "`cap_wake_alarm+p` (permitted, never effective, dropped as its first step), "
-                "so that the kernel starts it in secure-execution mode and the loader ignores "
-                "LD_PRELOAD and the like from PAM or sshd; the install refuses a jail whose "
-                "file system cannot keep it. Choose it when no file may carry chroot "
-                "privilege; choose scponly-pyc when every user has a jail "
-                "of their own given by the home directory, or when sshd_config must not change "
-                "per user.",
-            ],
-        ),
-        (
-            "EXIT STATUS",
-            ["That of the program it runs, or 1 for a refusal (logged, one line on stderr)."],
-        ),
-        (
-            "FILES",
-            [
-                (
-                    "list",
-                    [
-                        (
-                            "`/usr/lib/scponly-py/scponly-pyc`",
-                            "The program; /usr/sbin/scponly-pyc links to it.",
-                        ),
-                        ("`/etc/scponly-py/config.toml`", "See scponly-py.toml(5)."),
-                    ],
-                ),
-            ],
-        ),
-        (
-            "EXAMPLES",
-            [
-                (
-                    "example",
-                    "scponly-py-setup create /srv/jail --profile sftp,scp\n"
-                    "scponly-py-setup add-user alice --jail /srv/jail --create "
-                    "--shell scponly-pyc\n"
-                    "scponly-py-setup check /srv/jail",
-                ),
-            ],
-        ),
-        ("SEE ALSO", ["scponly-py(8), scponly-py-setup(8), scponly-py.toml(5), capabilities(7)"]),
-    ],
-}
+def fill(text: str, values: dict[str, str]) -> str:
+    """Replace each {name} of `values` in `text`; every other brace stays as written."""
+    for name, value in values.items():
+        text = text.replace("{" + name + "}", value)
+    return text
 
-SETUP_PAGE = {
-    "name": "scponly-py-setup",
-    "section": "8",
-    "summary": "install the scponly-py login shells, build and audit chroot jails, check sshd",
-    "synopsis": ["`scponly-py-setup` *COMMAND* [*OPTIONS*] [*ARGUMENTS*]"],
-    "sections": [
-        (
-            "DESCRIPTION",
-            [
-                "`scponly-py-setup` is the administrator's tool for scponly-py(8) and "
-                "scponly-pyc(8). Everything it writes into a jail goes through directory file "
-                "descriptors without following symbolic links and is renamed into place, so a "
-                "symbolic link planted by a jailed user is never followed; setuid bits are "
-                "never copied and nothing is hard-linked to host files.",
-                "The packages run `scponly-py-setup update --all` after package upgrades "
-                "(a dpkg trigger, a pacman hook, an RPM file trigger), so the libraries and "
-                "programs copied into jails stay current.",
-            ],
-        ),
-        ("GLOBAL OPTIONS", "@click-global"),
-        ("COMMANDS", "@click"),
-        ("EXIT STATUS", ["0 on success; non-zero on an error or, for checks, on any finding."]),
-        (
-            "FILES",
-            [
-                "For a jail that sshd enters with `ChrootDirectory` (`add-user --mode "
-                "chroot-directory`, or `--devlog`), the jail's /dev/log, where the shell must "
-                "log before it runs anything, is given to the daemon that owns the host's "
-                "/dev/log; removing the jail's last such user removes it again.",
-                (
-                    "list",
-                    [
-                        (
-                            "`/etc/systemd/system/`*ESCAPED-JAIL*`-dev-log.mount`",
-                            "journald: bind-mounts /run/systemd/journal/dev-log onto "
-                            "*JAIL*/dev/log, at boot and whenever that socket is re-created "
-                            "(the name is `systemd-escape --path` of *JAIL*/dev/log).",
-                        ),
-                        (
-                            "`/etc/rsyslog.d/scponly-py-`*ESCAPED-JAIL*`.conf`",
-                            "rsyslog: an imuxsock socket at *JAIL*/dev/log (rsyslog is "
-                            "restarted to read it).",
-                        ),
-                        (
-                            "`/var/lib/scponly-py/jails/`*ESCAPED-JAIL*`.json`",
-                            "The jail's manifest (what `update`, `check` and `remove-user` "
-                            "work from).",
-                        ),
-                    ],
-                ),
-            ],
-        ),
-        ("SEE ALSO", ["scponly-py(8), scponly-pyc(8), scponly-py.toml(5), sshd_config(5)"]),
-    ],
-}
 
-CONFIG_PAGE = {
-    "name": "scponly-py.toml",
-    "section": "5",
-    "summary": "configuration of the scponly-py and scponly-pyc login shells",
-    "synopsis": ["`/etc/scponly-py/config.toml`"],
-    "sections": [
-        (
-            "DESCRIPTION",
-            [
-                "The configuration of scponly-py(8) and scponly-pyc(8), in TOML. The path is "
-                "fixed: a user cannot choose another one. The file and its directory must be "
-                "owned by root and not writable by group or others, otherwise every login is "
-                "refused. A missing file means the built-in defaults. Unknown sections, keys "
-                "and values are errors, because a typing mistake must not silently widen "
-                "access.",
-                "After editing, run `scponly-py check-config` as root: it validates the file "
-                "and writes /etc/scponly-py/config.compiled, which a login reads in well under "
-                "a millisecond instead of parsing TOML. A login trusts the compiled form only "
-                "when it is owned by root and its stamp (inode, size, modification and change "
-                "time) matches config.toml; otherwise it parses config.toml itself and logs a "
-                "warning.",
-                "Run as root, `check-config` also checks the directories of every account the "
-                "file governs (login shell scponly-py or scponly-pyc, or a [user.NAME] "
-                "section): a start_dir or svn_root tree that others could change is reported, "
-                "one line per account with the path and the reason, and the exit status is 1. "
-                "A login checks the same before it runs a program and refuses it then, so a "
-                "change made after `check-config` is caught too; a directory that does not "
-                "exist yet is reported by the login only.",
-            ],
-        ),
-        (
-            "SECTIONS",
-            [
-                (
-                    "list",
-                    [
-                        ("`[defaults]`", "Settings for every user (the keys below)."),
-                        (
-                            "`[paths]`",
-                            "Absolute paths of the programs that are run (inside the jail for "
-                            "scponly-pyc).",
-                        ),
-                        (
-                            "`[group.`*NAME*`]`",
-                            "Settings for members of the Unix group *NAME*.",
-                        ),
-                        ("`[user.`*NAME*`]`", "Settings for the user *NAME*."),
-                    ],
-                ),
-                "Merge order for one user, later wins key by key: built-in defaults, "
-                "[defaults], each matching [group.*NAME*] in the order the sections appear in "
-                "the file, [user.*NAME*]. `scponly-py explain --user` *NAME* shows the result.",
-            ],
-        ),
-        ("SETTINGS", "@settings"),
-        ("PATHS", "@paths"),
-        (
-            "LOG LINES",
-            [
-                "Facility authpriv, identifier scponly-py. Each line is ordered fields: "
-                '`key=value` (a value that is not plain is double-quoted, with `\\\\`, `\\"` '
-                "and every other byte outside printable ASCII written `\\\\x`*NN*), or with "
-                "log_format json one JSON object (ASCII; a byte that is not UTF-8 is the "
-                "character U+DC80 plus its value; numbers are JSON numbers). Every line of one "
-                "login has the same session: *PID*-*STARTTIME* (the login process and its "
-                "start in clock ticks after boot, as `scponly-py-setup sessions` shows it), or "
-                "r and 16 hexadecimal digits where /proc was missing at login (sshd "
-                "ChrootDirectory jails).",
-                (
-                    "list",
-                    [
-                        (
-                            "decision line",
-                            "decision (allow or refuse), user, uid, client (the client's "
-                            "address), mode (command, login, interactive), session, program, "
-                            "then argv (allowed) or reason and command (refused); with "
-                            "log_level debug also cwd, umask, env.",
-                        ),
-                        (
-                            "operation line (sftp, log_transfers)",
-                            "event (open, close, setstat, remove, mkdir, rmdir, rename, "
-                            "symlink, hardlink; with VERBOSE also opendir, stat, lstat, "
-                            "realpath), session, user, client, path (as the client sent it, "
-                            "relative to the start directory if not absolute; inside the jail "
-                            "for jailed accounts), then per event: open: mode (read, write, "
-                            "append, create, truncate, exclusive, comma-separated); close: "
-                            "bytes_read and bytes_written (of that file: a download reads, an "
-                            "upload writes); setstat: change (e.g. mode 0600, size 0); rename: "
-                            "target (the new name); symlink, hardlink: target (what the new "
-                            "link at path points to). A message that cannot be split "
-                            "unambiguously keeps its text as detail instead.",
-                        ),
-                        (
-                            "end line (log_transfers)",
-                            "event=end, session, user, client, program, status (exit status) "
-                            "or signal (the signal that ended the program, e.g. TERM), "
-                            "duration (seconds), bytes_read and bytes_written (everything the "
-                            "program and the processes it waited for read and wrote through "
-                            "read/write system calls: files and the connection; unknown "
-                            "without /proc), dropped (lines of this session the log daemon "
-                            "could not take in time). If the supervisor itself is killed, the "
-                            "program goes on and the end line is missing.",
-                        ),
-                    ],
-                ),
-            ],
-        ),
-        (
-            "EXAMPLE",
-            [
-                (
-                    "example",
-                    "[defaults]\n"
-                    'programs = ["sftp", "scp"]\n'
-                    'access = "read-write"\n'
-                    'umask = "0022"\n'
-                    "\n"
-                    "[paths]\n"
-                    'sftp = "{sftp_server}"\n'
-                    "\n"
-                    "[group.dropbox]\n"
-                    'access = "write-only"\n'
-                    "\n"
-                    "[user.alice]\n"
-                    'programs = ["sftp", "rsync"]\n'
-                    "links = false",
-                ),
-            ],
-        ),
-        (
-            "FILES",
-            [
-                (
-                    "list",
-                    [
-                        ("`/etc/scponly-py/config.toml`", "This file."),
-                        (
-                            "`/etc/scponly-py/config.compiled`",
-                            "Its validated form, written by `scponly-py check-config`.",
-                        ),
-                    ],
-                ),
-            ],
-        ),
-        ("SEE ALSO", ["scponly-py(8), scponly-pyc(8), scponly-py-setup(8)"]),
-    ],
-}
+def text_blocks(lines: list[str]) -> list:
+    """Blocks of a section: paragraph strings, ("list", [(term, text)]), ("example", text)."""
+    items: list = []
+    chunk: list[str] = []
+    fenced: list[str] | None = None
+
+    def close() -> None:
+        if chunk:
+            if chunk[0].startswith(": "):
+                item = (chunk[0][2:].strip(), " ".join(line.strip() for line in chunk[1:]))
+                if items and isinstance(items[-1], tuple) and items[-1][0] == "list":
+                    items[-1][1].append(item)
+                else:
+                    items.append(("list", [item]))
+            else:
+                items.append(" ".join(line.strip() for line in chunk))
+            chunk.clear()
+
+    for line in lines:
+        if fenced is not None:
+            if line == "```":
+                items.append(("example", "\n".join(fenced)))
+                fenced = None
+            else:
+                fenced.append(line)
+        elif line == "```":
+            close()
+            fenced = []
+        elif line.strip():
+            chunk.append(line)
+        else:
+            close()
+    if fenced is not None:
+        raise ValueError("an example is not closed with ```")
+    close()
+    return items
+
+
+def read_page(file_name: str) -> dict:
+    """The page dict render() takes, from packaging/man/FILE_NAME.txt."""
+    lines = (HERE / f"{file_name}.txt").read_text(encoding="utf-8").splitlines()
+    title, summary = lines[0].split(" -- ", 1)
+    name, section = title.rstrip(")").split("(")
+    page: dict = {"name": name, "section": section, "summary": summary, "synopsis": []}
+    sections: list = []
+    body: list[str] = []
+    for line in lines[1:]:
+        if line.startswith("SYNOPSIS "):
+            page["synopsis"].append(line[len("SYNOPSIS ") :])
+        elif line.startswith("= "):
+            heading = line[2:].strip()
+            generated = heading.rsplit(" ", 1)[-1]
+            if generated in GENERATED:
+                sections.append((heading[: -len(generated)].strip(), generated))
+            else:
+                body = []
+                sections.append((heading, body))
+        else:
+            body.append(line)
+    page["sections"] = [
+        (heading, content if isinstance(content, str) else text_blocks(content))
+        for heading, content in sections
+    ]
+    return page
+
+
+def config_keys() -> dict[str, tuple[str, str]]:
+    """Key -> (value syntax, description), from settings.txt."""
+    lines = (HERE / "settings.txt").read_text(encoding="utf-8").splitlines()
+    keys = {}
+    for block in text_blocks(lines):
+        for term, text in block[1]:
+            key, syntax = term.split(" = ", 1)
+            keys[key] = (syntax, text)
+    return keys
 
 
 # -- roff ---------------------------------------------------------------------------------------
@@ -683,13 +214,13 @@ def blocks(items: list, values: dict[str, str]) -> list[str]:
     lines: list[str] = []
     for item in items:
         if isinstance(item, str):
-            lines += paragraph(item.format(**values))
+            lines += paragraph(fill(item, values))
         elif item[0] == "list":
             lines += definition_list(
-                [(term.format(**values), text.format(**values)) for term, text in item[1]]
+                [(fill(term, values), fill(text, values)) for term, text in item[1]]
             )
         elif item[0] == "example":
-            lines += example(item[1].format(**values))
+            lines += example(fill(item[1], values))
         else:
             raise ValueError(f"unknown block {item[0]!r}")
     return lines
@@ -862,13 +393,14 @@ def format_default(value: object) -> str:
 
 
 def settings_section() -> list[str]:
+    described = config_keys()
     keys = list(policy.SETTING_CHECKS)
     for key in keys:
-        if key not in CONFIG_KEYS:
-            undocumented(f"configuration key {key} has no description in CONFIG_KEYS")
-    for key in CONFIG_KEYS:
+        if key not in described:
+            undocumented(f"configuration key {key} has no description in settings.txt")
+    for key in described:
         if key not in policy.SETTING_CHECKS:
-            undocumented(f"CONFIG_KEYS describes {key}, which policy.SETTING_CHECKS does not know")
+            undocumented(f"settings.txt describes {key}, which policy.SETTING_CHECKS does not know")
     values = {
         "programs": ", ".join(policy.PROGRAMS),
         "access": ", ".join(policy.ACCESS_MODES),
@@ -881,12 +413,12 @@ def settings_section() -> list[str]:
         "used when no section sets the key."
     )
     for key in keys:
-        syntax, text = CONFIG_KEYS.get(key, ("value", "Not documented yet."))
+        syntax, text = described.get(key, ("value", "Not documented yet."))
         default = format_default(policy.BUILTIN_DEFAULTS[key])
         lines += [
             ".TP",
             inline(f"`{key}` = *{syntax}*"),
-            inline(text.format(**values) + f" Default: {default}."),
+            inline(fill(text, values) + f" Default: {default}."),
         ]
     return lines
 
@@ -961,10 +493,7 @@ def all_pages(
             else datetime.datetime.now(datetime.UTC)
         )
         date = moment.strftime("%Y-%m-%d")
-    pages = (SHELL_PAGE, CHROOT_PAGE, SETUP_PAGE, CONFIG_PAGE)
-    rendered = {
-        f"{page['name']}.{page['section']}": render(page, sftp_server, date) for page in pages
-    }
+    rendered = {name: render(read_page(name), sftp_server, date) for name in PAGES}
     if strict and PROBLEMS:
         raise Undocumented("; ".join(PROBLEMS))
     return rendered

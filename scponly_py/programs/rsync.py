@@ -1,97 +1,17 @@
 """rsync in server mode, as a client runs it over ssh: `rsync --server [--sender] OPTS . PATHS`.
 
-Reference: rsync 3.5.0 `support/rrsync` (its option table is generated from
-`server_options()` in `options.c`, i.e. from what a real client sends) and
-rsync 3.5.0 `options.c` itself (the popt table and `server_options()`).
-Everything here is an allowlist: an option, a short letter or a form that is
-not listed is refused.
-
-Grammar (checked word by word, never with a regular expression):
-
-- argv[1] is exactly `--server`. Without it rsync is a *client* that runs
-  programs (`-e`/`--rsh`, `--rsync-path`) or a daemon (`--daemon --config`).
-- argv[2] may be exactly `--sender` (the server sends: a download). rsync
-  itself honours `--sender` anywhere on the line, so anywhere else it is
-  refused: it must not flip the direction behind the access check.
-- Options follow until the `.` word. rsync's popt *permutes* (an option after
-  the operands is still an option), so nothing that starts with `-` is
-  accepted after the `.` either, and the rebuilt argv puts `--` before `.`.
-- Short clusters are read letter by letter as popt reads them. `B` and `@`
-  take a number that must be attached (`-B1024`, `-@-1`); `e` takes the rest
-  of its cluster, which must be the protocol blob `.` + capability letters
-  (`-logDtpre.iLsfxCIvu`): on a server, `-e` is never a shell. A value-taking
-  letter at the end of a cluster (popt would then take the *next* word) is
-  refused.
-- Long options are `--name` or `--name=value`; the value-taking ones also in
-  the split form `--name value` (the client sends `--temp-dir DIR` so that a
-  shell could expand `~`). Values are checked by kind: a number, a size, a
-  name from a small character set, or a path confined to the user's area.
-
-Path-valued options (`--temp-dir`, `--partial-dir`, `--backup-dir`,
-`--compare-dest`, `--copy-dest`, `--link-dest`, `--files-from`) are confined
-to the user's area: a relative path without any `..` component (rsync
-resolves these against the destination directory or the start directory), or
-an absolute path equal to or below HOME, again without `..`. `--files-from=-`
-(the list comes over the connection) is always fine. This check is purely
-textual (`decide()` touches no file system), so a symlink the user owns can
-still lead elsewhere; the boundary for what the account can reach is its uid
-(and, for scponly-pyc, the chroot), exactly as for scp and sftp. The transfer
-operands themselves are not confined, for the same reason and to match scp
-and sftp.
-
-Refused, whatever the policy:
-`-s`/`--protect-args`/`--secluded-args` (the real arguments would then come
-over the connection, unchecked); `--rsh`/`-e VALUE`, `--rsync-path`,
-`--daemon`, `--config`, `--dparam`, `--detach` (a client or a daemon, not a
-server); `--write-batch`, `--only-write-batch`, `--read-batch` (write or read
-arbitrary batch files); `--log-file`, `--log-file-format` (append to a file of
-the client's choosing); `--copy-devices`, `--write-devices` (read or write
-device contents as file data), `--devices` (never sent by a client; see
-below); `--no-munge-links` (would cancel the policy's `--munge-links`),
-`--insecure-links` and `--trust-sender` (turn off rsync's own symlink and
-file-list defences); `--debug` (as rrsync); `--old-args`; `--copy-as`; the
-filter options (`--filter`, `--exclude`, `--include-from`, …: a real client
-sends filter rules over the protocol, never in argv); every client-only option
-(`--address`, `--port`, `--password-file`, `--early-input`, `-M`, `-P`, `-a`, …).
-
-`-D` (devices and specials) is accepted because `-a` puts it in the cluster
-(`-logDtpre.…`) and removing it, or adding `--no-D`, desynchronises the file
-list. Creating a device node needs CAP_MKNOD, which the child never has (the
-shell refuses uid 0 and scponly-pyc drops every capability before exec); what
-remains is FIFOs and sockets in places the user can write anyway. rsync 3.5.0
-has `--drop-D` for exactly this, but an older rsync at the policy's path would
-refuse the option and every upload would fail, so it is not added.
-
-Access modes:
-- read-only: `--sender` is required; deletion options and
-  `--remove-source-files`/`--remove-sent-files` are refused.
-- write-only: `--sender` is refused, deletion options are refused (rsync
-  reports every deleted name: a directory listing), `--files-from` must be
-  `-` (a path would make the server read a file), and `--whole-file` is added
-  so that the receiving server never sends block checksums of existing files
-  (which would let a client confirm guesses about files it may not read).
-  Every option whose output or exit status depends on files already there is
-  refused (`WRITE_ONLY_REFUSED_LETTERS`, `WRITE_ONLY_REFUSED_LONG`: checksum
-  comparison, fuzzy basis search, dry runs, --update, --existing, …), and the
-  receiving server's verbosity letters are removed (at -v it reports created
-  directories, at -vv files that are up to date, at -vvvvv it debugs the fuzzy
-  search over the destination). What cannot be hidden with a stock rsync: the
-  receiver reports, in the protocol (>= 29) and whatever the options, for each
-  name the client sends whether it already existed and whether its size, time,
-  permissions or owner differ (`rsync -i` prints it); see docs/design.md.
-- `links = false`: `--munge-links` is added (symlinks a receiving rsync
-  creates get an unusable `/rsyncd-munged/` target; a sending rsync unmunges),
-  and when receiving, hard-link creation is refused (`-H`, `--hard-links`,
-  `--link-dest`). `-l` stays allowed because `-a` contains it and the munged
-  symlinks are inert; `-L`/`-k`/`-K` only follow links, they create none.
-
-Environment: rsync calls popt's `poptReadDefaultConfig()` before it has seen
-`--server` (options.c `parse_arguments`), so `$HOME/.popt` is read on every
-start; an entry such as `rsync exec --server /home/u/x` swallows `--server`
-and makes rsync exec the user's program (verified on 3.5.0). The program table
-therefore gives the child HOME=/ (root-owned, in a jail too). The only other
-use of HOME by a server is `-C`, which then no longer reads the user's
-`~/.cvsignore`.
+Input: the words after argv[0] and the policy; output: the argv to exec, rebuilt with `--`
+before `.`; anything not in the tables below is refused (reference: rsync 3.5.0's
+`support/rrsync` and `options.c`). argv[1] must be `--server`, `--sender` may only be
+argv[2]; short clusters are read letter by letter as popt does, `-e` only as the protocol
+blob `.LETTERS`, a value-taking letter must carry its value; nothing starting with `-`
+after `.` (popt permutes). Path-valued options are confined textually to HOME, no `..`.
+Refused whatever the policy: `SHORT_REFUSED`, `LONG_REFUSED`, each with its reason.
+Access: read-only needs `--sender`; write-only refuses it, refuses
+`WRITE_ONLY_REFUSED_LETTERS`/`_LONG`, drops the receiver's `-v` and adds `--whole-file`;
+`links = false` adds `--munge-links` and refuses hard links when receiving. The child's
+HOME is `/` (rsync reads `$HOME/.popt` before it sees `--server`). The why:
+docs/design.md R11, R12 and "What a session can observe".
 """
 
 from scponly_py.outcome import Refusal

@@ -1,51 +1,15 @@
-"""Subversion's svnserve in tunnel mode, as `svn+ssh://` starts it.
+"""Subversion's svnserve in tunnel mode, as `svn+ssh://` starts it: exactly `svnserve -t`.
 
-Reference: Subversion 1.14.2 (Debian 12 `subversion`). Recorded with
-`SVN_SSH=RECORDER svn ls svn+ssh://user@host/repo`: the client runs
-`RECORDER user@host svnserve -t`, so the login shell receives exactly
-`svnserve -t`. That is the whole grammar: anything a client adds is refused,
-including everything that would turn svnserve into a daemon or point it at
-files of the client's choosing (`-d`, `-i`, `-X`, `--listen-port`,
-`--listen-host`, `--config-file`, `--log-file`, `--pid-file`, `-r/--root`,
-`--tunnel-user`, `-T`, cache and size options).
+Anything a client adds is refused (recorded from Subversion 1.14.2: the client sends
+exactly `svnserve -t`). The exec'd argv comes from the policy:
 
-The exec'd argv comes from the policy:
+    svnserve -t --root SVN_ROOT [--read-only] [--tunnel-user=USER]
 
-    svnserve -t --root ROOT [--read-only] [--tunnel-user=USER]
-
-- `--root` is `svn_root`, an absolute path (a relative one, which the config
-  refuses, is refused here too: a compiled config may predate that rule).
-  svnserve refuses repository paths outside it. An empty `svn_root` refuses
-  svnserve. Before the exec the login checks the tree (`root_problems`).
-- `--read-only` for read-only accounts. A write-only account is refused:
-  svn cannot commit without reading. A read-write account is refused if it
-  has any other program: every one of them can create files, and commits
-  need `db/` writable by the account, where it could then put a repository
-  of its own with its own hooks; svnserve serves the *deepest* repository on
-  a URL's path (svn_repos_find_root_path), so `svn+ssh://host/repo/db/x`
-  runs `repo/db/x/hooks/start-commit` as the account (reproduced with
-  Subversion 1.14.2).
-- `--tunnel-user=USER` (the passwd login name) if `svn_tunnel_user` is set.
-- `links` does not apply: svn stores symbolic links as versioned properties
-  and never creates one on the server.
-
-Repository hooks are code execution by design. svnserve runs
-`REPO/hooks/pre-commit`, `post-commit`, `pre-revprop-change`, `start-commit`,
-`pre-lock`, … as the account itself, with an environment taken from
-`REPO/conf/hooks-env`; `REPO/conf/svnserve.conf` names the password and authz
-files. Whoever can write those files runs programs the next time svnserve
-reaches the hook, and the svn *protocol* cannot write them, but the file
-system can: if the account may write a repository's `hooks/` or `conf/`
-directory directly — through its own sftp, scp, rsync or WinSCP access, or
-because `svn_root` lies in a home it can write — svn access is shell access.
-So repositories under `svn_root` must be owned by root at the top, with
-`hooks/` and `conf/` not writable by the account (`root_problems` checks it
-before every svnserve login); only `db/` and `locks/` need to be writable
-(e.g. through a group) for commits. scponly's
-CVE-2007-6350 (Joachim Breitner) was exactly this: a user created a
-repository with a hook in their own home and committed to it. The related
-`svn --config-option=config:helpers:editor-cmd=X` vector needs the svn
-*client*, which is never allowed here.
+An empty or relative `svn_root` refuses; write-only accounts are refused (svn cannot commit
+without reading), and so is a read-write account with any other program. `root_problems`
+refuses the login while the tree under `svn_root` (hooks/, conf/) could be changed by
+anyone but root: hooks run as the account. The why (CVE-2007-6350, the deepest-repository
+rule): docs/design.md, "What a session can observe"; scponly-py.toml(5), svn_root.
 """
 
 import posix

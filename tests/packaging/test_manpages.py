@@ -152,7 +152,7 @@ def test_command_line_writes_the_pages(tmp_path: Path) -> None:
 
 
 def test_login_path_does_not_load_the_docs_or_click() -> None:
-    """The generator and click stay off the login path (DESIGN.md section 9)."""
+    """The generator and click stay off the login path (docs/design.md R16)."""
     probe = (
         "import sys; import scponly_py.shell, scponly_py.chroot_shell; "
         "print(' '.join(sorted(sys.modules)))"

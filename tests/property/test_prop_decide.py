@@ -1,4 +1,4 @@
-"""Properties of decide() under every named policy (DESIGN.md §3 rules 1-4, 7, 8; §8).
+"""Properties of decide() under every named policy (docs/design.md R1, R2, R4, R9, R10, R11).
 
 - whatever the input, decide() returns Allow or Refuse and raises nothing;
 - every Allow passes the oracles (tests/oracles.py): argv[0] is the configured

@@ -1,4 +1,4 @@
-"""Properties of the tokenizer (DESIGN.md §3 rules 1 and 7, §8), including a bash differential.
+"""Properties of the tokenizer (docs/design.md R1 and R10), including a bash differential.
 
 - quote/join then split gives the words back, for any words;
 - split never raises anything but Refusal, for any text;

@@ -1,4 +1,4 @@
-"""Syslog lines (DESIGN.md §5): key=value, nothing raw, bounded; undeliverable is an error."""
+"""Syslog lines (docs/design.md R4, "One of each"): key=value, nothing raw, bounded, fail closed."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The child's environment is built from scratch (DESIGN.md §3 rule 5)."""
+"""The child's environment is built from scratch (docs/design.md R12)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Loading the config safely (DESIGN.md §3 rule 4, §5, §9): ownership, modes, the compiled cache.
+"""Loading the config safely (docs/design.md R4, R7): ownership, modes, the compiled cache.
 
 Each test builds its own config directory under a root-owned temporary
 directory. Ownership tests need root (os.chown); the non-root behaviour is

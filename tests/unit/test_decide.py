@@ -1,4 +1,4 @@
-"""decide(request, policy): the pure decision (DESIGN.md §1 steps 1-5, §3 rules 1-4, 11)."""
+"""decide(request, policy): the pure decision (docs/design.md R1, R2, R4, R9, R13)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Config validation and the per-user merge (DESIGN.md §5; policy.py's documented merge order)."""
+"""Config validation and the per-user merge (docs/design.md "The pipeline of a login")."""
 
 from __future__ import annotations
 

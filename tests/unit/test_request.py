@@ -1,4 +1,5 @@
-"""How sshd's call becomes a Request (DESIGN.md §5): -c, forced command, interactive; bytes kept."""
+"""How sshd's call becomes a Request (docs/design.md "The pipeline of a login"): -c, forced
+command, interactive; bytes kept."""
 
 from __future__ import annotations
 

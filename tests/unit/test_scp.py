@@ -1,4 +1,4 @@
-"""scp in server mode (DESIGN.md §3 rules 2 and 8, §4): exactly one of -t/-f, BSD getopt, allowlist.
+"""scp in server mode (docs/design.md R2 and R11): exactly one of -t/-f, BSD getopt, allowlist.
 
 Every client form below is what a real client sends (OpenSSH `scp -O`, libssh2
 through curl, PuTTY's pscp, WinSCP, paramiko's scp module); the refusals are

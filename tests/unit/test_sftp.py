@@ -1,4 +1,4 @@
-"""sftp-server (DESIGN.md §3 rule 2, §4): argv from the policy; the client can only narrow it.
+"""sftp-server (docs/design.md R2, R11): argv from the policy; the client can only narrow it.
 
 OpenSSH 9.2 sftp-server getopt string `d:f:l:P:p:Q:u:cehR`.
 """

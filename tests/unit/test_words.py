@@ -1,6 +1,6 @@
 """The tokenizer: POSIX quoting, nothing expanded, metacharacters and control characters refused.
 
-DESIGN.md §3 rules 1 and 7. Every test names the rule it pins; the property
+docs/design.md R1 and R10. Every test names the rule it pins; the property
 tests (tests/property/test_prop_words.py) add the bash differential.
 """
 
