@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from setup_chroot import logread
 from tests.e2e.sandbox import SYSLOG_LISTENER, Sandbox
 from tests.e2e.test_chroot_routes import FROZEN, host_key, setup
 from tests.e2e.test_sshd_install_login import reload_sshd
@@ -69,13 +70,26 @@ def run_setup(sandbox: Sandbox, *args: str) -> subprocess.CompletedProcess[bytes
 
 
 def login_logged(sandbox: Sandbox, user: str, jail: str, log: Path) -> None:
-    """An sftp upload through sshd's chroot works and its decision line reaches `log`."""
+    """An sftp upload through sshd's chroot works and its lines reach `log`: the decision,
+    the file's open and close (with its size) and the end line, under one session id."""
     result = sandbox.sftp_batch(user, "put /etc/hostname files/up\n")
     assert result.returncode == 0, result.stderr.decode() + sandbox.sshd_log.read_text()[-1500:]
-    assert (sandbox.path(jail) / f"home/{user}/files/up").exists()
-    wait_for("the decision line", lambda: f"user={user}" in log.read_text())
-    line = next(line for line in log.read_text().splitlines() if f"user={user}" in line)
-    assert "decision=allow" in line and "scponly-py" in line
+    size = (sandbox.path(jail) / f"home/{user}/files/up").stat().st_size
+    assert size == sandbox.path("/etc/hostname").stat().st_size
+    wait_for("the end line", lambda: "event=end" in log.read_text())
+    lines = [logread.parse(line) for line in log.read_text().splitlines() if f"user={user}" in line]
+    path = f"/home/{user}/files/up"  # in the jail, as sftp sends it
+    assert [fields["decision"] for fields in lines[:1]] == ["allow"], lines  # type: ignore[index]
+    files = [
+        (fields["event"], fields["path"], fields.get("bytes_written"))  # type: ignore[index]
+        for fields in lines[1:-1]
+    ]
+    assert files == [("open", path, None), ("close", path, str(size))], lines
+    end = lines[-1]
+    assert end["event"] == "end" and end["status"] == "0" and end["dropped"] == "0", end  # type: ignore[index]
+    # No /proc in the jail: a random session id, the same on every line, and no byte count.
+    assert len({fields["session"] for fields in lines}) == 1, lines  # type: ignore[index]
+    assert end["bytes_read"] == "unknown", end  # type: ignore[index]
 
 
 def test_rsyslog_jail_logs_with_no_hand_setup(sandbox: Sandbox) -> None:

@@ -27,6 +27,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.sandbox import Sandbox
+from tests.e2e.test_transfer_log import events, session_lines
 
 pytestmark = [pytest.mark.root, pytest.mark.e2e]
 
@@ -324,6 +325,51 @@ def test_scp_and_sftp_land_in_the_jail(setup: Setup, user: str, tmp_path: Path) 
     assert f"Remote working directory: /home/{user}" in listing
     # Nothing was written next to the jail on the host side of it.
     assert not sandbox.path(f"/srv/jail//home/{user}/../../up-scp.bin").exists()
+
+
+@pytest.mark.parametrize("user", ["capuser", "suiduser"])
+def test_transfer_log_in_the_jail(setup: Setup, user: str, tmp_path: Path) -> None:
+    """Issue 17 in scponly-pyc: the supervisor is the jailed, unprivileged login, using the
+    syslog socket and the /proc/self/io fd opened before the chroot and only modules loaded
+    before it (the jail holds no Python): every sftp operation has its exact line, scp -O
+    its end line, and each end line the program's bytes."""
+    setup.use_config(TRANSFER_CONFIG)
+    sandbox = setup.sandbox
+    tmp_path.chmod(0o755)
+    payload = tmp_path / "payload.bin"
+    size = 123_457
+    payload.write_bytes(os.urandom(size))
+    home = f"/home/{user}"
+    mark = sandbox.log_mark()
+    batch = sandbox.sftp_batch(
+        user, f"put {payload} t.bin\nget t.bin {tmp_path}/t.back\nrename t.bin t2.bin\nrm t2.bin\n"
+    )
+    assert batch.returncode == 0 and b"internal error" not in batch.stderr, batch.stderr
+    assert (tmp_path / "t.back").read_bytes() == payload.read_bytes()
+    lines = session_lines(sandbox, mark, user)
+    assert lines[0]["decision"] == "allow" and lines[0]["program"] == "sftp", lines
+    assert events(lines, "path", "mode", "bytes_read", "bytes_written", "target")[:-1] == [
+        ("open", f"{home}/t.bin", "write,create,truncate", None, None, None),
+        ("close", f"{home}/t.bin", None, "0", str(size), None),
+        ("open", f"{home}/t.bin", "read", None, None, None),
+        ("close", f"{home}/t.bin", None, str(size), "0", None),
+        ("rename", f"{home}/t.bin", None, None, None, f"{home}/t2.bin"),
+        ("remove", f"{home}/t2.bin", None, None, None, None),
+    ]
+    end = lines[-1]
+    assert (end["event"], end["program"], end["status"], end["dropped"]) == (
+        "end", "sftp", "0", "0"
+    ), end  # fmt: skip
+    assert not str(end["session"]).startswith("r"), end  # PID-STARTTIME: read before the chroot
+    assert int(end["bytes_read"]) > 2 * size and int(end["bytes_written"]) > 2 * size, end  # type: ignore[arg-type]
+
+    mark = sandbox.log_mark()
+    up = sandbox.run(sandbox.scp_argv("-O", str(payload), f"{user}@sandbox:legacy.bin"))
+    assert up.returncode == 0, up.stderr
+    lines = session_lines(sandbox, mark, user)
+    assert [fields.get("event") for fields in lines] == [None, "end"], lines
+    assert lines[-1]["program"] == "scp" and lines[-1]["status"] == "0", lines
+    assert int(lines[-1]["bytes_read"]) >= size, lines  # type: ignore[arg-type]
 
 
 SFTP_INIT = b"\x00\x00\x00\x05\x01\x00\x00\x00\x03"  # SSH_FXP_INIT, version 3
