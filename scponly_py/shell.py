@@ -233,6 +233,10 @@ def login(args: list[bytes], jail: "Jail | None" = None, frozen_start: bytes | N
         # protocol with its own allowlist instead of refusing (opt-in).
         from scponly_py import winscp  # noqa: PLC0415 - only WinSCP sessions load it
 
+        if policy.log_transfers:
+            from scponly_py import supervise  # noqa: PLC0415 - scponly-pyc preloads it
+
+            return supervise.run(request, "winscp", lambda _: winscp.serve(request, policy))
         return winscp.serve(request, policy)
     decision = decide(request, policy)
     if not decision.allowed:
@@ -247,7 +251,11 @@ def login(args: list[bytes], jail: "Jail | None" = None, frozen_start: bytes | N
     if policy.log_transfers:
         from scponly_py import supervise  # noqa: PLC0415 - scponly-pyc preloads it
 
-        return supervise.run(request, decision)  # type: ignore[arg-type]
+        return supervise.run(
+            request,
+            decision.program,
+            lambda ignored: execute(request, decision, ignored),  # type: ignore[arg-type]
+        )
     return execute(request, decision)  # type: ignore[arg-type]
 
 

@@ -1,8 +1,9 @@
 """The session supervisor: the login, forked right before the exec, watches its program.
 
 With `log_transfers` (the default) the login forks after its decision line:
-the child runs `shell.launch(decision)` with the client's stdin and stdout, so
-the transfer's stream never passes through here; this process (the shell
+the child runs `shell.launch(decision)` (or, in WinSCP mode, the whole
+`winscp.serve` session) with the client's stdin and stdout, so the transfer's
+stream never passes through here; this process (the shell
 itself: chrooted and unprivileged in scponly-pyc, holding the syslog socket
 connected before the chroot) closes its copies of them and:
 
@@ -36,7 +37,8 @@ from scponly_py import audit, shell
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from scponly_py.outcome import Allow
+    from collections.abc import Callable
+
     from scponly_py.request import Request
 
 # comm (PR_SET_NAME, at most 15 bytes): how `scponly-py-setup sessions` finds supervisors;
@@ -251,13 +253,17 @@ def self_io() -> "tuple[int, int, int] | None":
         return None
 
 
-def run(request: "Request", decision: "Allow") -> int:
-    """Fork: the child becomes the program (`shell.launch`); this process supervises it.
+def run(request: "Request", program: str, start: "Callable[[tuple[int, ...]], int]") -> int:
+    """Fork: the child runs `start(ignored)`, which becomes the program; this process supervises.
 
-    Returns the child's exit status, or ends by the child's signal. Returns 1
-    (refusing, with one line) only if the fork itself fails.
+    `start` is `shell.execute` for a login's decision (it returns only if the
+    exec fails) or WinSCP mode's whole session (`winscp.serve`, whose commands
+    are its own children); `ignored` are signals to leave ignored across the
+    exec. Returns the child's exit status, or ends by the child's signal.
+    Returns 1 (refusing, with one line) only if the fork itself fails.
     """
-    transfers = decision.program == "sftp"
+    audit.session_id()  # the login's, before the child (another PID) could read its own
+    transfers = program == "sftp"
     ours = theirs = None
     if transfers:
         ours, theirs = _socket.socketpair(
@@ -268,19 +274,19 @@ def run(request: "Request", decision: "Allow") -> int:
     try:
         pid = posix.fork()
     except OSError as error:
-        reason = f"cannot start {decision.program}: {error.strerror}"
-        return shell.refuse(request, shell.Refuse(program=decision.program, reason=reason))
+        reason = f"cannot start {program}: {error.strerror}"
+        return shell.refuse(request, shell.Refuse(program=program, reason=reason))
     if pid == 0:
-        _child(request, decision, theirs)
+        _child(start, theirs)
     if theirs is not None:
         theirs.close()
     for fd in (0, 1):
         posix.close(fd)
-    return _supervise(request, decision, pid, stream=ours, started=started, before=before)
+    return _supervise(request, program, pid, stream=ours, started=started, before=before)
 
 
-def _child(request: "Request", decision: "Allow", stderr: "_socket.socket | None") -> None:
-    """The forked child: exec the program, or refuse like a login and exit; never returns.
+def _child(start: "Callable[[tuple[int, ...]], int]", stderr: "_socket.socket | None") -> None:
+    """The forked child: run `start`, then exit with its status; never returns.
 
     sftp-server keeps SIGPIPE ignored: should the supervisor die, its log writes
     then fail with EPIPE instead of ending the transfer.
@@ -291,14 +297,16 @@ def _child(request: "Request", decision: "Allow", stderr: "_socket.socket | None
         if stderr is not None:
             posix.dup2(stderr.fileno(), 2)
             ignored = (_signal.SIGPIPE,)
-        status = shell.execute(request, decision, ignored)
+        status = start(ignored)
+    except BaseException as error:  # noqa: BLE001 - one line, never a traceback
+        status = shell.internal_error(error)
     finally:
         posix._exit(status)
 
 
 def _supervise(
     request: "Request",
-    decision: "Allow",
+    program: str,
     pid: int,
     *,
     stream: "_socket.socket | None",
@@ -352,7 +360,7 @@ def _supervise(
     _signal.set_wakeup_fd(-1)
     own.read += _drain_pipe(wake_read)
     rchar, wchar = own.child_io(before, self_io())
-    end = [("event", "end"), *common, ("program", decision.program)]
+    end = [("event", "end"), *common, ("program", program)]
     code = posix.waitstatus_to_exitcode(status)
     end.append(("status", code) if code >= 0 else ("signal", SIGNAL_NAMES.get(-code, -code)))
     end += [

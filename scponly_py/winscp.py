@@ -230,6 +230,7 @@ class Session:
             ("uid", request.uid),
             ("client", request.client),
             ("mode", "winscp"),
+            ("session", audit.session_id()),
             ("program", program),
             ("cwd", self.cwd),
         ]

@@ -33,6 +33,9 @@ transfer_log_level = "VERBOSE"
 
 [user.toff]
 log_transfers = false
+
+[user.twin]
+programs = ["winscp", "scp"]
 """
 SIZE = 70_001
 
@@ -40,7 +43,7 @@ SIZE = 70_001
 @pytest.fixture(scope="module")
 def sandbox(sandbox_factory) -> Sandbox:
     sandbox = sandbox_factory()
-    for name in ("tlog", "tjson", "tstuck", "toff"):
+    for name in ("tlog", "tjson", "tstuck", "toff", "twin"):
         sandbox.add_user(name)
     sandbox.write_config(CONFIG)
     return sandbox
@@ -134,6 +137,33 @@ def test_rsync_has_an_end_line(sandbox: Sandbox, local: Path) -> None:
     end = lines[-1]
     assert end["event"] == "end" and end["program"] == "rsync" and end["status"] == "0"
     assert int(end["bytes_read"]) >= SIZE  # type: ignore[arg-type]
+
+
+WINSCP_END = ' ; echo "WinSCP: this is end-of-file:$status"'
+
+
+def test_winscp_session_has_its_id_and_an_end_line(sandbox: Sandbox) -> None:
+    """WinSCP's SCP mode: the session is supervised as a whole (its commands are its children)."""
+    home = sandbox.users["twin"].home
+    mark = sandbox.log_mark()
+    upload = f'scp -r -d -t "{home}"{WINSCP_END}\n'.encode() + b"C0644 5 w.txt\nhello\0"
+    result = sandbox.ssh(
+        "twin", None, "-T", input=f'ls -la "{home}"{WINSCP_END}\n'.encode() + upload
+    )
+    assert result.returncode == 0 and result.stderr == b"", result.stderr
+    assert (home / "w.txt").read_bytes() == b"hello"
+    lines = session_lines(sandbox, mark, "twin")
+    assert [
+        (fields.get("event"), fields.get("program"), fields.get("argv")) for fields in lines
+    ] == [
+        (None, "winscp", "session-start"),
+        (None, "winscp:ls", f"/bin/ls -l -a -- {home}"),
+        (None, "winscp:scp", f"/usr/bin/scp -r -d -t -- {home}"),
+        ("end", "winscp", None),
+    ]
+    end = lines[-1]
+    assert end["status"] == "0" and end["dropped"] == "0", end
+    assert int(end["bytes_written"]) > 5 and int(end["bytes_read"]) > 5, end  # type: ignore[arg-type]
 
 
 def test_json_format_has_the_same_fields(sandbox: Sandbox, local: Path) -> None:

@@ -435,11 +435,14 @@ WINSCP_END = ' ; echo "WinSCP: this is end-of-file:$status"'
 def test_winscp_session_inside_the_jail(setup: Setup) -> None:
     """WinSCP's SCP mode runs after the chroot: its code must have been loaded before it."""
     setup.use_config(WINSCP_CONFIG)
+    mark = setup.sandbox.log_mark()
     lines = f"pwd{WINSCP_END}\nscp -r -d -t /home/capuser{WINSCP_END}\n"
     result = setup.sandbox.ssh("capuser", None, "-T", input=lines.encode() + b"\0")
     output = result.stdout.decode(errors="replace")
     assert result.stderr == b"", result.stderr
     assert output.startswith("/home/capuser\nWinSCP: this is end-of-file:0\n"), output
+    logged = session_lines(setup.sandbox, mark, "capuser")  # one session id on every line
+    assert logged[-1]["event"] == "end" and logged[-1]["program"] == "winscp", logged
 
 
 @pytest.mark.parametrize(("user", "setuid_build"), [("capuser", False), ("suiduser", True)])

@@ -603,7 +603,7 @@ class _Sys:
 
 
 def _login(monkeypatch: pytest.MonkeyPatch, programs: tuple[str, ...], uid: int = 1000) -> list:
-    from scponly_py import config, shell  # noqa: PLC0415
+    from scponly_py import config, shell, supervise  # noqa: PLC0415
     from scponly_py import request as requests  # noqa: PLC0415
     from scponly_py.policy import normalise  # noqa: PLC0415
 
@@ -615,6 +615,10 @@ def _login(monkeypatch: pytest.MonkeyPatch, programs: tuple[str, ...], uid: int 
     loaded = config.LoadedConfig(normalise({"defaults": {"programs": list(programs)}}), "test")
     monkeypatch.setattr(config, "load", lambda: loaded)
     monkeypatch.setattr(winscp, "serve", lambda req, pol: calls.append(("serve", req, pol)) or 7)
+    # log_transfers (the default): the session runs in the supervisor's child.
+    monkeypatch.setattr(
+        supervise, "run", lambda req, name, start: calls.append(("supervise", name)) or start(())
+    )
     monkeypatch.setattr(shell, "refuse", lambda req, dec, pol=None: calls.append(("refuse",)) or 1)
     calls.append(shell.login([]))
     return calls
@@ -622,9 +626,10 @@ def _login(monkeypatch: pytest.MonkeyPatch, programs: tuple[str, ...], uid: int 
 
 def test_login_runs_winscp_mode_when_enabled(monkeypatch: pytest.MonkeyPatch) -> None:
     calls = _login(monkeypatch, ("winscp", "scp"))
-    assert calls[0][0] == "serve" and calls[-1] == 7
-    assert calls[0][1].command is None
-    assert "winscp" in calls[0][2].programs
+    assert calls[0] == ("supervise", "winscp")
+    assert calls[1][0] == "serve" and calls[-1] == 7
+    assert calls[1][1].command is None
+    assert "winscp" in calls[1][2].programs
 
 
 def test_login_refuses_interactive_without_winscp(monkeypatch: pytest.MonkeyPatch) -> None:
