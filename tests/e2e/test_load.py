@@ -1,5 +1,7 @@
 """Load: 200 concurrent sessions (scp legacy, scp over SFTP, sftp, rsync; up and down) through one
-real sshd to several users; every file is checked by SHA-256 and no session may fail."""
+real sshd to several users; every file is checked by SHA-256 and no session may fail. Transfer
+logging is on (the default): every session has its end line, and every file moved over SFTP its
+close line with the file's size."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from setup_chroot import logread
 from tests.e2e.sandbox import Sandbox
 
 SESSIONS = int(os.environ.get("SCPONLY_PY_LOAD_SESSIONS", "200"))
@@ -39,6 +42,7 @@ def test_200_concurrent_sessions(sandbox_factory, tmp_path: Path) -> None:
 
     ssh = f"ssh -F {sandbox.ssh_config}"
     jobs: list[tuple[subprocess.Popen[bytes], Path, Path]] = []
+    closes: list[tuple[str, str, str, str]] = []  # (user, path suffix, field, bytes) expected
     started = time.monotonic()
     for number in range(SESSIONS):
         user = USERS[number % len(USERS)]
@@ -74,6 +78,10 @@ def test_200_concurrent_sessions(sandbox_factory, tmp_path: Path) -> None:
                 stderr=subprocess.PIPE,
             )
         jobs.append((process, local, remote))
+        if kind in ("scp-sftp-up", "sftp-up"):
+            closes.append((user, remote_name, "bytes_written", str(16_000 + number)))
+        elif kind == "sftp-down":
+            closes.append((user, "seed.bin", "bytes_read", "48000"))
 
     failures = []
     for process, local, remote in jobs:
@@ -92,3 +100,23 @@ def test_200_concurrent_sessions(sandbox_factory, tmp_path: Path) -> None:
     assert not failures, failures[:10]
     allowed = [line for line in sandbox.log_since(0) if "decision=allow" in line]
     assert len(allowed) == SESSIONS
+    deadline = time.monotonic() + 30
+    while True:  # the supervisors' end lines follow their sessions' last bytes
+        lines = [fields for fields in map(logread.parse, sandbox.log_since(0)) if fields]
+        ends = [fields for fields in lines if fields.get("event") == "end"]
+        if len(ends) >= SESSIONS or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    sessions = {fields["session"] for fields in lines if fields.get("decision") == "allow"}
+    assert len(sessions) == SESSIONS
+    assert sorted(fields["session"] for fields in ends) == sorted(sessions)
+    assert all(fields.get("status") == "0" and fields["dropped"] == "0" for fields in ends), [
+        fields for fields in ends if fields.get("status") != "0" or fields["dropped"] != "0"
+    ][:5]
+    found = sorted(
+        (str(fields["user"]), str(fields["path"]).rsplit("/", 1)[-1], key, str(fields[key]))
+        for fields in lines
+        if fields.get("event") == "close"
+        for key in ("bytes_written" if fields["bytes_written"] != "0" else "bytes_read",)
+    )
+    assert found == sorted(closes), (len(found), len(closes))
