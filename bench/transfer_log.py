@@ -52,7 +52,8 @@ int main(void) {
 # "on|off nanoseconds" per run, alternating which goes first.
 LOGIN_TO_EXEC = """
 import subprocess, sys, time
-launcher, runs, uids = sys.argv[1], int(sys.argv[2]), {"on": int(sys.argv[3]), "off": int(sys.argv[4])}
+launcher, runs = sys.argv[1], int(sys.argv[2])
+uids = {"on": int(sys.argv[3]), "off": int(sys.argv[4])}
 for number in range(runs):
     for label in (("on", "off") if number % 2 == 0 else ("off", "on")):
         uid = uids[label]
