@@ -42,6 +42,17 @@ CONFIG = """
 [paths]
 sftp = "/bin/true"
 """
+# The same login without the transfer log's supervisor (no fork before the exec): the login
+# path as it was before issue 17, for the issue 15 target (a config older trees can read
+# has no such key, so --compare runs in the first pass only).
+CONFIG_NO_SUPERVISOR = (
+    CONFIG
+    + """
+[defaults]
+log_transfers = false
+"""
+)
+NO_SUPERVISOR = "scponly-py (this tree), log_transfers = false"
 # Installs another checkout's login shell with that checkout's own code (argv: checkout,
 # front, interpreter, package parent).
 INSTALL_OTHER = """import sys
@@ -173,6 +184,21 @@ def main() -> int:
             for label, command in startup_commands.items()
             if "python3" in command or "scponly-py" in command
         }
+        # Second pass, its own floor: the login without the supervisor.
+        sandbox.write_config(CONFIG_NO_SUPERVISOR)
+        plain = {
+            "python3 -I -S -c pass (the floor, 2nd pass)": "/usr/bin/python3 -I -S -c pass",
+            NO_SUPERVISOR: f"{sandbox.launcher} {request}",
+        }
+        startup |= rotated_rounds(
+            sandbox, user.uid, list(plain.values()),
+            runs=args.runs, rounds=args.rounds, output=out / "plain.json",
+        )  # fmt: skip
+        counted[NO_SUPERVISOR] = instructions(
+            sandbox, user.uid, plain[NO_SUPERVISOR].split(), out / "callgrind"
+        )
+        startup_commands |= plain
+        sandbox.write_config(CONFIG)
 
         payload = sandbox.root / "payload.bin"
         payload.write_bytes(os.urandom(64 * 1024))

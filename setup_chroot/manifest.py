@@ -96,15 +96,19 @@ class Store:
             raise ManifestError(f"{path}: unreadable manifest")
         return data
 
-    def load(self, jail: str) -> tuple[Spec, dict[str, dict[str, object]]] | None:
-        """(spec, recorded entries) of a jail, or None if we never built it."""
+    def _manifest(self, jail: str) -> dict[str, object] | None:
+        """The jail's manifest document as read, or None if there is none."""
         dir_fd = self._open()
         if dir_fd is None:
             return None
         try:
-            data = self._read(dir_fd, escape(jail) + ".json")
+            return self._read(dir_fd, escape(jail) + ".json")
         finally:
             os.close(dir_fd)
+
+    def load(self, jail: str) -> tuple[Spec, dict[str, dict[str, object]]] | None:
+        """(spec, recorded entries) of a jail, or None if we never built it."""
+        data = self._manifest(jail)
         if data is None:
             return None
         try:
@@ -114,13 +118,7 @@ class Store:
 
     def opened(self, jail: str) -> list[int] | None:
         """[device, inode] of the jail directory recorded by the last write, if any."""
-        dir_fd = self._open()
-        if dir_fd is None:
-            return None
-        try:
-            data = self._read(dir_fd, escape(jail) + ".json")
-        finally:
-            os.close(dir_fd)
+        data = self._manifest(jail)
         value = data.get("opened") if data else None
         return value if isinstance(value, list) else None
 
