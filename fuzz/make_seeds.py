@@ -157,7 +157,7 @@ def main() -> None:
     # The first byte selects the policy: client commands under every restricted
     # policy, attacks under their own policy and under "all".
     for command in CLIENT_COMMANDS:
-        for name in ("all", "read-only", "write-only", "no-links", "sftp-only"):
+        for name in ("all", "read-only", "write-only", "no-links", "sftp-only", "tuned"):
             selector = common.selector(name)
             counts["decide"] += write(HERE / "corpus" / "decide", selector + command.encode())
     for command in ("svnserve -t", "svnserve --tunnel", "md5sum /a", "sha1sum"):
