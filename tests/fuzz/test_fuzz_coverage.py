@@ -9,6 +9,7 @@ WinSCP mode (session and runner) and every grammar module.
 from __future__ import annotations
 
 import importlib.util
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +23,8 @@ pytestmark = [
     pytest.mark.skipif(
         importlib.util.find_spec("coverage") is None, reason="coverage not installed"
     ),
+    # fuzz_svnroot builds its trees below /run (a trusted path) and chowns: root only.
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root (fuzz_svnroot.py)"),
 ]
 
 
