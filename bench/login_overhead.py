@@ -190,14 +190,13 @@ def main() -> int:
             "python3 -I -S -c pass (the floor, 2nd pass)": "/usr/bin/python3 -I -S -c pass",
             NO_SUPERVISOR: f"{sandbox.launcher} {request}",
         }
-        startup |= rotated_rounds(
+        second = rotated_rounds(
             sandbox, user.uid, list(plain.values()),
             runs=args.runs, rounds=args.rounds, output=out / "plain.json",
         )  # fmt: skip
         counted[NO_SUPERVISOR] = instructions(
             sandbox, user.uid, plain[NO_SUPERVISOR].split(), out / "callgrind"
         )
-        startup_commands |= plain
         sandbox.write_config(CONFIG)
 
         payload = sandbox.root / "payload.bin"
@@ -228,12 +227,13 @@ def main() -> int:
         f"Login overhead, exec -> exec of /bin/true, as an ordinary user: hyperfine -N, "
         f"{args.rounds} rotated rounds of {args.runs} runs; medians over rounds"
     )
-    print(f"{'command':42} {'median ms':>10} {'x floor':>8} {'instructions':>13}")
-    for label, command in startup_commands.items():
-        median, ratio = startup[command]
-        count = counted.get(label)
-        shown = f"{count / 1e6:12.1f}M" if count else f"{'-':>13}"
-        print(f"{label:42} {median:10.2f} {ratio:8.2f} {shown}")
+    print(f"{'command':48} {'median ms':>10} {'x floor':>8} {'instructions':>13}")
+    for commands, results in ((startup_commands, startup), (plain, second)):
+        for label, command in commands.items():
+            median, ratio = results[command]
+            count = counted.get(label)
+            shown = f"{count / 1e6:12.1f}M" if count else f"{'-':>13}"
+            print(f"{label:48} {median:10.2f} {ratio:8.2f} {shown}")
     print(
         "(instructions: callgrind, up to the exec of the target, from the launcher on for "
         "scponly-py; the floor's include its exit)"

@@ -26,6 +26,17 @@ POLICY_NAMES = (
     "winscp",
     "tuned",
 )
+# Selected by the bytes after POLICY_NAMES: policies the config loader would not build
+# (a compiled config may predate a rule), so that the grammars' own checks run.
+EXTRA_POLICIES = {
+    # svnserve alone, read-write, with --tunnel-user
+    "svn-only": {"programs": ("svnserve",), "svn_root": "/srv/svn", "svn_tunnel_user": True},
+    # svnserve enabled without svn_root; a relative svn_root
+    "svn-unconfigured": {"programs": ("svnserve", "hashsum")},
+    "svn-relative": {"programs": ("svnserve", "hashsum"), "access": "read-only", "svn_root": "srv"},
+    # WinSCP mode logging its built-ins; `ls` configured by a relative path
+    "winscp-debug": {"programs": ("winscp", "scp"), "log_level": "debug", "paths": {"ls": "ls"}},
+}
 # The client environment every fuzzed request carries: sane and hostile variables.
 ENVIRONMENT = (
     ("LANG", "C.UTF-8"),
@@ -33,6 +44,20 @@ ENVIRONMENT = (
     ("LD_PRELOAD", "/home/alice/evil.so"),
     ("SSH_CONNECTION", "192.0.2.1 50000 192.0.2.2 22"),
 )
+
+
+def policies() -> list:
+    """The policies an input's first byte selects (modulo): POLICY_NAMES, then EXTRA_POLICIES."""
+    from tests.attacks.corpus import policy  # noqa: PLC0415
+    from tests.support import make_policy  # noqa: PLC0415
+
+    named = [policy(name) for name in POLICY_NAMES]
+    return named + [make_policy(**settings) for settings in EXTRA_POLICIES.values()]
+
+
+def selector(name: str) -> bytes:
+    """The first byte that selects policy `name`."""
+    return bytes([[*POLICY_NAMES, *EXTRA_POLICIES].index(name)])
 
 
 def decode(data: bytes) -> str:

@@ -26,10 +26,9 @@ with atheris.instrument_imports(include=["scponly_py"]):
     common.import_instrumented()
     from scponly_py.decide import decide
 from tests import oracles
-from tests.attacks.corpus import policy
 from tests.support import make_request
 
-POLICIES = [policy(name) for name in common.POLICY_NAMES]
+POLICIES = common.policies()
 
 
 def test_one_input(data: bytes) -> None:

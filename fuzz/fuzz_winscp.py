@@ -8,6 +8,7 @@ pass the same oracles as a login's Allow (configured absolute path, scrubbed
 environment), plus the WinSCP rules: only the allowlisted tools or scp, `--`
 before operands, access modes and `links` respected, no chmod that sets
 set-user-ID/set-group-ID bits, and nothing run for a line with control bytes.
+Every path is a directory for `cd` except names ending in ".txt".
 Skipped (exits 0) when scponly_py.winscp does not exist.
 """
 
@@ -25,10 +26,9 @@ with atheris.instrument_imports(include=["scponly_py"]):
     except ImportError:
         winscp = None
 from tests import oracles
-from tests.attacks.corpus import policy
 from tests.support import make_request
 
-POLICIES = [policy(name) for name in common.POLICY_NAMES]
+POLICIES = common.policies()
 WRITE_TOOLS = {"chmod", "mkdir", "rm", "mv", "ln", "cp"}
 MAX_LINES = 16
 
@@ -62,6 +62,10 @@ def check_run(line: str, effective, request, decision) -> None:
             raise AssertionError(f"chmod sets set-id bits: {decision!r}")
 
 
+def is_directory(path: str) -> bool:
+    return not path.endswith(".txt")
+
+
 def test_one_input(data: bytes) -> None:
     if winscp is None or not data:
         return
@@ -69,7 +73,7 @@ def test_one_input(data: bytes) -> None:
     if "winscp" not in effective.programs:
         effective = effective.replace(programs=effective.programs | {"winscp", "scp"})
     request = make_request(None)
-    session = winscp.Session(request, effective, lambda path: True)
+    session = winscp.Session(request, effective, is_directory)
     for raw in data[1:].split(b"\n")[:MAX_LINES]:
         line = common.decode(raw)
         for action in session.handle(line):

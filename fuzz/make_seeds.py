@@ -1,4 +1,4 @@
-"""Write the seed corpora (fuzz/corpus/{words,decide,winscp}/) from client commands and attacks.
+"""Write the seed corpora (fuzz/corpus/NAME/, one per harness) from client commands and attacks.
 
 Run after adding attacks or recorded commands: `python fuzz/make_seeds.py`.
 File names are the SHA-1 of the content, as libFuzzer names its own finds,
@@ -98,6 +98,44 @@ WINSCP_SESSIONS = [
     [f'mkdir "{HOME}/new"' + END, f'chmod -R 00755 "{HOME}/d"' + END],
     [f'chmod  u+rw-x,g+r,o-rwx "{HOME}/f"' + END, f'ln -s "{HOME}/t" "{HOME}/l"' + END],
     [f'cp -p -r -f -T "{HOME}/a" "{HOME}/b"' + END, "cd ~/x" + END, "exit 0"],
+    # refusals and corners: cd into a file, cd -, `..` above /, unset variables, octal modes
+    [
+        'cd "a.txt"' + END,
+        "cd -" + END,
+        "cd ../../../.." + END,
+        'unset "LANG"' + END,
+        "printenv LANG" + END,
+        "printenv NOPE" + END,
+        "printenv HOME" + END,
+        'chmod 77777 "f"' + END,
+        'chmod 4755 "f"' + END,
+        "rm -f " + " ".join(f"f{n}" for n in range(65)) + END,
+        'echo "$?"',
+        "exit 300",
+    ],
+]
+# serve(): the first byte's quotient by the number of policies selects the audit channel's
+# failing line, bit 6 the real fork/execve, bit 7 an over-long last line (fuzz_serve.py).
+_COUNT = len(common.POLICY_NAMES) + len(common.EXTRA_POLICIES)
+_WINSCP = common.selector("winscp")[0]
+SERVE_SELECTORS = (
+    0x40,  # policy "all", the real fork and execve
+    *(_WINSCP + _COUNT * fail for fail in range(5)),
+    0x80 | _WINSCP,
+    0x80,
+)
+
+# svnserve.root_problems(): (operation, argument) pairs building a tree (fuzz_svnroot.py).
+# 1 = mkdir and enter NAMES[arg], 2 = file, 3 = symlink, 4 = chmod, 5 = chown, 6 = up, 7 = repo.
+_REPOSITORY = [1, 5, 7, 0, 1, 2, 2, 8]  # repo/{format,db/,hooks/pre-commit}
+SVN_TREES = [
+    _REPOSITORY,
+    [*_REPOSITORY, 5, 1],  # hooks/pre-commit owned by uid 1000
+    [*_REPOSITORY, 4, 0o66],  # hooks/pre-commit writable by group and others
+    [*_REPOSITORY, 3, 8 + 10 * 1],  # hooks/pre-commit -> /tmp
+    [*_REPOSITORY, 6, 0, 1, 3, 3, 6 + 10 * 0],  # conf/a -> /etc
+    [3, 6 + 10 * 2, 1, 6, 4, 0x40 | 0o77],  # a -> .., a sticky writable directory
+    [1, 5, 7, 0, 6, 0, 1, 2, 5, 2, 1, 7, 0, 1, 3, 2, 9],  # nested repositories
 ]
 
 
@@ -122,20 +160,31 @@ def main() -> None:
     # The first byte selects the policy: client commands under every restricted
     # policy, attacks under their own policy and under "all".
     for command in [*CLIENT_COMMANDS, *named]:
-        for name in ("all", "read-only", "write-only", "no-links", "sftp-only"):
-            selector = bytes([common.POLICY_NAMES.index(name)])
+        for name in ("all", "read-only", "write-only", "no-links", "sftp-only", "tuned"):
+            selector = common.selector(name)
             counts["decide"] += write(HERE / "corpus" / "decide", selector + command.encode())
+    for command in ("svnserve -t", "svnserve --tunnel", "md5sum /a", "sha1sum"):
+        for name in (*common.EXTRA_POLICIES, "tuned"):
+            counts["decide"] += write(
+                HERE / "corpus" / "decide", common.selector(name) + command.encode()
+            )
     for attack in attacks:
         data = attack.command.encode("utf-8", "surrogateescape")
         for name in {attack.policy, "all"}:
-            selector = bytes([common.POLICY_NAMES.index(name)])
+            selector = common.selector(name)
             counts["decide"] += write(HERE / "corpus" / "decide", selector + data)
     for lines in WINSCP_SESSIONS:
-        for name in ("winscp", "read-only", "write-only", "no-links"):
-            selector = bytes([common.POLICY_NAMES.index(name)])
+        for name in ("winscp", "read-only", "write-only", "no-links", "winscp-debug"):
+            selector = common.selector(name)
             counts["winscp"] += write(
                 HERE / "corpus" / "winscp", selector + "\n".join(lines).encode()
             )
+    counts["serve"] = 0
+    for lines in WINSCP_SESSIONS:
+        for first in SERVE_SELECTORS:
+            data = bytes([first]) + "\n".join(lines).encode() + b"\n"
+            counts["serve"] += write(HERE / "corpus" / "serve", data)
+    counts["svnroot"] = sum(write(HERE / "corpus" / "svnroot", bytes(tree)) for tree in SVN_TREES)
     print(", ".join(f"{name}: {count} new" for name, count in counts.items()))
 
 

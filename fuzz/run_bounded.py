@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-HARNESSES = ("words", "decide", "winscp")
+HARNESSES = ("words", "decide", "winscp", "serve", "svnroot")
 STATS = re.compile(r"#(\d+)\s+DONE\s+cov: (\d+) ft: (\d+) corp: (\d+)/")
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 FUZZ = Path(__file__).resolve().parents[2] / "fuzz"
-RUNS = {"words": 4000, "decide": 20000, "winscp": 4000}
+RUNS = {"words": 4000, "decide": 20000, "winscp": 4000, "serve": 400, "svnroot": 1000}
 
 pytestmark = [
     pytest.mark.fuzz,
