@@ -40,7 +40,7 @@ sys.path.insert(0, str(REPO))
 from bench.login_overhead import rotated_rounds  # noqa: E402
 from tests.e2e.sandbox import Sandbox  # noqa: E402
 
-BUILD = Path(os.environ.get("SCPONLY_PY_FROZEN_BUILD", "/var/tmp/scponly-py-frozen"))
+BUILD = Path(os.environ.get("SCPONLY_PY_FROZEN_BUILD", "/var/cache/scponly-py/frozen"))
 SETUP = str(Path(sys.executable).with_name("scponly-py-setup"))
 REQUEST = "-c /usr/lib/openssh/sftp-server"
 # callgrind dumps before these calls; each phase is named by the call that ends it.

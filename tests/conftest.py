@@ -20,8 +20,9 @@ REPO = Path(__file__).resolve().parent.parent
 # Tests import helpers such as tests.e2e.sandbox by package path.
 sys.path.insert(0, str(REPO))
 # The frozen onedir build is cached here between runs (packaging/build-frozen.sh skips the build
-# while the sources are unchanged); the demo uses the same place.
-FROZEN_BUILD_DIR = Path(os.environ.get("SCPONLY_PY_FROZEN_BUILD", "/var/tmp/scponly-py-frozen"))
+# while the sources are unchanged); the demo uses the same place: root's cache, never /var/tmp,
+# where a user could plant a tree with a matching source hash.
+FROZEN_BUILD_DIR = Path(os.environ.get("SCPONLY_PY_FROZEN_BUILD", "/var/cache/scponly-py/frozen"))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
