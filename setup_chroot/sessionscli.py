@@ -33,6 +33,12 @@ def _read(path: str) -> bytes:
         return handle.read()
 
 
+def _start_ticks(pid: int | str) -> int:
+    """A process's start time in clock ticks since boot (/proc/PID/stat field 22)."""
+    stat = _read(f"/proc/{pid}/stat")
+    return int(stat[stat.rindex(b")") + 2 :].split()[19])
+
+
 def _boot_time() -> float:
     for line in _read("/proc/stat").splitlines():
         if line.startswith(b"btime "):
@@ -53,8 +59,7 @@ def live_sessions() -> list[dict[str, object]]:
             comm = _read(f"/proc/{entry}/comm").strip()
             if comm not in (NAME, UNLISTED_NAME):
                 continue
-            stat = _read(f"/proc/{entry}/stat")
-            start_ticks = int(stat[stat.rindex(b")") + 2 :].split()[19])
+            start_ticks = _start_ticks(entry)
             uid = os.stat(f"/proc/{entry}").st_uid
             environ = dict(
                 item.split(b"=", 1)
@@ -76,6 +81,8 @@ def live_sessions() -> list[dict[str, object]]:
             "duration": round(now - boot - start_ticks / ticks, 1),
             "program": "-",
             "program_pid": None,
+            "uid": uid,
+            "started": start_ticks,
             "bytes_read": None,
             "bytes_written": None,
         }
@@ -83,6 +90,7 @@ def live_sessions() -> list[dict[str, object]]:
             child = int(children[0])
             session["program_pid"] = child
             try:
+                session["started"] = _start_ticks(child)
                 argv0 = _read(f"/proc/{child}/cmdline").split(b"\0")[0]
                 session["program"] = os.path.basename(argv0).decode(errors="replace")
                 counters = dict(
@@ -137,11 +145,7 @@ def sessions(as_json: bool, kill_id: str | None, kill_user: str | None) -> None:
     if not chosen:
         raise click.ClickException("no such live session")
     for session in chosen:
-        target = session["program_pid"] or session["pid"]
-        try:
-            os.kill(target, signal.SIGTERM)  # type: ignore[arg-type]
-        except ProcessLookupError:
-            pass
+        _terminate(session)
     deadline = time.monotonic() + KILL_WAIT
     left = chosen
     while left and time.monotonic() < deadline:
@@ -155,6 +159,27 @@ def sessions(as_json: bool, kill_id: str | None, kill_user: str | None) -> None:
             click.echo(f"ended {session['session']} ({session['user']}, pid {session['pid']})")
     if left:
         raise click.ClickException(f"{len(left)} session(s) still running after {KILL_WAIT:g} s")
+
+
+def _terminate(session: dict[str, object]) -> None:
+    """SIGTERM the session's program through a pidfd, and only while that pid still names the
+    process listed (same start time, same owner): a pid reused meanwhile — a user can make
+    its own process look like a supervisor and let its child exit — is never signalled."""
+    target = session["program_pid"] or session["pid"]
+    try:
+        handle = os.pidfd_open(target)  # type: ignore[arg-type]
+    except ProcessLookupError:
+        return
+    try:
+        if (
+            _start_ticks(target) == session["started"]  # type: ignore[arg-type]
+            and os.stat(f"/proc/{target}").st_uid == session["uid"]
+        ):
+            signal.pidfd_send_signal(handle, signal.SIGTERM)
+    except (OSError, ValueError):
+        return  # ended meanwhile
+    finally:
+        os.close(handle)
 
 
 def journal_lines(since: str | None) -> Iterator[str]:
