@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from scponly_py.programs import PROGRAMS
-from setup_chroot import commands, importer, migrate, plan, sessionscli, sshd, sshdinstall
+from setup_chroot import commands, importer, migrate, plan, sshd, sshdinstall
 from setup_chroot.manifest import STATE_DIR
 
 EXIT_INTERRUPTED = 130
@@ -64,8 +64,21 @@ def install_shell(**options: Any) -> None:
     commands.install_shell(**options)
 
 
-for _command in sessionscli.COMMANDS:
-    main.add_command(_command)
+@main.command(help=commands.sessions.__doc__)
+@click.option("--json", "as_json", is_flag=True, help="One JSON list instead of a table.")
+@click.option("--kill", "kill_id", metavar="ID", help="End the session with this id.")
+@click.option("--user", "kill_user", metavar="NAME", help="End every session of this user.")
+def sessions(**options: Any) -> None:
+    commands.sessions(**options)
+
+
+@main.command(help=commands.report.__doc__)
+@click.option("--user", metavar="NAME", help="Only this user.")
+@click.option("--since", metavar="TIME", help="Journal only: from TIME (journalctl --since).")
+@click.option("--file", "path", metavar="PATH", help="Read a syslog file instead of the journal.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object instead of a table.")
+def report(**options: Any) -> None:
+    commands.report(**options)
 
 
 @main.command("install-chroot-shell", help=commands.install_chroot_shell.__doc__)

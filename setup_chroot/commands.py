@@ -1,6 +1,6 @@
 """What each scponly-py-setup command does (cli.py declares their options; the
 docstrings here are their help): install-shell, install-chroot-shell, create,
-update, add-user, remove-user, check, sshd-config.
+update, add-user, remove-user, check, sshd-config, sessions, report.
 
 Every mutating command plans first (plan.py: the jail's files and the
 accounts' useradd/usermod/userdel, groups and /etc/shells), prints the plan,
@@ -22,6 +22,7 @@ import os
 import pwd
 import re
 import stat
+import sys
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -37,6 +38,8 @@ from setup_chroot import (
     frozen,
     jailfs,
     launcher,
+    livesessions,
+    logread,
     pamstack,
     plan,
     sshd,
@@ -995,3 +998,75 @@ def install_chroot_shell(
     if register:
         for name in frozen.LOGIN_BINARIES:
             _register_shell(f"{dest.rstrip('/')}/{name}")
+
+
+def sessions(as_json: bool, kill_id: str | None, kill_user: str | None) -> None:
+    """List live sessions (user, client, program, start, duration, bytes so far), or end some.
+
+    Sessions are found by their supervisor (log_transfers on). Ending one sends
+    SIGTERM to its program; the supervisor logs the end line and exits.
+    """
+    try:
+        found = livesessions.live_sessions()
+    except livesessions.SessionsError as error:
+        raise click.ClickException(str(error)) from None
+    if kill_id is None and kill_user is None:
+        if as_json:
+            click.echo(json.dumps(found))
+            return
+        click.echo(f"{'SESSION':<22} {'USER':<12} {'CLIENT':<16} {'PROGRAM':<12} "
+                   f"{'START':<25} {'SECONDS':>8} {'READ':>12} {'WRITTEN':>12}")  # fmt: skip
+        for session in found:
+            click.echo(
+                f"{session['session']:<22} {session['user']:<12} {session['client']:<16} "
+                f"{session['program']:<12} {session['start']:<25} {session['duration']:>8} "
+                f"{session['bytes_read'] if session['bytes_read'] is not None else '-':>12} "
+                f"{session['bytes_written'] if session['bytes_written'] is not None else '-':>12}"
+            )
+        return
+    chosen = [
+        session
+        for session in found
+        if (kill_id is not None and session["session"] == kill_id)
+        or (kill_user is not None and session["user"] == kill_user)
+    ]
+    if not chosen:
+        raise click.ClickException("no such live session")
+    left = livesessions.end(chosen)
+    ended = [session for session in chosen if session not in left]
+    if as_json:
+        click.echo(json.dumps({"ended": ended, "still_running": left}))
+    else:
+        for session in ended:
+            click.echo(f"ended {session['session']} ({session['user']}, pid {session['pid']})")
+    if left:
+        raise click.ClickException(
+            f"{len(left)} session(s) still running after {livesessions.KILL_WAIT:g} s"
+        )
+
+
+def report(user: str | None, since: str | None, path: str | None, as_json: bool) -> None:
+    """Transfers per user from the log: sessions, files and bytes up/down, refusals.
+
+    Reads the journal (SYSLOG_IDENTIFIER=scponly-py) or a syslog file; both
+    log formats (kv, json). Uploads are close lines with bytes written,
+    downloads close lines with bytes read (sftp and scp in SFTP mode).
+    """
+    if path is not None:
+        if since is not None:
+            raise click.ClickException("--since needs the journal; filter the file instead")
+        with open(path, encoding="utf-8", errors="surrogateescape") as handle:
+            totals = logread.summarise(handle, user)
+    else:
+        try:
+            totals = logread.summarise(logread.journal_lines(since), user)
+        except logread.LogReadError as error:
+            raise click.ClickException(str(error)) from None
+    if as_json:
+        click.echo(json.dumps(totals, sort_keys=True))
+        return
+    columns = logread.REPORT_COLUMNS
+    click.echo(f"{'USER':<16}" + "".join(f"{column.upper():>12}" for column in columns))
+    for name in sorted(totals):
+        click.echo(f"{name:<16}" + "".join(f"{totals[name][column]:>12}" for column in columns))
+    sys.stdout.flush()
