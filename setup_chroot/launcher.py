@@ -226,9 +226,7 @@ def _write_atomically(destination: str, data: bytes, mode: int) -> None:
     temporary = os.path.join(directory, f".{name}.{os.getpid()}.tmp")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+        trusted.write_all(fd, data)
         os.fchmod(fd, mode)
     finally:
         os.close(fd)
