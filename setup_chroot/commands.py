@@ -23,7 +23,7 @@ import pwd
 import re
 import stat
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 
 import click
@@ -96,6 +96,20 @@ def _jail_path(jail: str) -> str:
 def _need_root(dry_run: bool) -> None:
     if not dry_run and os.geteuid() != 0:
         raise click.ClickException("must run as root (jail files are root-owned; mknod)")
+
+
+@contextlib.contextmanager
+def _locked_jail(jail: str, state_dir: str, dry_run: bool) -> Iterator[tuple[Store, str]]:
+    """A command's hold on one jail: root (unless dry-run), the path checked (`_jail_path`),
+    its manifest store locked; (store, jail path) inside. ERRORS become one line."""
+    _need_root(dry_run)
+    jail = _jail_path(jail)
+    store = Store(state_dir)
+    try:
+        with store.lock(jail):
+            yield store, jail
+    except ERRORS as error:
+        raise click.ClickException(str(error)) from None
 
 
 def _open_jail(jail: str, *, create: bool) -> jailfs.JailFS | None:
@@ -265,26 +279,20 @@ def create(  # noqa: PLR0917 - click passes options as arguments
     as_json: bool,
 ) -> None:
     """Build (or re-sync) the smallest jail that runs the chosen programs."""
-    _need_root(dry_run)
-    jail = _jail_path(jail)
-    store = Store(state_dir)
-    try:
-        with store.lock(jail):
-            loaded = store.load(jail)
-            old = loaded[0] if loaded else plan.Spec(jail)
-            recorded = loaded[1] if loaded else {}
-            spec = plan.Spec(
-                jail,
-                _profiles(profiles),
-                binaries,
-                localtime,
-                old.users,
-                old.frozen,
-                old.devlog if devlog_choice is None else _devlog(devlog_choice),
-            )
-            _converge(store, spec, recorded, dry_run=dry_run, as_json=as_json, adopt=True)
-    except ERRORS as error:
-        raise click.ClickException(str(error)) from None
+    with _locked_jail(jail, state_dir, dry_run) as (store, path):
+        loaded = store.load(path)
+        old = loaded[0] if loaded else plan.Spec(path)
+        recorded = loaded[1] if loaded else {}
+        spec = plan.Spec(
+            path,
+            _profiles(profiles),
+            binaries,
+            localtime,
+            old.users,
+            old.frozen,
+            old.devlog if devlog_choice is None else _devlog(devlog_choice),
+        )
+        _converge(store, spec, recorded, dry_run=dry_run, as_json=as_json, adopt=True)
 
 
 def update(  # noqa: PLR0917 - click passes options as arguments
@@ -607,41 +615,35 @@ def remove_user(  # noqa: PLR0917 - click passes options as arguments
     user: str, jail: str, purge: bool, forget: bool, state_dir: str, dry_run: bool, as_json: bool
 ) -> None:
     """Undo add-user: userdel (or restore home and shell), jail passwd lines, --purge the home."""
-    _need_root(dry_run)
-    jail = _jail_path(jail)
-    store = Store(state_dir)
-    try:
-        with store.lock(jail):
-            spec, recorded = _load(store, jail)
-            entry = next((item for item in spec.users if item.name == user), None)
-            if entry is None:
-                raise click.ClickException(f"{user} is not a user of {jail}")
-            action = (
-                f"account {user}: "
-                + ("left alone" if forget else "userdel" if entry.created else "restore")
-                + (f", leave group {entry.group}" if entry.group and not forget else "")
-                + (f"; delete /home/{user} in the jail" if purge else "")
-            )
-            first: list[plan.Operation] = [plan.RemoveTree(f"/home/{user}")] if purge else []
-            if not forget:
-                first += plan.undo_account_ops(entry)
-            others = tuple(item for item in spec.users if item.name != user)
-            new_spec = replace(spec, users=others)
-            if entry.mode == "chroot-directory" and all(
-                item.mode != "chroot-directory" for item in others
-            ):
-                new_spec = replace(new_spec, devlog=None)  # its last user: /dev/log goes too
-            _converge(
-                store,
-                new_spec,
-                recorded,
-                dry_run=dry_run,
-                as_json=as_json,
-                before=[action],
-                first=first,
-            )
-    except ERRORS as error:
-        raise click.ClickException(str(error)) from None
+    with _locked_jail(jail, state_dir, dry_run) as (store, path):
+        spec, recorded = _load(store, path)
+        entry = next((item for item in spec.users if item.name == user), None)
+        if entry is None:
+            raise click.ClickException(f"{user} is not a user of {path}")
+        action = (
+            f"account {user}: "
+            + ("left alone" if forget else "userdel" if entry.created else "restore")
+            + (f", leave group {entry.group}" if entry.group and not forget else "")
+            + (f"; delete /home/{user} in the jail" if purge else "")
+        )
+        first: list[plan.Operation] = [plan.RemoveTree(f"/home/{user}")] if purge else []
+        if not forget:
+            first += plan.undo_account_ops(entry)
+        others = tuple(item for item in spec.users if item.name != user)
+        new_spec = replace(spec, users=others)
+        if entry.mode == "chroot-directory" and all(
+            item.mode != "chroot-directory" for item in others
+        ):
+            new_spec = replace(new_spec, devlog=None)  # its last user: /dev/log goes too
+        _converge(
+            store,
+            new_spec,
+            recorded,
+            dry_run=dry_run,
+            as_json=as_json,
+            before=[action],
+            first=first,
+        )
 
 
 def check(  # noqa: PLR0917 - click passes options as arguments
