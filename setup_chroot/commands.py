@@ -414,16 +414,9 @@ def add_user(  # noqa: PLR0917 - click passes options as arguments
                 first=list(first),
             )
         if mode != "scponly-pyc" and sshd_install:
-            _install_sshd(
-                sshd_main,
-                group=group,
-                users=(),
-                mode="internal-sftp" if mode == "internal-sftp" else "scponly",
-                jail=jail,
-                remove=False,
-                reload=True,
-                dry_run=dry_run,
-            )
+            sshd_mode = "internal-sftp" if mode == "internal-sftp" else "scponly"
+            match = sshd.Match(group, (), sshd_mode, jail)
+            _install_sshd(sshd_main, match, remove=False, reload=True, dry_run=dry_run)
     except (*ERRORS, frozen.InstallError) as error:
         raise click.ClickException(str(error)) from None
 
@@ -878,23 +871,16 @@ def sshd_config(  # noqa: PLR0917 - click passes options as arguments
 ) -> None:
     """Print, install or uninstall the sshd_config Match block; or check a user (exit 3)."""
     match_group = None if match_users else (group or users.DEFAULT_GROUP)
+    match = sshd.Match(match_group, match_users, mode, jail)
     if install or uninstall:
         if install and uninstall:
             raise click.UsageError("give --install or --uninstall, not both")
         _need_root(dry_run)
-        _install_sshd(
-            config or sshdinstall.MAIN,
-            group=match_group,
-            users=match_users,
-            mode=mode,
-            jail=jail,
-            remove=uninstall,
-            reload=reload,
-            dry_run=dry_run,
-        )
+        main = config or sshdinstall.MAIN
+        _install_sshd(main, match, remove=uninstall, reload=reload, dry_run=dry_run)
         return
     if check_user is None:
-        text = sshd.match_block(group=match_group, users=match_users, mode=mode, jail=jail)
+        text = sshd.match_block(match)
         _emit(as_json, {"mode": mode, "config": text}, [text.rstrip("\n")])
         return
     try:
@@ -912,17 +898,10 @@ def sshd_config(  # noqa: PLR0917 - click passes options as arguments
 
 
 def _install_sshd(
-    main: str,
-    *,
-    group: str | None,
-    users: tuple[str, ...],
-    mode: str,
-    jail: str | None,
-    remove: bool,
-    reload: bool,
-    dry_run: bool,
+    main: str, match: sshd.Match, *, remove: bool, reload: bool, dry_run: bool
 ) -> None:
     """`sshd-config --install/--uninstall`: plan the file change, show it, apply it checked."""
+    group = match.group
     try:
         if remove:
             path = sshdinstall.drop_in_path(main, sshdinstall.drop_in_name(group)) or main
@@ -934,7 +913,7 @@ def _install_sshd(
             else:
                 new = None
         else:
-            path, block = sshdinstall.render(main, group=group, users=users, mode=mode, jail=jail)
+            path, block = sshdinstall.render(main, match)
             old, new = sshdinstall.new_content(path, main, block, group)
         if old == new:
             click.echo(f"{path}: unchanged ({'not installed' if remove else 'already installed'})")
@@ -942,8 +921,8 @@ def _install_sshd(
         click.echo(sshdinstall.diff(path, old, new), nl=False)
         if dry_run:
             return
-        verify = [] if remove else sshdinstall.managed_users(group, users)
-        sshdinstall.change(path, old, new, main=main, verify=verify, mode=mode)
+        verify = [] if remove else sshdinstall.managed_users(group, match.users)
+        sshdinstall.change(path, old, new, main=main, verify=verify, mode=match.mode)
         click.echo(f"{'removed' if new is None else 'wrote'} {path}; sshd -t passed", nl=False)
         click.echo(f", sshd -T checked {', '.join(verify)}" if verify else "")
         if reload:

@@ -57,19 +57,24 @@ class Finding:
         return f"sshd      {self.user}: {self.setting} {self.value}: {self.message}"
 
 
-def match_block(
-    *,
-    group: str | None,
-    users: tuple[str, ...],
-    mode: str,
-    jail: str | None = None,
-    already: dict[str, str] | None = None,
-) -> str:
+@dataclass(frozen=True)
+class Match:
+    """Whom a Match block is for (`group`, else `users`), how sshd serves them (a MODES
+    name) and the jail it chroots them into (ChrootDirectory), if any."""
+
+    group: str | None
+    users: tuple[str, ...]
+    mode: str
+    jail: str | None = None
+
+
+def match_block(match: Match, already: dict[str, str] | None = None) -> str:
     """The sshd_config text for jailed users (global lines first, then the Match block).
 
     `already`: global keywords the configuration sets (key -> file:line), left out, since
     sshd keeps the first value (and `Subsystem sftp` twice is an error).
     """
+    group, users, mode, jail = match.group, match.users, match.mode, match.jail
     criteria = f"Group {group}" if group else f"User {','.join(users)}"
     lines = ["# Written by scponly-py-setup sshd-config (mode: " + mode + ")."]
     wanted = [("permituserenvironment", "PermitUserEnvironment no")]

@@ -138,18 +138,16 @@ def global_settings(main: str, skip: str) -> dict[str, Directive]:
     return found
 
 
-def render(
-    main: str, *, group: str | None, users: tuple[str, ...], mode: str, jail: str | None = None
-) -> tuple[str, str]:
+def render(main: str, match: sshd.Match) -> tuple[str, str]:
     """(path to write, its global lines and Match block) for this configuration.
 
     Refuses (InstallError) a configuration whose sftp subsystem is internal-sftp in
     scponly mode: sshd then serves sftp itself and never runs the login shell.
     """
-    target = drop_in_path(main, drop_in_name(group))
+    target = drop_in_path(main, drop_in_name(match.group))
     already = global_settings(main, skip=target or "")
     sftp = already.get("subsystem sftp")
-    if mode == "scponly" and sftp is not None and "internal-sftp" in sftp.args[1:2]:
+    if match.mode == "scponly" and sftp is not None and "internal-sftp" in sftp.args[1:2]:
         raise InstallError(
             f"{sftp.where}: 'Subsystem sftp internal-sftp' makes sshd serve sftp itself, never"
             " running the login shell, so scponly-py's rules would not apply to sftp; change"
@@ -157,9 +155,7 @@ def render(
             " for chrooted sftp-only accounts)"
         )
     skipped = {key: item.where for key, item in already.items()}
-    return target or main, sshd.match_block(
-        group=group, users=users, mode=mode, jail=jail, already=skipped
-    )
+    return target or main, sshd.match_block(match, skipped)
 
 
 def read(path: str) -> bytes | None:
