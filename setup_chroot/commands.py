@@ -35,6 +35,7 @@ from setup_chroot import (
     batch,
     devlog,
     doctor,
+    finding,
     frozen,
     jailfs,
     launcher,
@@ -689,9 +690,7 @@ def check(  # noqa: PLR0917 - click passes options as arguments
                 raise click.ClickException(f"{path}: no such directory")
             loaded = store.load(path)
             spec, recorded = loaded if loaded else (None, None)
-            found: list[jail_check.Finding | sshd.Finding] = list(
-                jail_check.check(path, spec, recorded)
-            )
+            found: list[finding.Finding] = list(jail_check.check(path, spec, recorded))
             if with_sshd and spec is not None:
                 for user in spec.users:
                     found += _check_route_user(path, user, sshd_config)

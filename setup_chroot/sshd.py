@@ -12,7 +12,9 @@ apply after every Match block) and each of those settings is reported.
 from __future__ import annotations
 
 import subprocess
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+
+from setup_chroot import finding
 
 SSHD = "/usr/sbin/sshd"
 MODES = ("scponly", "internal-sftp")
@@ -44,17 +46,12 @@ class SshdError(Exception):
 
 
 @dataclass(frozen=True)
-class Finding:
+class Finding(finding.Finding):
+    LINE = "sshd      {user}: {setting} {value}: {message}"
     user: str
     setting: str
     value: str
     message: str
-
-    def to_json(self) -> dict[str, str]:
-        return asdict(self)
-
-    def __str__(self) -> str:
-        return f"sshd      {self.user}: {self.setting} {self.value}: {self.message}"
 
 
 @dataclass(frozen=True)
