@@ -236,14 +236,12 @@ def write(path: str, data: bytes | None) -> None:
             os.unlink(name, dir_fd=dir_fd)
             return
         temporary = f".{name}.{os.getpid()}.tmp"
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-        fd = os.open(temporary, flags, 0o644, dir_fd=dir_fd)
-        try:
+
+        def fill(fd: int) -> None:
             os.fchmod(fd, 0o644)
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+            trusted.write_all(fd, data)
+
+        trusted.write_new_at(dir_fd, temporary, fill)
         os.rename(temporary, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
     finally:
         os.close(dir_fd)
