@@ -161,8 +161,8 @@ def _run(name: str, **options: object) -> None:
     """Run scponly-py-setup's command NAME with `options`, every other option at the default
     its command line gives it (the import runs inside that command line's context)."""
     root = click.get_current_context().find_root()
-    command = root.command.get_command(root, name)  # type: ignore[attr-defined]
-    root.invoke(command, **options)
+    assert isinstance(root.command, click.Group)
+    root.invoke(root.command.commands[name], **options)
 
 
 def _set_aside(jail: str) -> None:
