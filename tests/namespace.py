@@ -138,3 +138,10 @@ class NamespaceHolder:
                 continue
             found.append(int(entry))
         return found
+
+    def wait_gone(self, uid: int, timeout: float = 10) -> list[int]:
+        """Wait up to `timeout` for `uid` to have no process left here; return those left."""
+        deadline = time.monotonic() + timeout
+        while (left := self.pids(uid)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return left

@@ -65,6 +65,27 @@ mount -t tmpfs -o mode=0755 tmpfs /home
 """
 STOCK_SSHD_CONFIG = "/etc/ssh/sshd_config"
 DROP_IN = "/etc/ssh/sshd_config.d/scponly-py-test.conf"
+# The access modes through real clients (test_login_shell.py, test_session_observe.py): alice
+# may do anything sftp and scp allow, reader only download, dropbox only upload.
+ACCESS_USERS = ("alice", "reader", "dropbox")
+ACCESS_CONFIG = """
+[defaults]
+programs = ["sftp", "scp"]
+
+[user.reader]
+access = "read-only"
+
+[user.dropbox]
+access = "write-only"
+"""
+
+
+def client_file(directory: Path, name: str, data: bytes) -> Path:
+    """`directory`/`name` holding `data`, for a client to send; `directory` opened to all."""
+    directory.chmod(0o755)
+    path = directory / name
+    path.write_bytes(data)
+    return path
 
 
 class User:
@@ -111,8 +132,16 @@ class Sandbox(NamespaceHolder):
     # -- life cycle -------------------------------------------------------------------------
 
     @classmethod
-    def create(cls, sshd_extra: str = "", *, stock: bool = False) -> Sandbox:
-        """Make the temp dir, namespaces, mounts, keys, syslog and sshd; return it running.
+    def create(
+        cls,
+        sshd_extra: str = "",
+        *,
+        stock: bool = False,
+        users: tuple[str, ...] = (),
+        config: str | None = None,
+    ) -> Sandbox:
+        """Make the temp dir, namespaces, mounts, keys, syslog and sshd; return it running,
+        with `users` (`add_user`) and `config` (`write_config`) when given.
 
         `stock`: sshd runs from the host's own /etc/ssh/sshd_config and /etc/pam.d/sshd
         (UsePAM yes, ~/.ssh/authorized_keys, StrictModes), with only its address, host key
@@ -124,6 +153,10 @@ class Sandbox(NamespaceHolder):
         sandbox = cls(root, stock=stock)
         try:
             sandbox._start(sshd_extra)
+            for name in users:
+                sandbox.add_user(name)
+            if config is not None:
+                sandbox.write_config(config)
         except BaseException:
             sandbox.stop()
             raise

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from setup_chroot import logread
-from tests.e2e.sandbox import SYSLOG_LISTENER, Sandbox
+from tests.e2e.sandbox import SYSLOG_LISTENER, Sandbox, client_file
 
 CONFIG = """
 [defaults]
@@ -42,19 +42,28 @@ SIZE = 70_001
 
 @pytest.fixture(scope="module")
 def sandbox(sandbox_factory) -> Sandbox:
-    sandbox = sandbox_factory()
-    for name in ("tlog", "tjson", "tstuck", "toff", "twin"):
-        sandbox.add_user(name)
-    sandbox.write_config(CONFIG)
-    return sandbox
+    return sandbox_factory(users=("tlog", "tjson", "tstuck", "toff", "twin"), config=CONFIG)
 
 
 @pytest.fixture
 def local(tmp_path: Path) -> Path:
-    tmp_path.chmod(0o755)
-    path = tmp_path / "up.bin"
-    path.write_bytes(os.urandom(SIZE))
-    return path
+    return client_file(tmp_path, "up.bin", os.urandom(SIZE))
+
+
+def slow_upload(sandbox: Sandbox, source: Path, kbits: int) -> subprocess.Popen[bytes]:
+    """tlog's sftp putting `source` at `kbits` Kbit/s, once its open line is logged."""
+    mark = sandbox.log_mark()
+    client = sandbox.spawn(
+        ["sftp", "-F", str(sandbox.ssh_config), "-l", str(kbits), "-b", "-", "tlog@sandbox"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    assert client.stdin is not None
+    client.stdin.write(f"put {source} {source.name}\n".encode())
+    client.stdin.close()
+    sandbox.log_since(mark, "event=open")
+    return client
 
 
 def session_lines(sandbox: Sandbox, mark: int, user: str) -> list[dict[str, object]]:
@@ -223,21 +232,8 @@ def test_a_log_daemon_that_stops_reading_stalls_nothing(sandbox: Sandbox, tmp_pa
 
 
 def test_client_killed_mid_transfer(sandbox: Sandbox, tmp_path: Path) -> None:
-    tmp_path.chmod(0o755)
-    big = tmp_path / "big.bin"
-    big.write_bytes(os.urandom(20_000_000))
-    uid = sandbox.users["tlog"].uid
     mark = sandbox.log_mark()
-    client = sandbox.spawn(
-        ["sftp", "-F", str(sandbox.ssh_config), "-l", "800", "-b", "-", "tlog@sandbox"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    assert client.stdin is not None
-    client.stdin.write(f"put {big} big.bin\n".encode())
-    client.stdin.close()
-    sandbox.log_since(mark, "event=open")
+    client = slow_upload(sandbox, client_file(tmp_path, "big.bin", os.urandom(20_000_000)), 800)
     time.sleep(0.5)
     for pid in sandbox.pids():  # the ssh client (nsenter's child), not sshd's side
         try:
@@ -249,14 +245,10 @@ def test_client_killed_mid_transfer(sandbox: Sandbox, tmp_path: Path) -> None:
     lines = session_lines(sandbox, mark, "tlog")
     end = lines[-1]
     assert end["event"] == "end", lines
-    deadline = time.monotonic() + 10
-    while sandbox.pids(uid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert sandbox.pids(uid) == []
+    assert sandbox.wait_gone(sandbox.users["tlog"].uid) == []
 
 
 def test_signal_request_reaches_the_program(sandbox: Sandbox) -> None:
-    uid = sandbox.users["tlog"].uid
     mark = sandbox.log_mark()
     repository = Path(__file__).resolve().parents[2]
     result = sandbox.run(
@@ -266,10 +258,7 @@ def test_signal_request_reaches_the_program(sandbox: Sandbox) -> None:
     assert result.returncode == 0, result.stderr
     lines = session_lines(sandbox, mark, "tlog")
     assert lines[-1]["event"] == "end" and lines[-1]["signal"] == "TERM", lines
-    deadline = time.monotonic() + 10
-    while sandbox.pids(uid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert sandbox.pids(uid) == []
+    assert sandbox.wait_gone(sandbox.users["tlog"].uid) == []
 
 
 SIGNAL_ONE = """
@@ -298,21 +287,8 @@ def setup_tool(sandbox: Sandbox, *arguments: str) -> subprocess.CompletedProcess
 
 
 def test_sessions_lists_and_kills(sandbox: Sandbox, tmp_path: Path) -> None:
-    tmp_path.chmod(0o755)
-    big = tmp_path / "slow.bin"
-    big.write_bytes(os.urandom(5_000_000))
-    uid = sandbox.users["tlog"].uid
     mark = sandbox.log_mark()
-    client = sandbox.spawn(
-        ["sftp", "-F", str(sandbox.ssh_config), "-l", "400", "-b", "-", "tlog@sandbox"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    assert client.stdin is not None
-    client.stdin.write(f"put {big} slow.bin\n".encode())
-    client.stdin.close()
-    sandbox.log_since(mark, "event=open")
+    client = slow_upload(sandbox, client_file(tmp_path, "slow.bin", os.urandom(5_000_000)), 400)
     listed = setup_tool(sandbox, "sessions", "--json")
     assert listed.returncode == 0, listed.stderr
     found = [entry for entry in json.loads(listed.stdout) if entry["user"] == "tlog"]
@@ -327,10 +303,7 @@ def test_sessions_lists_and_kills(sandbox: Sandbox, tmp_path: Path) -> None:
     client.wait(timeout=20)
     end = session_lines(sandbox, mark, "tlog")[-1]
     assert end["event"] == "end" and end["signal"] == "TERM", end
-    deadline = time.monotonic() + 10
-    while sandbox.pids(uid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert sandbox.pids(uid) == []
+    assert sandbox.wait_gone(sandbox.users["tlog"].uid) == []
 
 
 def test_report_from_a_syslog_file(sandbox: Sandbox, local: Path) -> None:
