@@ -108,16 +108,8 @@ def library(path: Path, *link: str | Path) -> Path:
     source = path.with_suffix(".c")
     function = path.name.split(".", maxsplit=1)[0].replace("-", "_")
     source.write_text(f"int {function}(void) {{ return 1; }}\n")
-    cc(
-        "-shared",
-        "-fPIC",
-        "-o",
-        path,
-        source,
-        f"-Wl,-soname,{path.name}",
-        "-Wl,--no-as-needed",
-        *link,
-    )
+    soname = f"-Wl,-soname,{path.name}"
+    cc("-shared", "-fPIC", "-o", path, source, soname, "-Wl,--no-as-needed", *link)
     return path
 
 
