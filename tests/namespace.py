@@ -9,11 +9,14 @@ copy of host directories whose changes land in the test's temp dir and vanish wi
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
 import subprocess
+import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Self
 
@@ -24,6 +27,23 @@ def die_with_parent() -> None:
     """Run in the child before exec: if the test process dies, the namespace dies too."""
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def temp_root(prefix: str) -> Path:
+    """A new directory under /tmp for a harness's files (0755: the namespace's users read it)."""
+    root = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    root.chmod(0o755)
+    return root
+
+
+@contextlib.contextmanager
+def stop_on_failure(stop: Callable[[], object]) -> Iterator[None]:
+    """Call `stop` (and re-raise) if the block fails: a harness half started leaves nothing."""
+    try:
+        yield
+    except BaseException:
+        stop()
+        raise
 
 
 def overlays(root: Path, *directories: str) -> str:

@@ -18,11 +18,10 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from tests.namespace import NamespaceHolder, overlays
+from tests.namespace import NamespaceHolder, overlays, stop_on_failure, temp_root
 
 SSHD = "/usr/sbin/sshd"
 SFTP_SERVER = "/usr/lib/openssh/sftp-server"
@@ -148,18 +147,14 @@ class Sandbox(NamespaceHolder):
         and pid file given on the command line; `sshd_extra` becomes a drop-in in
         sshd_config.d, and users are made with useradd -m (`add_stock_user`).
         """
-        root = Path(tempfile.mkdtemp(prefix="scponly-py-sandbox-", dir="/tmp"))
-        root.chmod(0o755)
+        root = temp_root("scponly-py-sandbox-")
         sandbox = cls(root, stock=stock)
-        try:
+        with stop_on_failure(sandbox.stop):
             sandbox._start(sshd_extra)
             for name in users:
                 sandbox.add_user(name)
             if config is not None:
                 sandbox.write_config(config)
-        except BaseException:
-            sandbox.stop()
-            raise
         return sandbox
 
     def _start(self, sshd_extra: str) -> None:
