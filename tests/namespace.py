@@ -14,6 +14,7 @@ import ctypes
 import os
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -21,6 +22,9 @@ from pathlib import Path
 from typing import Self
 
 PR_SET_PDEATHSIG = 1
+REPOSITORY = Path(__file__).resolve().parents[1]
+# scponly-py-setup as the code under test (this checkout's setup_chroot, run from its root).
+SETUP_TOOL = [sys.executable, "-c", "from setup_chroot.cli import main; main()"]
 
 
 def die_with_parent() -> None:
@@ -130,6 +134,10 @@ class NamespaceHolder:
                 f"{argv!r} failed ({result.returncode}): {result.stderr.decode(errors='replace')}"
             )
         return result
+
+    def setup(self, *args: str, check: bool = False) -> subprocess.CompletedProcess[bytes]:
+        """Run scponly-py-setup ARGS (SETUP_TOOL) inside the namespaces."""
+        return self.run([*SETUP_TOOL, *args], check=check, cwd=REPOSITORY)
 
     def spawn(self, argv: list[str], **kwargs: object) -> subprocess.Popen[bytes]:
         """Start `argv` inside the namespaces (Popen keywords); `close` kills it."""

@@ -279,17 +279,10 @@ print(channel.recv_exit_status())
 """
 
 
-def setup_tool(sandbox: Sandbox, *arguments: str) -> subprocess.CompletedProcess[bytes]:
-    """`scponly-py-setup ARGUMENTS` inside the sandbox (its /etc/passwd names the users)."""
-    repository = Path(__file__).resolve().parents[2]
-    program = "from setup_chroot.cli import main; main()"
-    return sandbox.run([sys.executable, "-c", program, *arguments], cwd=repository)
-
-
 def test_sessions_lists_and_kills(sandbox: Sandbox, tmp_path: Path) -> None:
     mark = sandbox.log_mark()
     client = slow_upload(sandbox, client_file(tmp_path, "slow.bin", os.urandom(5_000_000)), 400)
-    listed = setup_tool(sandbox, "sessions", "--json")
+    listed = sandbox.setup("sessions", "--json")
     assert listed.returncode == 0, listed.stderr
     found = [entry for entry in json.loads(listed.stdout) if entry["user"] == "tlog"]
     assert len(found) == 1, found
@@ -298,7 +291,7 @@ def test_sessions_lists_and_kills(sandbox: Sandbox, tmp_path: Path) -> None:
     assert session["session"] == decision["session"]
     assert session["program"] == "sftp-server" and session["client"] == "127.0.0.1"
     assert session["bytes_read"] > 0
-    killed = setup_tool(sandbox, "sessions", "--kill", str(session["session"]))
+    killed = sandbox.setup("sessions", "--kill", str(session["session"]))
     assert killed.returncode == 0, killed.stderr
     client.wait(timeout=20)
     end = session_lines(sandbox, mark, "tlog")[-1]
@@ -312,7 +305,7 @@ def test_report_from_a_syslog_file(sandbox: Sandbox, local: Path) -> None:
         assert result.returncode == 0, result.stderr
     sandbox.ssh("tjson", "id")  # refused
     sandbox.log_since(sandbox.log_mark(), "refuse", timeout=2)
-    result = setup_tool(sandbox, "report", "--file", str(sandbox.syslog_path), "--json")
+    result = sandbox.setup("report", "--file", str(sandbox.syslog_path), "--json")
     assert result.returncode == 0, result.stderr
     totals = json.loads(result.stdout)
     for user in ("tlog", "tjson"):
