@@ -13,13 +13,13 @@ Run as root: sudo /opt/scponly-py/bin/python bench/throughput.py [--mib 1024] [-
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.ratios import print_throughput
 from tests.e2e.sandbox import Sandbox
 
 CONFIG = """
@@ -78,19 +78,7 @@ def main() -> int:
         f"Upload of {options.mib} MiB over loopback, {options.rounds} rounds: best MB/s, and the"
         " median over rounds of (scponly-py MB/s / bash MB/s) of runs made back to back"
     )
-    print(f"{'protocol':10} {'scponly-py':>12} {'bash':>12} {'median ratio':>13} {'range':>14}")
-    for protocol in commands:
-        through_times, direct_times = times[(protocol, "viashell")], times[(protocol, "direct")]
-        ratios = [
-            direct / through for through, direct in zip(through_times, direct_times, strict=True)
-        ]
-        through = (options.mib << 20) / min(through_times) / 1e6
-        direct = (options.mib << 20) / min(direct_times) / 1e6
-        spread = f"{min(ratios):.2f}-{max(ratios):.2f}"
-        print(
-            f"{protocol:10} {through:12.1f} {direct:12.1f} "
-            f"{statistics.median(ratios):13.3f} {spread:>14}"
-        )
+    print_throughput(times, options.mib, {"viashell": "scponly-py", "direct": "bash"})
     return 0
 
 

@@ -28,6 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.ratios import print_throughput
 from tests.e2e.sandbox import Sandbox
 
 CONFIG = """
@@ -157,15 +158,7 @@ def main() -> int:
         f"\nUpload of {options.mib} MiB over loopback, {options.rounds} rounds: best MB/s,"
         " and the median over rounds of (logging on MB/s / logging off MB/s), back to back"
     )
-    print(f"{'protocol':10} {'on':>10} {'off':>10} {'median ratio':>13} {'range':>12}")
-    for protocol in commands:
-        on, off = times[(protocol, "on")], times[(protocol, "off")]
-        ratios = [off_time / on_time for on_time, off_time in zip(on, off, strict=True)]
-        print(
-            f"{protocol:10} {(options.mib << 20) / min(on) / 1e6:10.1f}"
-            f" {(options.mib << 20) / min(off) / 1e6:10.1f}"
-            f" {statistics.median(ratios):13.3f} {min(ratios):5.3f}-{max(ratios):.3f}"
-        )
+    print_throughput(times, options.mib, {"on": "on", "off": "off"})
     print(
         f"\nSupervisor USS during an sftp upload: max {max(uss) / 1024:.2f} MiB,"
         f" median {statistics.median(uss) / 1024:.2f} MiB over {len(uss)} samples"

@@ -8,6 +8,7 @@ the attack corpus all judge decisions by the same rules.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,6 +54,14 @@ def policies() -> list:
 
     named = [policy(name) for name in POLICY_NAMES]
     return named + [make_policy(**settings) for settings in EXTRA_POLICIES.values()]
+
+
+def fuzz(test_one_input: Callable[[bytes], None]) -> None:
+    """A harness's entry point: libFuzzer runs `test_one_input` with this command line's options."""
+    import atheris  # noqa: PLC0415 - measure_coverage.py never gets here, and needs no atheris
+
+    atheris.Setup(sys.argv, test_one_input)
+    atheris.Fuzz()
 
 
 def selector(name: str) -> bytes:

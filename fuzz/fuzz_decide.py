@@ -17,8 +17,6 @@ Oracles (tests/oracles.py; any failure is a crash that libFuzzer saves):
 
 from __future__ import annotations
 
-import sys
-
 import atheris
 import common
 
@@ -41,10 +39,5 @@ def test_one_input(data: bytes) -> None:
     oracles.check(command, request, effective, decision)
 
 
-def main() -> None:
-    atheris.Setup(sys.argv, test_one_input)
-    atheris.Fuzz()
-
-
 if __name__ == "__main__":
-    main()
+    common.fuzz(test_one_input)

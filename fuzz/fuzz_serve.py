@@ -24,7 +24,6 @@ Oracles (any failure is a crash):
 from __future__ import annotations
 
 import posix
-import sys
 
 import atheris
 import common
@@ -121,10 +120,5 @@ def test_one_input(data: bytes) -> None:
             raise AssertionError(f"audit line without decision or mode: {line!r}")
 
 
-def main() -> None:
-    atheris.Setup(sys.argv, test_one_input)
-    atheris.Fuzz()
-
-
 if __name__ == "__main__":
-    main()
+    common.fuzz(test_one_input)

@@ -20,7 +20,6 @@ from __future__ import annotations
 import os
 import shutil
 import stat
-import sys
 import tempfile
 
 import atheris
@@ -124,10 +123,5 @@ def test_one_input(data: bytes) -> None:
         raise AssertionError(f"root_problems reported nothing, but {missed}")
 
 
-def main() -> None:
-    atheris.Setup(sys.argv, test_one_input)
-    atheris.Fuzz()
-
-
 if __name__ == "__main__":
-    main()
+    common.fuzz(test_one_input)

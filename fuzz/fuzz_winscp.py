@@ -14,8 +14,6 @@ Skipped (exits 0) when scponly_py.winscp does not exist.
 
 from __future__ import annotations
 
-import sys
-
 import atheris
 import common
 
@@ -83,10 +81,5 @@ def test_one_input(data: bytes) -> None:
                 return
 
 
-def main() -> None:
-    atheris.Setup(sys.argv, test_one_input)
-    atheris.Fuzz()
-
-
 if __name__ == "__main__":
-    main()
+    common.fuzz(test_one_input)

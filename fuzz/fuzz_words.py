@@ -10,8 +10,6 @@ Oracles (any failure is a crash that libFuzzer saves as crash-*):
 
 from __future__ import annotations
 
-import sys
-
 import atheris
 import common
 
@@ -42,10 +40,5 @@ def test_one_input(data: bytes) -> None:
         raise AssertionError(f"join/split changed {result!r} into {again!r}")
 
 
-def main() -> None:
-    atheris.Setup(sys.argv, test_one_input)
-    atheris.Fuzz()
-
-
 if __name__ == "__main__":
-    main()
+    common.fuzz(test_one_input)

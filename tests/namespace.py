@@ -9,21 +9,45 @@ copy of host directories whose changes land in the test's temp dir and vanish wi
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
 import subprocess
+import sys
+import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Self
 
 PR_SET_PDEATHSIG = 1
+REPOSITORY = Path(__file__).resolve().parents[1]
+# scponly-py-setup as the code under test (this checkout's setup_chroot, run from its root).
+SETUP_TOOL = [sys.executable, "-c", "from setup_chroot.cli import main; main()"]
 
 
 def die_with_parent() -> None:
     """Run in the child before exec: if the test process dies, the namespace dies too."""
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def temp_root(prefix: str) -> Path:
+    """A new directory under /tmp for a harness's files (0755: the namespace's users read it)."""
+    root = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    root.chmod(0o755)
+    return root
+
+
+@contextlib.contextmanager
+def stop_on_failure(stop: Callable[[], object]) -> Iterator[None]:
+    """Call `stop` (and re-raise) if the block fails: a harness half started leaves nothing."""
+    try:
+        yield
+    except BaseException:
+        stop()
+        raise
 
 
 def overlays(root: Path, *directories: str) -> str:
@@ -111,6 +135,10 @@ class NamespaceHolder:
             )
         return result
 
+    def setup(self, *args: str, check: bool = False) -> subprocess.CompletedProcess[bytes]:
+        """Run scponly-py-setup ARGS (SETUP_TOOL) inside the namespaces."""
+        return self.run([*SETUP_TOOL, *args], check=check, cwd=REPOSITORY)
+
     def spawn(self, argv: list[str], **kwargs: object) -> subprocess.Popen[bytes]:
         """Start `argv` inside the namespaces (Popen keywords); `close` kills it."""
         process = subprocess.Popen(self.inside(argv), **kwargs)  # type: ignore[call-overload]
@@ -138,3 +166,10 @@ class NamespaceHolder:
                 continue
             found.append(int(entry))
         return found
+
+    def wait_gone(self, uid: int, timeout: float = 10) -> list[int]:
+        """Wait up to `timeout` for `uid` to have no process left here; return those left."""
+        deadline = time.monotonic() + timeout
+        while (left := self.pids(uid)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return left

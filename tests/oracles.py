@@ -33,7 +33,10 @@ from scponly_py.outcome import Allow, Refuse
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from scponly_py.policy import Policy
+    from scponly_py.programs.shortopts import Spec
     from scponly_py.request import Request
 
 ENV_NAMES = frozenset({"PATH", "HOME", "USER", "LOGNAME", *childenv.PASSED_VARIABLES})
@@ -100,33 +103,42 @@ def check(command: str | None, request: Request, policy: Policy, decision: objec
 # --- per program ------------------------------------------------------------------------------
 
 
+def _options(
+    program: str, words: list[str], table: Mapping[str, Spec], decision: Allow
+) -> list[tuple[str, str | None]]:
+    """(letter, value or None) of `words`: each a lone `-X` in `table`, its value the next word."""
+    found: list[tuple[str, str | None]] = []
+    index = 0
+    while index < len(words):
+        word = words[index]
+        _fail(
+            len(word) != 2 or word[0] != "-" or word[1] not in table,
+            f"{program} option {word!r} is not in the table",
+            decision,
+        )
+        value = None
+        if table[word[1]].takes_value:
+            index += 1
+            _fail(index >= len(words), f"{program} option without its value", decision)
+            value = words[index]
+        found.append((word[1], value))
+        index += 1
+    return found
+
+
 def _check_scp(args: list[str], request: Request, policy: Policy, decision: Allow) -> None:
     from scponly_py.programs import scp  # noqa: PLC0415 - grammar modules load on demand
 
     _fail("--" not in args, "scp argv has no -- before the operands", decision)
     split = args.index("--")
-    options, operands = args[:split], args[split + 1 :]
-    directions = []
-    index = 0
-    while index < len(options):
-        word = options[index]
+    options, operands = _options("scp", args[:split], scp.ALLOWED, decision), args[split + 1 :]
+    for _, value in options:
         _fail(
-            len(word) != 2 or word[0] != "-" or word[1] not in scp.ALLOWED,
-            f"scp option {word!r} is not in the table",
+            value is not None and (not value.isascii() or not value.isdigit()),
+            "scp value is not ASCII digits",
             decision,
         )
-        if word[1] in "tf":
-            directions.append(word[1])
-        if scp.ALLOWED[word[1]].takes_value:
-            index += 1
-            _fail(index >= len(options), "scp option without its value", decision)
-            value = options[index]
-            _fail(
-                not value.isascii() or not value.isdigit(),
-                "scp value is not ASCII digits",
-                decision,
-            )
-        index += 1
+    directions = [letter for letter, _ in options if letter in "tf"]
     _fail(len(directions) != 1, "scp argv lacks exactly one of -t/-f", decision)
     _fail(not operands, "scp without operands", decision)
     _fail(policy.access == "read-only" and directions[0] == "t", "read-only upload", decision)
@@ -137,23 +149,9 @@ def _check_scp(args: list[str], request: Request, policy: Policy, decision: Allo
 def _check_sftp(args: list[str], request: Request, policy: Policy, decision: Allow) -> None:
     from scponly_py.programs import sftp  # noqa: PLC0415
 
-    given: dict[str, str | None] = {}
-    index = 0
-    while index < len(args):
-        word = args[index]
-        _fail(
-            len(word) != 2 or word[0] != "-" or word[1] not in sftp.ALLOWED,
-            f"sftp-server option {word!r} is not in the table",
-            decision,
-        )
-        value = None
-        if sftp.ALLOWED[word[1]].takes_value:
-            index += 1
-            _fail(index >= len(args), "sftp-server option without its value", decision)
-            value = args[index]
-        _fail(word[1] in given, f"sftp-server option {word} twice", decision)
-        given[word[1]] = value
-        index += 1
+    options = _options("sftp-server", args, sftp.ALLOWED, decision)
+    given = dict(options)
+    _fail(len(given) != len(options), "sftp-server option given twice", decision)
     for letter in "pP":
         if letter in given:
             names = (given[letter] or "").split(",")

@@ -1,5 +1,5 @@
-"""Builders shared by the tests: a Request and a Policy in one call, the decision on them,
-and a file "edit".
+"""Builders shared by the tests: a Request and a Policy in one call, the decision on them
+(asserted to allow or refuse; the argv or the reason), and a file "edit".
 
 Both records are plain; building them here (instead of through the config
 loader or the passwd database) keeps `decide()` tests pure and fast. Namespace
@@ -107,6 +107,22 @@ def must_refuse(
     decision = decision_for(command, request, **policy)
     assert isinstance(decision, Refuse), decision
     return decision
+
+
+def allowed_argv(
+    command: str, program: str, request: dict[str, object] | None = None, **policy: object
+) -> list[str]:
+    """The words after argv[0] of `must_allow`'s decision, which runs `program` at the path
+    the policy configures for it (argv[0] is that path)."""
+    decision = must_allow(command, program, request, **policy)
+    configured = make_policy(**policy).path(program)  # type: ignore[arg-type]
+    assert decision.argv[0] == decision.path == configured, decision
+    return list(decision.argv[1:])
+
+
+def refusal(command: str | None, request: dict[str, object] | None = None, **policy: object) -> str:
+    """The reason of `must_refuse`'s decision."""
+    return must_refuse(command, request, **policy).reason
 
 
 def touch(path: Path) -> None:

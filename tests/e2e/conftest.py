@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,8 +32,9 @@ def sandbox_factory():
         pytest.skip(f"missing {missing or SSHD}; run scripts/test.sh to install them")
     created: list[Sandbox] = []
 
-    def create(sshd_extra: str = "", *, stock: bool = False) -> Sandbox:
-        sandbox = Sandbox.create(sshd_extra, stock=stock)
+    def create(sshd_extra: str = "", **options: Any) -> Sandbox:
+        """`Sandbox.create(sshd_extra, **options)`, stopped with the module."""
+        sandbox = Sandbox.create(sshd_extra, **options)
         created.append(sandbox)
         return sandbox
 

@@ -18,13 +18,12 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from tests.e2e.sandbox import Sandbox
-from tests.namespace import die_with_parent, overlays
+from tests.namespace import die_with_parent, overlays, stop_on_failure, temp_root
 
 REPO = Path(__file__).resolve().parents[2]
 COLLECTION = REPO / "packaging" / "ansible"
@@ -123,14 +122,10 @@ class Fleet:
 
     @classmethod
     def create(cls, count: int) -> Fleet:
-        root = Path(tempfile.mkdtemp(prefix="scponly-py-fleet-", dir="/tmp"))
-        root.chmod(0o755)
+        root = temp_root("scponly-py-fleet-")
         fleet = cls(root)
-        try:
+        with stop_on_failure(fleet.stop):
             fleet._start(count)
-        except BaseException:
-            fleet.stop()
-            raise
         return fleet
 
     def _start(self, count: int) -> None:

@@ -18,11 +18,10 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from tests.namespace import NamespaceHolder, overlays
+from tests.namespace import NamespaceHolder, overlays, stop_on_failure, temp_root
 
 SSHD = "/usr/sbin/sshd"
 SFTP_SERVER = "/usr/lib/openssh/sftp-server"
@@ -65,6 +64,27 @@ mount -t tmpfs -o mode=0755 tmpfs /home
 """
 STOCK_SSHD_CONFIG = "/etc/ssh/sshd_config"
 DROP_IN = "/etc/ssh/sshd_config.d/scponly-py-test.conf"
+# The access modes through real clients (test_login_shell.py, test_session_observe.py): alice
+# may do anything sftp and scp allow, reader only download, dropbox only upload.
+ACCESS_USERS = ("alice", "reader", "dropbox")
+ACCESS_CONFIG = """
+[defaults]
+programs = ["sftp", "scp"]
+
+[user.reader]
+access = "read-only"
+
+[user.dropbox]
+access = "write-only"
+"""
+
+
+def client_file(directory: Path, name: str, data: bytes) -> Path:
+    """`directory`/`name` holding `data`, for a client to send; `directory` opened to all."""
+    directory.chmod(0o755)
+    path = directory / name
+    path.write_bytes(data)
+    return path
 
 
 class User:
@@ -111,22 +131,30 @@ class Sandbox(NamespaceHolder):
     # -- life cycle -------------------------------------------------------------------------
 
     @classmethod
-    def create(cls, sshd_extra: str = "", *, stock: bool = False) -> Sandbox:
-        """Make the temp dir, namespaces, mounts, keys, syslog and sshd; return it running.
+    def create(
+        cls,
+        sshd_extra: str = "",
+        *,
+        stock: bool = False,
+        users: tuple[str, ...] = (),
+        config: str | None = None,
+    ) -> Sandbox:
+        """Make the temp dir, namespaces, mounts, keys, syslog and sshd; return it running,
+        with `users` (`add_user`) and `config` (`write_config`) when given.
 
         `stock`: sshd runs from the host's own /etc/ssh/sshd_config and /etc/pam.d/sshd
         (UsePAM yes, ~/.ssh/authorized_keys, StrictModes), with only its address, host key
         and pid file given on the command line; `sshd_extra` becomes a drop-in in
         sshd_config.d, and users are made with useradd -m (`add_stock_user`).
         """
-        root = Path(tempfile.mkdtemp(prefix="scponly-py-sandbox-", dir="/tmp"))
-        root.chmod(0o755)
+        root = temp_root("scponly-py-sandbox-")
         sandbox = cls(root, stock=stock)
-        try:
+        with stop_on_failure(sandbox.stop):
             sandbox._start(sshd_extra)
-        except BaseException:
-            sandbox.stop()
-            raise
+            for name in users:
+                sandbox.add_user(name)
+            if config is not None:
+                sandbox.write_config(config)
         return sandbox
 
     def _start(self, sshd_extra: str) -> None:

@@ -29,7 +29,6 @@ from tests.e2e.test_sshd_install_login import reload_sshd
 
 pytestmark = pytest.mark.e2e
 
-SETUP_TOOL = [sys.executable, "-c", "from setup_chroot.cli import main; main()"]
 # The distribution's rsyslog.conf without kernel logging (the ring buffer is the real host's).
 RSYSLOG_CONF = """module(load="imuxsock")
 $WorkDirectory /var/spool/rsyslog
@@ -63,10 +62,6 @@ def sandbox(sandbox_factory, frozen_tree: Path) -> Sandbox:
     setup(box, "install-chroot-shell", "--from", str(frozen_tree), "--dest", FROZEN,
           "--no-register")  # fmt: skip
     return box
-
-
-def run_setup(sandbox: Sandbox, *args: str) -> subprocess.CompletedProcess[bytes]:
-    return sandbox.run([*SETUP_TOOL, *args])
 
 
 def login_logged(sandbox: Sandbox, user: str, jail: str, log: Path) -> None:
@@ -118,7 +113,7 @@ def test_rsyslog_jail_logs_with_no_hand_setup(sandbox: Sandbox) -> None:
     assert f"{jail}: 0 operations" in again
 
     (sandbox.path(jail) / "dev/log").unlink()  # e.g. rsyslog stopped with Unlink on
-    found = run_setup(sandbox, "check", jail)
+    found = sandbox.setup("check", jail)
     assert found.returncode == 3
     assert f"devlog    /dev/log: missing: scponly-py refuses every login it cannot log; fix:" \
            f" scponly-py-setup update {jail}" in found.stdout.decode()  # fmt: skip
@@ -134,7 +129,7 @@ def test_rsyslog_jail_logs_with_no_hand_setup(sandbox: Sandbox) -> None:
     rsyslog_d = sandbox.path("/etc/rsyslog.d")
     os.chown(rsyslog_d, 4242, 0)
     try:
-        refused = run_setup(sandbox, "update", jail, "--devlog", "rsyslog")
+        refused = sandbox.setup("update", jail, "--devlog", "rsyslog")
     finally:
         os.chown(rsyslog_d, 0, 0)
     assert refused.returncode == 1 and not drop_in.exists()
@@ -187,7 +182,7 @@ def test_journald_jail_logs_with_no_hand_setup(sandbox: Sandbox) -> None:
     assert setup(sandbox, "check", jail).strip() == f"{jail}: 0 findings"
 
     start_journal()  # journald's socket re-created: the jail's bind mount now holds a dead one
-    found = run_setup(sandbox, "check", jail)
+    found = sandbox.setup("check", jail)
     assert found.returncode == 3 and "(a stale bind mount)" in found.stdout.decode()
     setup(sandbox, "update", jail)
     assert setup(sandbox, "check", jail).strip() == f"{jail}: 0 findings"

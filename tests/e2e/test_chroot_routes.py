@@ -10,7 +10,6 @@ chroot directory" — and one `check JAIL --fix` makes the login work again.
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,6 @@ from tests.e2e.test_sshd_install_login import reload_sshd
 
 pytestmark = pytest.mark.e2e
 
-SETUP_TOOL = [sys.executable, "-c", "from setup_chroot.cli import main; main()"]
 FROZEN = "/var/opt/scponly-py"  # /var is the stock sandbox's own overlay
 JAIL = "/home/jail"
 SFTP_JAIL = "/home/sftp"
@@ -38,7 +36,7 @@ def logs(sandbox: Sandbox) -> str:
 
 
 def setup(sandbox: Sandbox, *args: str) -> str:
-    result = sandbox.run([*SETUP_TOOL, *args])
+    result = sandbox.setup(*args)
     assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
     return result.stdout.decode()
 

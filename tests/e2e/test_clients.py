@@ -57,10 +57,7 @@ class Account:
 
 @pytest.fixture(scope="module")
 def sandbox(sandbox_factory) -> Sandbox:
-    sandbox = sandbox_factory()
-    for name in ("cli", "wo", "plain", "noftp"):
-        sandbox.add_user(name)
-    sandbox.write_config(CONFIG)
+    sandbox = sandbox_factory(users=("cli", "wo", "plain", "noftp"), config=CONFIG)
     (sandbox.root / "payload.bin").write_bytes(os.urandom(300_000))
     return sandbox
 

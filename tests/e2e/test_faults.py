@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.sandbox import SYSLOG_LISTENER, Sandbox
+from tests.e2e.sandbox import SYSLOG_LISTENER, Sandbox, client_file
 
 CONFIG = """
 [defaults]
@@ -24,19 +24,12 @@ start_dir = "no-such-dir"
 
 @pytest.fixture(scope="module")
 def sandbox(sandbox_factory) -> Sandbox:
-    sandbox = sandbox_factory()
-    for name in ("fault", "missing"):
-        sandbox.add_user(name)
-    sandbox.write_config(CONFIG)
-    return sandbox
+    return sandbox_factory(users=("fault", "missing"), config=CONFIG)
 
 
 @pytest.fixture
 def upload(tmp_path: Path) -> Path:
-    tmp_path.chmod(0o755)
-    path = tmp_path / "upload.bin"
-    path.write_bytes(os.urandom(100_000))
-    return path
+    return client_file(tmp_path, "upload.bin", os.urandom(100_000))
 
 
 def healthy(sandbox: Sandbox, upload: Path) -> bool:
@@ -138,8 +131,7 @@ def test_disk_full_in_upload_dir(sandbox: Sandbox, upload: Path, tmp_path: Path)
     mount = ["mount", "-t", "tmpfs", "-o", "size=64k,mode=0777", "tmpfs", str(small)]
     sandbox.run(mount, check=True)
     try:
-        big = tmp_path / "big.bin"
-        big.write_bytes(os.urandom(400_000))
+        big = client_file(tmp_path, "big.bin", os.urandom(400_000))
         legacy = sandbox.run(sandbox.scp_argv("-O", str(big), "fault@sandbox:small/big.bin"))
         assert legacy.returncode != 0
         assert b"No space left on device" in legacy.stderr
@@ -148,8 +140,7 @@ def test_disk_full_in_upload_dir(sandbox: Sandbox, upload: Path, tmp_path: Path)
         # The partial files can be removed and the directory used again.
         cleanup = sandbox.sftp_batch("fault", "rm small/big.bin\nrm small/big2.bin\n")
         assert cleanup.returncode == 0, cleanup.stderr
-        little = tmp_path / "little.bin"
-        little.write_bytes(b"fits\n")
+        little = client_file(tmp_path, "little.bin", b"fits\n")
         again = sandbox.run(sandbox.scp_argv("-O", str(little), "fault@sandbox:small/little.bin"))
         assert again.returncode == 0, again.stderr
         assert sandbox.path(str(small / "little.bin")).read_bytes() == b"fits\n"
@@ -158,8 +149,7 @@ def test_disk_full_in_upload_dir(sandbox: Sandbox, upload: Path, tmp_path: Path)
 
 
 def test_client_killed_mid_transfer(sandbox: Sandbox, upload: Path, tmp_path: Path) -> None:
-    big = tmp_path / "huge.bin"
-    big.write_bytes(os.urandom(8_000_000))
+    big = client_file(tmp_path, "huge.bin", os.urandom(8_000_000))
     client = subprocess.Popen(
         sandbox.inside([*sandbox.scp_argv("-O", "-l", "2000", str(big), "fault@sandbox:huge.bin")]),
         stdout=subprocess.DEVNULL,
@@ -172,8 +162,5 @@ def test_client_killed_mid_transfer(sandbox: Sandbox, upload: Path, tmp_path: Pa
     client.kill()
     client.wait()
     # The server side must go away: no process of that user left in the sandbox.
-    deadline = time.monotonic() + 10
-    while sandbox.pids(uid=sandbox.users["fault"].uid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not sandbox.pids(uid=sandbox.users["fault"].uid)
+    assert sandbox.wait_gone(sandbox.users["fault"].uid) == []
     assert healthy(sandbox, upload)

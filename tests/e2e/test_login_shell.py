@@ -15,18 +15,8 @@ import pytest
 
 from scponly_py import shell
 from tests.e2e import clients
-from tests.e2e.sandbox import Sandbox
+from tests.e2e.sandbox import ACCESS_CONFIG, ACCESS_USERS, Sandbox
 
-CONFIG = """
-[defaults]
-programs = ["sftp", "scp"]
-
-[user.reader]
-access = "read-only"
-
-[user.dropbox]
-access = "write-only"
-"""
 SSHD_EXTRA = """
 Match User forced
     ForceCommand {launcher}
@@ -35,11 +25,7 @@ Match User forced
 
 @pytest.fixture(scope="module")
 def sandbox(sandbox_factory) -> Sandbox:
-    sandbox = sandbox_factory(SSHD_EXTRA)
-    for name in ("alice", "reader", "dropbox", "forced"):
-        sandbox.add_user(name)
-    sandbox.write_config(CONFIG)
-    return sandbox
+    return sandbox_factory(SSHD_EXTRA, users=(*ACCESS_USERS, "forced"), config=ACCESS_CONFIG)
 
 
 @pytest.fixture

@@ -28,11 +28,7 @@ links = false
 
 @pytest.fixture(scope="module")
 def sandbox(sandbox_factory) -> Sandbox:
-    sandbox = sandbox_factory()
-    for name in ("ralice", "rreader", "rdrop", "nolinks"):
-        sandbox.add_user(name)
-    sandbox.write_config(CONFIG)
-    return sandbox
+    return sandbox_factory(users=("ralice", "rreader", "rdrop", "nolinks"), config=CONFIG)
 
 
 def rsync(sandbox: Sandbox, *args: str):

@@ -21,18 +21,8 @@ from pathlib import Path
 import pytest
 
 from tests.e2e import clients
-from tests.e2e.sandbox import Sandbox
+from tests.e2e.sandbox import ACCESS_CONFIG, ACCESS_USERS, Sandbox
 
-CONFIG = """
-[defaults]
-programs = ["sftp", "scp"]
-
-[user.reader]
-access = "read-only"
-
-[user.dropbox]
-access = "write-only"
-"""
 SIGNAL_CLIENT = Path(__file__).with_name("signal_client.py")
 # What a traceback or an install path looks like to the client.
 LEAKS = ("Traceback", 'File "', "site-packages", "scponly_py", "KeyboardInterrupt", "python3")
@@ -40,11 +30,7 @@ LEAKS = ("Traceback", 'File "', "site-packages", "scponly_py", "KeyboardInterrup
 
 @pytest.fixture(scope="module")
 def sandbox(sandbox_factory) -> Sandbox:
-    sandbox = sandbox_factory()
-    for name in ("alice", "reader", "dropbox"):
-        sandbox.add_user(name)
-    sandbox.write_config(CONFIG)
-    return sandbox
+    return sandbox_factory(users=ACCESS_USERS, config=ACCESS_CONFIG)
 
 
 @pytest.mark.parametrize("seed", [1, 2])

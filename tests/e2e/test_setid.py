@@ -45,10 +45,7 @@ for name, call in (
 
 @pytest.fixture(scope="module")
 def sandbox(sandbox_factory) -> Sandbox:
-    sandbox = sandbox_factory()
-    sandbox.add_user("uploader")
-    sandbox.write_config(CONFIG)
-    return sandbox
+    return sandbox_factory(users=("uploader",), config=CONFIG)
 
 
 @pytest.fixture(params=[0o4755, 0o2755, 0o6755], ids=["setuid", "setgid", "both"])

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 import time
 
 import pytest
@@ -22,7 +21,6 @@ pytestmark = pytest.mark.e2e
 
 STOCK = "/etc/ssh/sshd_config"
 DROP_IN = "/etc/ssh/sshd_config.d/scponly-py.conf"
-SETUP_TOOL = [sys.executable, "-c", "from setup_chroot.cli import main; main()"]
 CONFIG = '[defaults]\nprograms = ["sftp", "scp"]\n'
 
 
@@ -54,14 +52,14 @@ def test_install_reload_login_uninstall(sandbox_factory) -> None:
     assert b"SSH-2.0-" in forward(sandbox, "nina")  # the stock file allows it
     sandbox.run(["groupadd", "-f", "scponly"], check=True)
     sandbox.run(["usermod", "-aG", "scponly", "nina"], check=True)
-    done = sandbox.run([*SETUP_TOOL, "sshd-config", "--install"], check=True).stdout
+    done = sandbox.setup("sshd-config", "--install", check=True).stdout
     assert b"sshd -T checked nina" in done
     reload_sshd(sandbox)
     refused = forward(sandbox, "nina")
     assert b"stdio forwarding failed" in refused and b"SSH-2.0-" not in refused
     listing = sandbox.sftp_batch("nina", "ls -a\n")
     assert listing.returncode == 0, listing.stderr
-    sandbox.run([*SETUP_TOOL, "sshd-config", "--uninstall"], check=True)
+    sandbox.setup("sshd-config", "--uninstall", check=True)
     assert not sandbox.path(DROP_IN).exists()
     assert sandbox.path(STOCK).read_bytes() == original
     reload_sshd(sandbox)

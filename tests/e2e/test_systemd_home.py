@@ -12,7 +12,6 @@ uploads, after which sftp works and cannot create what the user manager would re
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -23,7 +22,6 @@ CONFIG = """
 [defaults]
 programs = ["sftp", "scp"]
 """
-SETUP_TOOL = [sys.executable, "-c", "from setup_chroot.cli import main; main()"]
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +36,7 @@ def sandbox(sandbox_factory) -> Sandbox:
 
 def fix(sandbox: Sandbox, user: str) -> subprocess.CompletedProcess[bytes]:
     """What the README tells the administrator to run after `usermod -s`."""
-    result = sandbox.run([*SETUP_TOOL, "check", "--user", user, "--fix", "--no-sshd"])
+    result = sandbox.setup("check", "--user", user, "--fix", "--no-sshd")
     assert result.returncode in (0, 3), result.stderr
     assert b"Traceback" not in result.stderr
     return result
@@ -57,7 +55,7 @@ def assert_refused(sandbox: Sandbox, user: str, reason: str) -> None:
 
 def test_user_owned_home_is_refused_then_fixed(sandbox: Sandbox, tmp_path: Path) -> None:
     assert_refused(sandbox, "carol", "/home/carol is owned by uid")
-    dry = sandbox.run([*SETUP_TOOL, "check", "--user", "carol", "--dry-run", "--no-sshd"])
+    dry = sandbox.setup("check", "--user", "carol", "--dry-run", "--no-sshd")
     assert b"would fix: chown 0:0 /home/carol (was uid" in dry.stdout
     assert sandbox.path("/home/carol").stat().st_uid != 0
     out = fix(sandbox, "carol").stdout.decode()

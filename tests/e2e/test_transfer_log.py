@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from setup_chroot import logread
-from tests.e2e.sandbox import SYSLOG_LISTENER, Sandbox
+from tests.e2e.sandbox import SYSLOG_LISTENER, Sandbox, client_file
 
 CONFIG = """
 [defaults]
@@ -42,19 +42,28 @@ SIZE = 70_001
 
 @pytest.fixture(scope="module")
 def sandbox(sandbox_factory) -> Sandbox:
-    sandbox = sandbox_factory()
-    for name in ("tlog", "tjson", "tstuck", "toff", "twin"):
-        sandbox.add_user(name)
-    sandbox.write_config(CONFIG)
-    return sandbox
+    return sandbox_factory(users=("tlog", "tjson", "tstuck", "toff", "twin"), config=CONFIG)
 
 
 @pytest.fixture
 def local(tmp_path: Path) -> Path:
-    tmp_path.chmod(0o755)
-    path = tmp_path / "up.bin"
-    path.write_bytes(os.urandom(SIZE))
-    return path
+    return client_file(tmp_path, "up.bin", os.urandom(SIZE))
+
+
+def slow_upload(sandbox: Sandbox, source: Path, kbits: int) -> subprocess.Popen[bytes]:
+    """tlog's sftp putting `source` at `kbits` Kbit/s, once its open line is logged."""
+    mark = sandbox.log_mark()
+    client = sandbox.spawn(
+        ["sftp", "-F", str(sandbox.ssh_config), "-l", str(kbits), "-b", "-", "tlog@sandbox"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    assert client.stdin is not None
+    client.stdin.write(f"put {source} {source.name}\n".encode())
+    client.stdin.close()
+    sandbox.log_since(mark, "event=open")
+    return client
 
 
 def session_lines(sandbox: Sandbox, mark: int, user: str) -> list[dict[str, object]]:
@@ -223,21 +232,8 @@ def test_a_log_daemon_that_stops_reading_stalls_nothing(sandbox: Sandbox, tmp_pa
 
 
 def test_client_killed_mid_transfer(sandbox: Sandbox, tmp_path: Path) -> None:
-    tmp_path.chmod(0o755)
-    big = tmp_path / "big.bin"
-    big.write_bytes(os.urandom(20_000_000))
-    uid = sandbox.users["tlog"].uid
     mark = sandbox.log_mark()
-    client = sandbox.spawn(
-        ["sftp", "-F", str(sandbox.ssh_config), "-l", "800", "-b", "-", "tlog@sandbox"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    assert client.stdin is not None
-    client.stdin.write(f"put {big} big.bin\n".encode())
-    client.stdin.close()
-    sandbox.log_since(mark, "event=open")
+    client = slow_upload(sandbox, client_file(tmp_path, "big.bin", os.urandom(20_000_000)), 800)
     time.sleep(0.5)
     for pid in sandbox.pids():  # the ssh client (nsenter's child), not sshd's side
         try:
@@ -249,14 +245,10 @@ def test_client_killed_mid_transfer(sandbox: Sandbox, tmp_path: Path) -> None:
     lines = session_lines(sandbox, mark, "tlog")
     end = lines[-1]
     assert end["event"] == "end", lines
-    deadline = time.monotonic() + 10
-    while sandbox.pids(uid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert sandbox.pids(uid) == []
+    assert sandbox.wait_gone(sandbox.users["tlog"].uid) == []
 
 
 def test_signal_request_reaches_the_program(sandbox: Sandbox) -> None:
-    uid = sandbox.users["tlog"].uid
     mark = sandbox.log_mark()
     repository = Path(__file__).resolve().parents[2]
     result = sandbox.run(
@@ -266,10 +258,7 @@ def test_signal_request_reaches_the_program(sandbox: Sandbox) -> None:
     assert result.returncode == 0, result.stderr
     lines = session_lines(sandbox, mark, "tlog")
     assert lines[-1]["event"] == "end" and lines[-1]["signal"] == "TERM", lines
-    deadline = time.monotonic() + 10
-    while sandbox.pids(uid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert sandbox.pids(uid) == []
+    assert sandbox.wait_gone(sandbox.users["tlog"].uid) == []
 
 
 SIGNAL_ONE = """
@@ -290,30 +279,10 @@ print(channel.recv_exit_status())
 """
 
 
-def setup_tool(sandbox: Sandbox, *arguments: str) -> subprocess.CompletedProcess[bytes]:
-    """`scponly-py-setup ARGUMENTS` inside the sandbox (its /etc/passwd names the users)."""
-    repository = Path(__file__).resolve().parents[2]
-    program = "from setup_chroot.cli import main; main()"
-    return sandbox.run([sys.executable, "-c", program, *arguments], cwd=repository)
-
-
 def test_sessions_lists_and_kills(sandbox: Sandbox, tmp_path: Path) -> None:
-    tmp_path.chmod(0o755)
-    big = tmp_path / "slow.bin"
-    big.write_bytes(os.urandom(5_000_000))
-    uid = sandbox.users["tlog"].uid
     mark = sandbox.log_mark()
-    client = sandbox.spawn(
-        ["sftp", "-F", str(sandbox.ssh_config), "-l", "400", "-b", "-", "tlog@sandbox"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    assert client.stdin is not None
-    client.stdin.write(f"put {big} slow.bin\n".encode())
-    client.stdin.close()
-    sandbox.log_since(mark, "event=open")
-    listed = setup_tool(sandbox, "sessions", "--json")
+    client = slow_upload(sandbox, client_file(tmp_path, "slow.bin", os.urandom(5_000_000)), 400)
+    listed = sandbox.setup("sessions", "--json")
     assert listed.returncode == 0, listed.stderr
     found = [entry for entry in json.loads(listed.stdout) if entry["user"] == "tlog"]
     assert len(found) == 1, found
@@ -322,15 +291,12 @@ def test_sessions_lists_and_kills(sandbox: Sandbox, tmp_path: Path) -> None:
     assert session["session"] == decision["session"]
     assert session["program"] == "sftp-server" and session["client"] == "127.0.0.1"
     assert session["bytes_read"] > 0
-    killed = setup_tool(sandbox, "sessions", "--kill", str(session["session"]))
+    killed = sandbox.setup("sessions", "--kill", str(session["session"]))
     assert killed.returncode == 0, killed.stderr
     client.wait(timeout=20)
     end = session_lines(sandbox, mark, "tlog")[-1]
     assert end["event"] == "end" and end["signal"] == "TERM", end
-    deadline = time.monotonic() + 10
-    while sandbox.pids(uid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert sandbox.pids(uid) == []
+    assert sandbox.wait_gone(sandbox.users["tlog"].uid) == []
 
 
 def test_report_from_a_syslog_file(sandbox: Sandbox, local: Path) -> None:
@@ -339,7 +305,7 @@ def test_report_from_a_syslog_file(sandbox: Sandbox, local: Path) -> None:
         assert result.returncode == 0, result.stderr
     sandbox.ssh("tjson", "id")  # refused
     sandbox.log_since(sandbox.log_mark(), "refuse", timeout=2)
-    result = setup_tool(sandbox, "report", "--file", str(sandbox.syslog_path), "--json")
+    result = sandbox.setup("report", "--file", str(sandbox.syslog_path), "--json")
     assert result.returncode == 0, result.stderr
     totals = json.loads(result.stdout)
     for user in ("tlog", "tjson"):

@@ -10,8 +10,6 @@ The test process reaches the namespace's files through /proc/PID/root.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,7 +23,6 @@ mount -t tmpfs -o mode=0755 tmpfs /mnt
 mount -t tmpfs -o mode=0755 tmpfs /run
 mkdir -m 0755 /run/sshd
 """
-SETUP_TOOL = [sys.executable, "-c", "from setup_chroot.cli import main; main()"]
 JAIL = "/mnt/jail"
 
 
@@ -36,10 +33,6 @@ class Namespace(NamespaceHolder):
         super().__init__()
         self.start("--mount", "--propagation", "private")
         self.run(["sh", "-c", SETUP.format(overlays=overlays(tmp, "etc", "var"))], check=True)
-
-    def setup(self, *args: str, check: bool = False) -> subprocess.CompletedProcess[bytes]:
-        """Run scponly-py-setup (the code under test) inside the namespace."""
-        return self.run([*SETUP_TOOL, *args], check=check)
 
 
 @contextmanager

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.sandbox import Sandbox
+from tests.e2e.sandbox import Sandbox, client_file
 from tests.e2e.test_transfer_log import events, session_lines
 
 pytestmark = [pytest.mark.root, pytest.mark.e2e]
@@ -302,10 +302,8 @@ def assert_refused(setup: Setup, result, mark: int, reason: str) -> None:
 def test_scp_and_sftp_land_in_the_jail(setup: Setup, user: str, tmp_path: Path) -> None:
     setup.use_config(TRANSFER_CONFIG)
     sandbox = setup.sandbox
-    tmp_path.chmod(0o755)
-    payload = tmp_path / "payload.bin"
     data = os.urandom(150_000) + b"\0\r\n end"
-    payload.write_bytes(data)
+    payload = client_file(tmp_path, "payload.bin", data)
     home = sandbox.path(f"/srv/jail/home/{user}")
     up = sandbox.run(sandbox.scp_argv("-O", str(payload), f"{user}@sandbox:up-scp.bin"))
     assert up.returncode == 0, up.stderr
@@ -335,10 +333,8 @@ def test_transfer_log_in_the_jail(setup: Setup, user: str, tmp_path: Path) -> No
     its end line, and each end line the program's bytes."""
     setup.use_config(TRANSFER_CONFIG)
     sandbox = setup.sandbox
-    tmp_path.chmod(0o755)
-    payload = tmp_path / "payload.bin"
     size = 123_457
-    payload.write_bytes(os.urandom(size))
+    payload = client_file(tmp_path, "payload.bin", os.urandom(size))
     home = f"/home/{user}"
     mark = sandbox.log_mark()
     batch = sandbox.sftp_batch(
@@ -724,10 +720,8 @@ def test_installed_tree_is_root_owned_and_unwritable(setup: Setup) -> None:
 def test_chroot_directory_mode(setup: Setup, tmp_path: Path) -> None:
     """sshd ChrootDirectory + the unprivileged frozen scponly-py in the jail (no Python there)."""
     sandbox = setup.sandbox
-    tmp_path.chmod(0o755)
-    payload = tmp_path / "payload.bin"
     data = os.urandom(100_000)
-    payload.write_bytes(data)
+    payload = client_file(tmp_path, "payload.bin", data)
     up = sandbox.run(sandbox.scp_argv("-O", str(payload), "chrooted@sandbox:up.bin"))
     assert up.returncode == 0, up.stderr
     assert sandbox.path("/srv/jail2/home/chrooted/up.bin").read_bytes() == data
@@ -896,9 +890,7 @@ def test_uploads_never_become_set_id_in_a_jail(
 ) -> None:
     """scponly-pyc (both builds) and the frozen scponly-py install the set-id filter too."""
     setup.use_config(TRANSFER_CONFIG)
-    tmp_path.chmod(0o755)
-    program = tmp_path / "program"
-    program.write_bytes(b"#!/bin/sh\nid -u\n")
+    program = client_file(tmp_path, "program", b"#!/bin/sh\nid -u\n")
     batch = setup.sandbox.sftp_batch(user, f"put {program} setid\nchmod 4755 setid\n")
     assert batch.returncode == 1
     assert b'setid": Permission denied' in batch.stderr, batch.stderr

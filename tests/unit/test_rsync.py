@@ -15,6 +15,7 @@ import stat
 import subprocess
 import sys
 import textwrap
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -24,9 +25,9 @@ from hypothesis import strategies as st
 from scponly_py import programs, words
 from scponly_py.decide import decide
 from scponly_py.outcome import Allow, Refuse
-from scponly_py.policy import Policy
 from scponly_py.programs import rsync
-from tests.support import decision_for, make_policy, make_request, must_allow, must_refuse
+from tests import support
+from tests.support import decision_for, make_policy, make_request
 
 RSYNC = "/usr/bin/rsync"
 HOME = "/home/alice"
@@ -36,22 +37,11 @@ REPOSITORY = str(Path(__file__).resolve().parents[2])
 PROGRAMS = ("rsync", "scp", "sftp")
 
 
-def policy(access: str = "read-write", links: bool = True) -> Policy:
-    return make_policy(access=access, links=links, programs=PROGRAMS)
-
-
-def run(command: str, access: str = "read-write", links: bool = True) -> Allow | Refuse:
-    return decision_for(command, access=access, links=links, programs=PROGRAMS)
-
-
-def allowed_argv(command: str, access: str = "read-write", links: bool = True) -> list[str]:
-    decision = must_allow(command, access=access, links=links, programs=PROGRAMS)
-    assert decision.argv[0] == RSYNC
-    return list(decision.argv[1:])
-
-
-def refusal(command: str, access: str = "read-write", links: bool = True) -> str:
-    return must_refuse(command, access=access, links=links, programs=PROGRAMS).reason
+# decide() under a policy enabling PROGRAMS (other policy fields as keywords).
+policy = partial(make_policy, programs=PROGRAMS)
+run = partial(decision_for, programs=PROGRAMS)
+allowed_argv = partial(support.allowed_argv, program="rsync", programs=PROGRAMS)
+refusal = partial(support.refusal, programs=PROGRAMS)
 
 
 # (client arguments, server command the client sends, argv we exec after the path or None = refused)
@@ -456,8 +446,9 @@ def test_refusal_names_the_option() -> None:
 
 
 def test_read_only_requires_sender() -> None:
-    assert "read-only" in refusal("rsync --server -logDtpre.iLsfxCIvu . dst/", "read-only")
-    assert allowed_argv("rsync --server --sender -logDtpre.iLsfxCIvu . dst/", "read-only") == [
+    assert "read-only" in refusal("rsync --server -logDtpre.iLsfxCIvu . dst/", access="read-only")
+    command = "rsync --server --sender -logDtpre.iLsfxCIvu . dst/"
+    assert allowed_argv(command, access="read-only") == [
         "--server", "--sender", "-logDtpre.iLsfxCIvu", "--", ".", "dst/",
     ]  # fmt: skip
 
@@ -471,25 +462,26 @@ def test_read_only_requires_sender() -> None:
     ],
 )  # fmt: skip
 def test_read_only_never_deletes(option: str) -> None:
-    assert refusal(f"rsync --server --sender -e.LsfxCIvu {option} . dst", "read-only")
+    assert refusal(f"rsync --server --sender -e.LsfxCIvu {option} . dst", access="read-only")
 
 
 def test_write_only_never_sends() -> None:
-    assert "write-only" in refusal("rsync --server --sender -e.LsfxCIvu . dst", "write-only")
+    assert "write-only" in refusal("rsync --server --sender -e.LsfxCIvu . dst", access="write-only")
     assert "write-only" in refusal(
-        "rsync --server --sender -e.LsfxCIvu --list-only . dst", "write-only"
+        "rsync --server --sender -e.LsfxCIvu --list-only . dst", access="write-only"
     )
 
 
 def test_write_only_adds_whole_file_and_refuses_deletes_and_remote_lists() -> None:
-    assert allowed_argv("rsync --server -logDtpre.iLsfxCIvu --no-W . dst/", "write-only") == [
+    command = "rsync --server -logDtpre.iLsfxCIvu --no-W . dst/"
+    assert allowed_argv(command, access="write-only") == [
         "--server", "-logDtpre.iLsfxCIvu", "--no-W", "--whole-file", "--", ".", "dst/",
     ]  # fmt: skip
-    assert refusal("rsync --server -logDtpre.iLsfxCIvu --delete . dst/", "write-only")
-    assert refusal("rsync --server -e.LsfxCIvu --files-from=list . dst/", "write-only")
-    assert allowed_argv("rsync --server -e.LsfxCIvu --files-from=- . dst/", "write-only")
+    assert refusal("rsync --server -logDtpre.iLsfxCIvu --delete . dst/", access="write-only")
+    assert refusal("rsync --server -e.LsfxCIvu --files-from=list . dst/", access="write-only")
+    assert allowed_argv("rsync --server -e.LsfxCIvu --files-from=- . dst/", access="write-only")
     # the receiver never removes anything; the client's sender does
-    assert allowed_argv("rsync --server -e.LsfxCIvu --remove-source-files . d", "write-only")
+    assert allowed_argv("rsync --server -e.LsfxCIvu --remove-source-files . d", access="write-only")
 
 
 WRITE_ONLY_PROBES = [
@@ -517,19 +509,20 @@ WRITE_ONLY_PROBES = [
 
 @pytest.mark.parametrize(("command", "named"), WRITE_ONLY_PROBES)
 def test_write_only_refuses_what_depends_on_existing_files(command: str, named: str) -> None:
-    reason = refusal(command, "write-only")
+    reason = refusal(command, access="write-only")
     assert named in reason and "write-only" in reason
-    assert isinstance(run(command, "read-write"), Allow)
+    assert isinstance(run(command, access="read-write"), Allow)
 
 
 def test_write_only_removes_the_receivers_verbosity_but_not_the_blob_letters() -> None:
-    assert allowed_argv("rsync --server -vvvvvlogDtpre.iLsfxCIvu . d/", "write-only") == [
+    assert allowed_argv("rsync --server -vvvvvlogDtpre.iLsfxCIvu . d/", access="write-only") == [
         "--server", "-logDtpre.iLsfxCIvu", "--whole-file", "--", ".", "d/",
     ]  # fmt: skip
-    assert allowed_argv("rsync --server -v -re.iLsfxCIvu --log-format=%o . d", "write-only") == [
+    command = "rsync --server -v -re.iLsfxCIvu --log-format=%o . d"
+    assert allowed_argv(command, access="write-only") == [
         "--server", "-re.iLsfxCIvu", "--log-format=%o", "--whole-file", "--", ".", "d",
     ]  # fmt: skip
-    assert allowed_argv("rsync --server -vvre.iLsfxCIvu . d", "read-write")[1] == "-vvre.iLsfxCIvu"
+    assert allowed_argv("rsync --server -vvre.iLsfxCIvu . d")[1] == "-vvre.iLsfxCIvu"
 
 
 def test_read_write_allows_deletes_in_both_directions() -> None:
@@ -787,7 +780,7 @@ def test_every_allow_is_a_well_formed_server_command(
     tokens: list[str], access: str, links: bool
 ) -> None:
     command = words.join(["rsync", "--server", *tokens])
-    decision = run(command, access, links)
+    decision = run(command, access=access, links=links)
     if not isinstance(decision, Allow):
         return
     _assert_well_formed(decision.argv)

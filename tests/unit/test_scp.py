@@ -8,30 +8,17 @@ them, option permutation).
 
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 
 from scponly_py import shell
 from scponly_py.decide import decide
 from scponly_py.outcome import Allow, Refusal, Refuse
 from scponly_py.programs import scp, shortopts
-from tests.support import decision_for, make_policy, make_request, must_allow, must_refuse
+from tests.support import allowed_argv, make_policy, make_request, refusal
 
-SCP = "/usr/bin/scp"
-
-
-def run(command: str, access: str = "read-write", **policy: object) -> Allow | Refuse:
-    return decision_for(command, access=access, **policy)
-
-
-def argv(command: str, access: str = "read-write") -> list[str]:
-    decision = must_allow(command, "scp", access=access)
-    assert decision.path == SCP
-    assert decision.argv[0] == SCP
-    return list(decision.argv[1:])
-
-
-def refusal(command: str, access: str = "read-write") -> str:
-    return must_refuse(command, access=access).reason
+argv = partial(allowed_argv, program="scp")
 
 
 # (command as sent, argv exec'd after the path)
@@ -227,15 +214,15 @@ def test_decimal_checker_bounds() -> None:
 
 
 def test_read_only_allows_only_downloads() -> None:
-    assert argv("scp -f x", "read-only") == ["-f", "--", "x"]
-    assert "read-only" in refusal("scp -t x", "read-only")
-    assert "read-only" in refusal("scp -prt x", "read-only")
+    assert argv("scp -f x", access="read-only") == ["-f", "--", "x"]
+    assert "read-only" in refusal("scp -t x", access="read-only")
+    assert "read-only" in refusal("scp -prt x", access="read-only")
 
 
 def test_write_only_allows_only_uploads() -> None:
-    assert argv("scp -t x", "write-only") == ["-t", "--", "x"]
-    assert "write-only" in refusal("scp -f x", "write-only")
-    assert "write-only" in refusal("scp -rpf x", "write-only")
+    assert argv("scp -t x", access="write-only") == ["-t", "--", "x"]
+    assert "write-only" in refusal("scp -f x", access="write-only")
+    assert "write-only" in refusal("scp -rpf x", access="write-only")
 
 
 # --- operands ---------------------------------------------------------------------------------

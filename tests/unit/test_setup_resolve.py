@@ -47,6 +47,13 @@ def ours(path: str) -> tuple[str | None, dict[str, str | None]]:
     return found.interpreter, mapping
 
 
+def agreed(path: Path, name: str) -> str | None:
+    """Where the resolver finds `name` for `path`, once it agrees with ldd on all of `path`."""
+    found = ours(str(path))
+    assert found == ldd(str(path))
+    return found[1][name]
+
+
 def dynamic_elfs() -> list[str]:
     """Every dynamically linked ELF file (by real path) in the system directories."""
     found = set()
@@ -95,14 +102,37 @@ def cc(*argv: str | Path) -> None:
     subprocess.run(["gcc", *map(str, argv)], check=True, capture_output=True)
 
 
-def library(path: Path, soname: str, *link: str | Path) -> Path:
-    """A tiny shared library exporting a function named after its SONAME."""
+def library(path: Path, *link: str | Path) -> Path:
+    """A tiny shared library, SONAME its file name, exporting a function named after it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     source = path.with_suffix(".c")
-    function = soname.split(".", maxsplit=1)[0].replace("-", "_")
+    function = path.name.split(".", maxsplit=1)[0].replace("-", "_")
     source.write_text(f"int {function}(void) {{ return 1; }}\n")
-    cc("-shared", "-fPIC", "-o", path, source, f"-Wl,-soname,{soname}", "-Wl,--no-as-needed", *link)
+    soname = f"-Wl,-soname,{path.name}"
+    cc("-shared", "-fPIC", "-o", path, source, soname, "-Wl,--no-as-needed", *link)
     return path
+
+
+def needs(*libraries: Path) -> list[str]:
+    """Linker flags making the object need each of `libraries` (lib*.so), found in its directory."""
+    return [
+        flag
+        for library in libraries
+        for flag in (
+            f"-L{library.parent}",
+            f"-l{library.name.removeprefix('lib').removesuffix('.so')}",
+        )
+    ]
+
+
+def rpath(*directories: str | Path) -> tuple[str, str]:
+    """Linker flags recording `directories` as DT_RPATH (inherited by the libraries loaded)."""
+    return "-Wl,--disable-new-dtags", "-Wl,-rpath," + ":".join(map(str, directories))
+
+
+def runpath(*directories: str | Path) -> tuple[str, str]:
+    """Linker flags recording `directories` as DT_RUNPATH (the object's own search only)."""
+    return "-Wl,--enable-new-dtags", "-Wl,-rpath," + ":".join(map(str, directories))
 
 
 def program(path: Path, *link: str | Path) -> Path:
@@ -116,34 +146,18 @@ def program(path: Path, *link: str | Path) -> Path:
 @needs_gcc
 def test_rpath_origin_and_inheritance(tmp_path: Path) -> None:
     """Program RPATH=$ORIGIN/../lib is inherited by liba when liba needs libb."""
-    libb = library(tmp_path / "lib" / "libb.so", "libb.so")
-    library(tmp_path / "lib" / "liba.so", "liba.so", f"-L{libb.parent}", "-lb")
-    main = program(
-        tmp_path / "bin" / "main",
-        f"-L{tmp_path / 'lib'}",
-        "-la",
-        "-Wl,--disable-new-dtags",
-        "-Wl,-rpath,$ORIGIN/../lib",
-    )
+    liba = library(tmp_path / "lib" / "liba.so", *needs(library(tmp_path / "lib" / "libb.so")))
+    main = program(tmp_path / "bin" / "main", *needs(liba), *rpath("$ORIGIN/../lib"))
     info = elf.read(str(main))
     assert info is not None and info.rpath == ("$ORIGIN/../lib",) and info.runpath is None
-    got = ours(str(main))
-    assert got[1]["libb.so"] == f"{tmp_path}/bin/../lib/libb.so"
-    assert got == ldd(str(main))
+    assert agreed(main, "libb.so") == f"{tmp_path}/bin/../lib/libb.so"
 
 
 @needs_gcc
 def test_runpath_is_not_inherited(tmp_path: Path) -> None:
     """With RUNPATH, liba's own dependency libb is not found through the program's path."""
-    libb = library(tmp_path / "lib" / "libb.so", "libb.so")
-    library(tmp_path / "lib" / "liba.so", "liba.so", f"-L{libb.parent}", "-lb")
-    main = program(
-        tmp_path / "main",
-        f"-L{tmp_path / 'lib'}",
-        "-la",
-        "-Wl,--enable-new-dtags",
-        f"-Wl,-rpath,{tmp_path / 'lib'}",
-    )
+    liba = library(tmp_path / "lib" / "liba.so", *needs(library(tmp_path / "lib" / "libb.so")))
+    main = program(tmp_path / "main", *needs(liba), *runpath(tmp_path / "lib"))
     found = resolve.closure(str(main))
     assert found.mapping()["liba.so"] == f"{tmp_path}/lib/liba.so"
     assert found.missing == [("libb.so", f"{tmp_path}/lib/liba.so")]
@@ -153,54 +167,32 @@ def test_runpath_is_not_inherited(tmp_path: Path) -> None:
 @needs_gcc
 def test_runpath_disables_rpath(tmp_path: Path) -> None:
     """An object with both: RPATH is ignored, so the RUNPATH copy wins."""
-    library(tmp_path / "rpath" / "libc1.so", "libc1.so")
-    library(tmp_path / "runpath" / "libc1.so", "libc1.so")
-    main = tmp_path / "main"
-    program(main, f"-L{tmp_path / 'rpath'}", "-lc1")
+    in_rpath = library(tmp_path / "rpath" / "libc1.so")
+    library(tmp_path / "runpath" / "libc1.so")
+    program(tmp_path / "main", *needs(in_rpath))
     # A linker writes only one kind; append DT_RPATH by patching is fragile, so
     # check the parser's rule on a real object and the search on the ELF facts.
     info = elf.ElfInfo(64, "EM_X86_64", True, None, (), (), ("/x",), None, False)
     assert info.rpath == ()
-    both = program(
-        tmp_path / "both",
-        f"-L{tmp_path / 'rpath'}",
-        "-lc1",
-        "-Wl,--enable-new-dtags",
-        f"-Wl,-rpath,{tmp_path / 'runpath'}",
-    )
-    assert resolve.closure(str(both)).mapping()["libc1.so"] == f"{tmp_path}/runpath/libc1.so"
-    assert ours(str(both)) == ldd(str(both))
+    both = program(tmp_path / "both", *needs(in_rpath), *runpath(tmp_path / "runpath"))
+    assert agreed(both, "libc1.so") == f"{tmp_path}/runpath/libc1.so"
 
 
 @needs_gcc
 def test_a_runpath_object_ignores_inherited_rpath(tmp_path: Path) -> None:
     """liba has RUNPATH: its libb comes from there, not from the program's RPATH dir."""
-    library(tmp_path / "rpath" / "libb.so", "libb.so")
-    libb = library(tmp_path / "runpath" / "libb.so", "libb.so")
-    library(
-        tmp_path / "lib" / "liba.so",
-        "liba.so",
-        f"-L{libb.parent}",
-        "-lb",
-        "-Wl,--enable-new-dtags",
-        f"-Wl,-rpath,{tmp_path / 'runpath'}",
-    )
-    main = program(
-        tmp_path / "main",
-        f"-L{tmp_path / 'lib'}",
-        "-la",
-        "-Wl,--disable-new-dtags",
-        f"-Wl,-rpath,{tmp_path / 'lib'}:{tmp_path / 'rpath'}",
-    )
-    assert resolve.closure(str(main)).mapping()["libb.so"] == f"{tmp_path}/runpath/libb.so"
-    assert ours(str(main)) == ldd(str(main))
+    library(tmp_path / "rpath" / "libb.so")
+    libb = library(tmp_path / "runpath" / "libb.so")
+    liba = library(tmp_path / "lib" / "liba.so", *needs(libb), *runpath(libb.parent))
+    main = program(tmp_path / "main", *needs(liba), *rpath(liba.parent, tmp_path / "rpath"))
+    assert agreed(main, "libb.so") == f"{tmp_path}/runpath/libb.so"
 
 
 @needs_gcc
 def test_missing_library_is_reported(tmp_path: Path) -> None:
-    library(tmp_path / "lib" / "libgone.so", "libgone.so")
-    main = program(tmp_path / "main", f"-L{tmp_path / 'lib'}", "-lgone")
-    (tmp_path / "lib" / "libgone.so").unlink()
+    gone = library(tmp_path / "lib" / "libgone.so")
+    main = program(tmp_path / "main", *needs(gone))
+    gone.unlink()
     found = resolve.closure(str(main))
     assert found.missing == [("libgone.so", str(main))]
     assert ldd(str(main))[1]["libgone.so"] is None
@@ -209,20 +201,13 @@ def test_missing_library_is_reported(tmp_path: Path) -> None:
 @needs_gcc
 def test_other_machine_is_skipped_and_garbage_is_fatal(tmp_path: Path) -> None:
     """glibc searches on past an ELF for another machine but stops at a broken file."""
-    good = library(tmp_path / "good" / "libw.so", "libw.so")
+    good = library(tmp_path / "good" / "libw.so")
     (tmp_path / "other").mkdir()
     foreign = bytearray(good.read_bytes())
     foreign[18:20] = (183).to_bytes(2, "little")  # e_machine = EM_AARCH64
     (tmp_path / "other" / "libw.so").write_bytes(bytes(foreign))
-    main = program(
-        tmp_path / "main",
-        f"-L{tmp_path / 'good'}",
-        "-lw",
-        "-Wl,--disable-new-dtags",
-        f"-Wl,-rpath,{tmp_path / 'other'}:{tmp_path / 'good'}",
-    )
-    assert resolve.closure(str(main)).mapping()["libw.so"] == f"{tmp_path}/good/libw.so"
-    assert ours(str(main)) == ldd(str(main))
+    main = program(tmp_path / "main", *needs(good), *rpath(tmp_path / "other", good.parent))
+    assert agreed(main, "libw.so") == f"{tmp_path}/good/libw.so"
     (tmp_path / "other" / "libw.so").write_bytes(b"\x7fELF garbage")
     with pytest.raises(resolve.ResolveError, match=r"libw\.so"):
         resolve.closure(str(main))
@@ -231,19 +216,14 @@ def test_other_machine_is_skipped_and_garbage_is_fatal(tmp_path: Path) -> None:
 @needs_gcc
 def test_lib_and_platform_tokens(tmp_path: Path) -> None:
     linker = resolve.Linker.for_root(resolve.Root(), elf.read("/bin/true"))  # type: ignore[arg-type]
-    library(tmp_path / linker.lib / "libt.so", "libt.so")
-    library(tmp_path / linker.platform / "libp.so", "libp.so")
+    libt = library(tmp_path / linker.lib / "libt.so")
+    libp = library(tmp_path / linker.platform / "libp.so")
     main = program(
         tmp_path / "main",
-        f"-L{tmp_path / linker.lib}",
-        f"-L{tmp_path / linker.platform}",
-        "-lt",
-        "-lp",
+        *needs(libt, libp),
         f"-Wl,-rpath,{tmp_path}/$LIB:{tmp_path}/${{PLATFORM}}",
     )
-    got = ours(str(main))
-    assert got[1]["libt.so"] == f"{tmp_path}/{linker.lib}/libt.so"
-    assert got == ldd(str(main))
+    assert agreed(main, "libt.so") == f"{tmp_path}/{linker.lib}/libt.so"
 
 
 def test_not_elf_and_static(tmp_path: Path) -> None:

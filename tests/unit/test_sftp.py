@@ -8,26 +8,18 @@ from __future__ import annotations
 import pytest
 
 from scponly_py.decide import decide
-from scponly_py.outcome import Allow, Refuse
+from scponly_py.outcome import Allow
 from scponly_py.programs import PROGRAMS, sftp
-from tests.support import decision_for, make_policy, make_request, must_allow, must_refuse
+from tests.support import allowed_argv, decision_for, make_policy, make_request, refusal
 
 SFTP = "/usr/lib/openssh/sftp-server"
 WRITE_ONLY_DENY = ["-P", "copy-data,opendir,read,readdir,readlink"]
 
 
-def run(command: str, home: str = "/home/alice", **policy: object) -> Allow | Refuse:
-    return decision_for(command, {"home": home}, **policy)
-
-
-def argv(command: str = SFTP, home: str = "/home/alice", **policy: object) -> list[str]:
-    decision = must_allow(command, "sftp", {"home": home}, **policy)
-    assert decision.argv[0] == decision.path
-    return list(decision.argv[1:])
-
-
-def refusal(command: str, **policy: object) -> str:
-    return must_refuse(command, **policy).reason
+def argv(
+    command: str = SFTP, request: dict[str, object] | None = None, **policy: object
+) -> list[str]:
+    return allowed_argv(command, "sftp", request, **policy)
 
 
 @pytest.mark.parametrize("name", sorted(PROGRAMS["sftp"]["words"]))
@@ -84,16 +76,17 @@ def test_write_only_without_links_merges_both_deny_lists() -> None:
 
 def test_start_dir_is_below_home() -> None:
     assert argv(start_dir="upload") == ["-u", "0022", "-d", "/home/alice/upload"]
-    assert argv(home="/", start_dir="in/box") == ["-u", "0022", "-d", "/in/box"]
+    assert argv(request={"home": "/"}, start_dir="in/box") == ["-u", "0022", "-d", "/in/box"]
 
 
 def test_percent_in_home_is_doubled_for_sftp_server_expansion() -> None:
     # sftp-server %-expands -d (%d = home, %u = user); a literal % must survive.
-    assert argv(home="/home/50%u", start_dir="x") == ["-u", "0022", "-d", "/home/50%%u/x"]
+    home = {"home": "/home/50%u"}
+    assert argv(request=home, start_dir="x") == ["-u", "0022", "-d", "/home/50%%u/x"]
 
 
 def test_start_dir_sets_the_working_directory_too() -> None:
-    decision = run(SFTP, start_dir="upload")
+    decision = decision_for(SFTP, start_dir="upload")
     assert isinstance(decision, Allow)
     assert decision.cwd == "/home/alice/upload"
 

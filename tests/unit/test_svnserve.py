@@ -12,14 +12,16 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from functools import partial
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scponly_py.outcome import Allow, Refuse
+from scponly_py.outcome import Allow
 from scponly_py.policy import BUILTIN_PATHS, ConfigError, effective_policy, normalise
+from tests import support
 from tests.support import decision_for
 from tests.unit import fake_ssh
 
@@ -27,8 +29,10 @@ SVNSERVE = BUILTIN_PATHS["svnserve"]
 REPOSITORY = str(Path(__file__).resolve().parents[2])
 
 
-def run(command: str, programs=("svnserve",), svn_root="/srv/svn", **kwargs) -> Allow | Refuse:
-    return decision_for(command, programs=programs, svn_root=svn_root, **kwargs)
+# decide() with svnserve alone enabled and an svn_root (other policy fields as keywords).
+SVN = {"programs": ("svnserve",), "svn_root": "/srv/svn"}
+run = partial(decision_for, **SVN)
+refusal = partial(support.refusal, **SVN)
 
 
 def test_recorded_client_command_gets_the_policy_root() -> None:
@@ -40,9 +44,7 @@ def test_recorded_client_command_gets_the_policy_root() -> None:
 
 def test_relative_root_is_refused_even_from_a_compiled_config() -> None:
     """A config.compiled written before relative roots were refused must not serve HOME."""
-    decision = run("svnserve -t", svn_root="svn/repos")
-    assert isinstance(decision, Refuse)
-    assert "svn_root is not an absolute path" in decision.reason
+    assert "svn_root is not an absolute path" in refusal("svnserve -t", svn_root="svn/repos")
 
 
 @pytest.mark.parametrize("relative", ["svn", "svn/repos", "repos"])
@@ -65,15 +67,11 @@ def test_tunnel_user_comes_from_the_passwd_name() -> None:
 
 
 def test_write_only_is_refused() -> None:
-    decision = run("svnserve -t", access="write-only")
-    assert isinstance(decision, Refuse)
-    assert "write-only" in decision.reason
+    assert "write-only" in refusal("svnserve -t", access="write-only")
 
 
 def test_no_root_configured_is_refused() -> None:
-    decision = run("svnserve -t", svn_root="")
-    assert isinstance(decision, Refuse)
-    assert "svn_root" in decision.reason
+    assert "svn_root" in refusal("svnserve -t", svn_root="")
 
 
 @pytest.mark.parametrize("other", ["sftp", "scp", "rsync", "unison", "winscp"])
@@ -81,18 +79,16 @@ def test_commit_access_is_refused_beside_any_program_that_writes_files(other: st
     """With db/ writable, an upload of REPO/db/x/{format,db,hooks/start-commit} and a commit
     to svn+ssh://host/REPO/db/x runs the account's hook: svnserve serves the deepest repository
     on the URL's path (reproduced with Subversion 1.14.2)."""
-    decision = run("svnserve -t", programs=("svnserve", other))
-    assert isinstance(decision, Refuse)
-    assert f"also has {other}" in decision.reason and "db/" in decision.reason
+    reason = refusal("svnserve -t", programs=("svnserve", other))
+    assert f"also has {other}" in reason and "db/" in reason
     read_only = run("svnserve -t", programs=("svnserve", other), access="read-only")
     assert isinstance(read_only, Allow)
     assert read_only.argv[-1] == "--read-only"
 
 
 def test_off_unless_enabled() -> None:
-    decision = run("svnserve -t", programs=("scp", "sftp"))
-    assert isinstance(decision, Refuse)
-    assert decision.reason == "svnserve is not enabled for this account"
+    reason = refusal("svnserve -t", programs=("scp", "sftp"))
+    assert reason == "svnserve is not enabled for this account"
 
 
 REFUSED = [
@@ -142,13 +138,11 @@ REFUSED = [
 
 @pytest.mark.parametrize("command", REFUSED)
 def test_everything_but_the_exact_form_is_refused(command: str) -> None:
-    assert isinstance(run(command), Refuse)
+    assert refusal(command)
 
 
 def test_refusal_names_the_extra_word() -> None:
-    decision = run("svnserve -t --config-file /home/alice/evil.conf")
-    assert isinstance(decision, Refuse)
-    assert "--config-file" in decision.reason
+    assert "--config-file" in refusal("svnserve -t --config-file /home/alice/evil.conf")
 
 
 @settings(max_examples=300, deadline=None)

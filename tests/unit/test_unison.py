@@ -15,14 +15,16 @@ import json
 import os
 import shutil
 import subprocess
+from functools import partial
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scponly_py.outcome import Allow, Refuse
+from scponly_py.outcome import Allow
 from scponly_py.policy import BUILTIN_PATHS
+from tests import support
 from tests.support import decision_for
 from tests.unit import fake_ssh
 
@@ -30,8 +32,9 @@ UNISON = BUILTIN_PATHS["unison"]
 REPOSITORY = str(Path(__file__).resolve().parents[2])
 
 
-def run(command: str, programs=("unison",), **kwargs) -> Allow | Refuse:
-    return decision_for(command, programs=programs, **kwargs)
+# decide() with unison alone enabled (other policy fields as keywords).
+run = partial(decision_for, programs=("unison",))
+refusal = partial(support.refusal, programs=("unison",))
 
 
 # (client command line, what the server receives)
@@ -103,34 +106,26 @@ REFUSED = [
 
 @pytest.mark.parametrize("command", REFUSED)
 def test_client_forms_and_extras_are_refused(command: str) -> None:
-    assert isinstance(run(command), Refuse)
+    assert refusal(command)
 
 
 def test_sshcmd_refusal_names_the_option() -> None:
-    decision = run("unison -sshcmd X a ssh://evil//x")
-    assert isinstance(decision, Refuse)
-    assert "-sshcmd" in decision.reason
-    decision = run("unison -sshargs=-oProxyCommand=X a ssh://evil//x")
-    assert "-sshargs" in decision.reason  # type: ignore[union-attr]
+    assert "-sshcmd" in refusal("unison -sshcmd X a ssh://evil//x")
+    assert "-sshargs" in refusal("unison -sshargs=-oProxyCommand=X a ssh://evil//x")
 
 
 @pytest.mark.parametrize(("access", "links"), [("read-only", True), ("write-only", True)])
 def test_unison_cannot_be_narrowed_so_it_is_refused(access: str, links: bool) -> None:
-    decision = run("unison -server __new-rpc-mode", access=access, links=links)
-    assert isinstance(decision, Refuse)
-    assert access in decision.reason
+    assert access in refusal("unison -server __new-rpc-mode", access=access, links=links)
 
 
 def test_unison_refused_when_links_are_disabled() -> None:
-    decision = run("unison -server __new-rpc-mode", links=False)
-    assert isinstance(decision, Refuse)
-    assert "links" in decision.reason
+    assert "links" in refusal("unison -server __new-rpc-mode", links=False)
 
 
 def test_unison_is_off_unless_enabled() -> None:
-    decision = run("unison -server __new-rpc-mode", programs=("scp", "sftp"))
-    assert isinstance(decision, Refuse)
-    assert decision.reason == "unison is not enabled for this account"
+    reason = refusal("unison -server __new-rpc-mode", programs=("scp", "sftp"))
+    assert reason == "unison is not enabled for this account"
 
 
 @settings(max_examples=300, deadline=None)
