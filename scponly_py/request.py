@@ -22,8 +22,10 @@ from scponly_py.outcome import Record, Refusal
 OWN_NAMES = frozenset({"scponly-py", "scponly-pyc"})
 # Every variable the shell reads (the front passes only these to the launcher).
 READ_VARIABLES = (*PASSED_VARIABLES, "SSH_ORIGINAL_COMMAND")
-# Set by the front only: "1" when it started in secure-execution mode, else why not.
+# Set by the front only: "1" when it started in secure-execution mode, FRONT_FILTERED when
+# it also installed the set-id filter, else why not.
 FRONT_VARIABLE = "SCPONLY_PY_FRONT"
+FRONT_FILTERED = b"1+set-id-filter"
 MAX_ENVIRONMENT_VALUE = 256
 
 
