@@ -67,7 +67,6 @@ def decode(data: bytes) -> str:
 
 def import_instrumented() -> None:
     """Import every module of the decision core (atheris instruments what is imported here)."""
-    import scponly_py.childenv  # noqa: PLC0415
     import scponly_py.decide  # noqa: PLC0415
     import scponly_py.policy  # noqa: PLC0415
     import scponly_py.programs  # noqa: PLC0415

@@ -16,7 +16,7 @@
  *   4. exec the isolated Python launcher LAUNCHER (compiled in) with the same
  *      arguments and only the variables the shell reads (PASSED_NAMES,
  *      generated from scponly_py/request.py READ_VARIABLES, which includes
- *      childenv.py's allowlist), plus SCPONLY_PY_FRONT: "1" when steps 1-2 held
+ *      its allowlist PASSED_VARIABLES), plus SCPONLY_PY_FRONT: "1" when steps 1-2 held
  *      (or the real uid is root), "1+set-id-filter" when step 3 held too (the
  *      shell then installs no filter of its own), else why not, which the shell
  *      refuses and logs.

@@ -42,7 +42,7 @@ current directory or PATH: scponly executed `cd` as a program and an uploaded
 refuses `;`, `&&`, `|`, `$`, globs, …), checked by a small allowlist grammar
 per program, checked against the account's access mode, and then run by the
 absolute path from the policy's [paths] with `--` before every operand and the
-same scrubbed environment as any login (`childenv`), minus the variables
+same scrubbed environment as any login (`request.child_environment`), minus the variables
 WinSCP `unset`. `scp` goes through `decide()` itself (the scp grammar, server
 mode, access checks); the `-d` of WinSCP's download form (`scp -r -d -f`),
 which OpenSSH's scp ignores when sending and the scp grammar refuses, is
@@ -69,7 +69,8 @@ session with status 1.
 
 import posix
 
-from scponly_py import audit, childenv, words
+from scponly_py import audit, words
+from scponly_py import request as requests
 from scponly_py.decide import decide, start_directory
 from scponly_py.outcome import Allow, Refusal
 from scponly_py.shell import launch
@@ -183,7 +184,7 @@ class Session:
             raise Refusal(f"{program} has no absolute path in the configuration")
         environment = tuple(
             (variable, value)
-            for variable, value in childenv.build(self.request, self.request.home)
+            for variable, value in requests.child_environment(self.request, self.request.home)
             if variable not in self.unset
         )
         return Allow(
@@ -350,7 +351,7 @@ def _groups(session: Session, command_words: list[str]) -> list[tuple]:
 def _printenv(session: Session, command_words: list[str]) -> list[tuple]:
     if len(command_words) != 2:
         raise Refusal("printenv takes one variable name here")
-    environment = dict(childenv.build(session.request, session.request.home))
+    environment = dict(requests.child_environment(session.request, session.request.home))
     name = command_words[1]
     if name in session.unset or name not in environment:
         session.status = 1
