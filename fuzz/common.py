@@ -70,7 +70,6 @@ def import_instrumented() -> None:
     import scponly_py.decide  # noqa: PLC0415
     import scponly_py.policy  # noqa: PLC0415
     import scponly_py.programs  # noqa: PLC0415
-    import scponly_py.programs.shortopts  # noqa: PLC0415
     import scponly_py.words  # noqa: PLC0415
 
     for name in scponly_py.programs.PROGRAMS:

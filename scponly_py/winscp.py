@@ -91,6 +91,7 @@ RETURN_VARIABLES = ("0", "$status", "$?")
 STATUS_QUERIES = frozenset({'echo "$status"', 'echo "$?"'})
 MAX_LINE = words.MAX_COMMAND_LENGTH
 MAX_OPERANDS = 64
+FLAG = words.flag()
 REFUSED_STATUS = 1
 
 # Action tags. An action is a tuple whose first item is one of these.
@@ -410,27 +411,11 @@ BUILTINS: "dict[str, Callable[[Session, list[str]], list[tuple]]]" = {
 def _options(
     program: str, arguments: list[str], letters: str, long_options: tuple[str, ...] = ()
 ) -> tuple[list[str], list[str]]:
-    """Leading option words, read letter by letter; the rest are operands (after `--`)."""
-    seen: list[str] = []
-    index = 0
-    while index < len(arguments):
-        word = arguments[index]
-        if word == "--":
-            index += 1
-            break
-        if len(word) < 2 or word[0] != "-":
-            break
-        if word.startswith("--"):
-            if word not in long_options:
-                raise Refusal(f"{program} option {word[:64]} is not allowed")
-            seen.append(word)
-        else:
-            for letter in word[1:]:
-                if letter not in letters:
-                    raise Refusal(f"{program} option -{letter} is not allowed")
-                seen.append("-" + letter)
-        index += 1
-    operands = arguments[index:]
+    """Leading option words, read letter by letter (`words.parse_options`, every letter a
+    flag); the rest are operands (after `--`)."""
+    table = dict.fromkeys(letters, FLAG)
+    options, operands = words.parse_options(program, arguments, table, {}, long_options)
+    seen = [name if name.startswith("--") else f"-{name}" for name, _ in options]
     if len(operands) > MAX_OPERANDS:
         raise Refusal(f"{program} takes at most {MAX_OPERANDS} names")
     if any(operand == "" for operand in operands):
