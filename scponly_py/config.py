@@ -166,20 +166,12 @@ def compile_system_config(config_dir: str = CONFIG_DIR) -> dict[str, object]:
             posix.unlink(temporary, dir_fd=dir_fd)
         except FileNotFoundError:
             pass
-        fd = posix.open(
-            temporary,
-            posix.O_WRONLY | posix.O_CREAT | posix.O_EXCL | posix.O_NOFOLLOW | posix.O_CLOEXEC,
-            0o644,
-            dir_fd=dir_fd,
-        )
-        try:
+
+        def fill(fd: int) -> None:
             posix.fchmod(fd, 0o644)
-            data = memoryview(marshal.dumps(envelope))
-            while data:
-                data = data[posix.write(fd, data) :]
-            posix.fsync(fd)
-        finally:
-            posix.close(fd)
+            trusted.write_all(fd, marshal.dumps(envelope))
+
+        trusted.write_new_at(dir_fd, temporary, fill)
         posix.rename(temporary, COMPILED_NAME, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
         return config
     finally:

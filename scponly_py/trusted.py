@@ -13,11 +13,16 @@ refused, except with `follow=True` a root-owned one in a directory nobody but
 root can write (merged-/usr's /bin -> usr/bin); its target is walked by the
 same rule. The why: docs/design.md, "Paths root trusts". `user_manager_problem`
 applies the same ownership test to what `systemd --user` reads from a home
-(docs/design.md, "The login environment").
+(docs/design.md, "The login environment"). `write_new_at` is the one way a file
+is written for a later rename into place in such a directory.
 """
 
 import posix
 import sys
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 S_IFMT = 0o170000
 S_IFDIR = 0o040000
@@ -262,6 +267,30 @@ def make_dirs(path: str, mode: int = 0o755, *, owners: tuple[int, ...] = ROOT) -
     fd = _walk(path, follow=False, owners=owners, report=None, create=mode)
     assert fd is not None
     return fd
+
+
+def write_new_at(dir_fd: int, temporary: str, fill: "Callable[[int], None]") -> None:
+    """Create `temporary` in directory `dir_fd` (O_EXCL, O_NOFOLLOW, mode 0600), let `fill`
+    write it and set its owner and mode through the fd, fsync it. On any error it is removed.
+    The caller renames it over the target: a reader sees the old file or the whole new one."""
+    flags = posix.O_WRONLY | posix.O_CREAT | posix.O_EXCL | posix.O_NOFOLLOW | posix.O_CLOEXEC
+    fd = posix.open(temporary, flags, 0o600, dir_fd=dir_fd)
+    try:
+        try:
+            fill(fd)
+            posix.fsync(fd)
+        finally:
+            posix.close(fd)
+    except BaseException:
+        posix.unlink(temporary, dir_fd=dir_fd)
+        raise
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """Write all of `data` to `fd` (write(2) may take less than it is given)."""
+    view = memoryview(data)
+    while view:
+        view = view[posix.write(fd, view) :]
 
 
 def main(argv: list[str]) -> int:

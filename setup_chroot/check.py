@@ -34,10 +34,10 @@ import pwd
 import stat
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from scponly_py import trusted
-from setup_chroot import devlog, elf, jailfs, resolve
+from setup_chroot import devlog, elf, finding, jailfs, resolve
 from setup_chroot.plan import DEV_NULL, Spec
 
 NSS_DATABASES = ("passwd", "group", "shadow", "gshadow", "initgroups")
@@ -47,16 +47,11 @@ SET_ID = stat.S_ISUID | stat.S_ISGID
 
 
 @dataclass(frozen=True)
-class Finding:
+class Finding(finding.Finding):
+    LINE = "{code:9} {path}: {message}"
     code: str
     path: str
     message: str
-
-    def to_json(self) -> dict[str, str]:
-        return asdict(self)
-
-    def __str__(self) -> str:
-        return f"{self.code:9} {self.path}: {self.message}"
 
 
 def ancestors(jail: str) -> list[Finding]:

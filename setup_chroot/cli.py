@@ -7,15 +7,17 @@ the command's help. What a command does lives there; see the man page.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
 from scponly_py.programs import PROGRAMS
-from setup_chroot import commands, importer, migrate, plan, sessionscli, sshd, sshdinstall
+from setup_chroot import commands, importer, migrate, plan, sshd, sshdinstall
 from setup_chroot.manifest import STATE_DIR
 
 EXIT_INTERRUPTED = 130
+Command = TypeVar("Command", bound=Callable[..., Any])
 
 
 class OneLineErrors(click.Group):
@@ -50,6 +52,29 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Machine-read
 apply_option = click.option("--apply", is_flag=True, help="Do it (default: only show it).")
 
 
+def plan_options(function: Command) -> Command:
+    """--state-dir, --dry-run, --json: the options of every command that plans a jail."""
+    return state_dir_option(dry_run_option(json_option(function)))
+
+
+def jails_argument(function: Command) -> Command:
+    """JAIL or --all (every jail that has a manifest): the jails `update` and `check` act on."""
+    every = click.option("--all", "every", is_flag=True, help="Every jail that has a manifest.")
+    return click.argument("jail", required=False)(every(function))
+
+
+def devlog_option(help_text: str, default: str | None = None) -> Callable[[Command], Command]:
+    """--devlog: who listens on the jail's /dev/log (commands.DEVLOG_CHOICES)."""
+    return click.option(
+        "--devlog",
+        "devlog_choice",
+        type=click.Choice(commands.DEVLOG_CHOICES),
+        default=default,
+        show_default=default is not None,
+        help=help_text,
+    )
+
+
 @main.command("install-shell", help=commands.install_shell.__doc__)
 @click.option(
     "--dest",
@@ -64,8 +89,21 @@ def install_shell(**options: Any) -> None:
     commands.install_shell(**options)
 
 
-for _command in sessionscli.COMMANDS:
-    main.add_command(_command)
+@main.command(help=commands.sessions.__doc__)
+@click.option("--json", "as_json", is_flag=True, help="One JSON list instead of a table.")
+@click.option("--kill", "kill_id", metavar="ID", help="End the session with this id.")
+@click.option("--user", "kill_user", metavar="NAME", help="End every session of this user.")
+def sessions(**options: Any) -> None:
+    commands.sessions(**options)
+
+
+@main.command(help=commands.report.__doc__)
+@click.option("--user", metavar="NAME", help="Only this user.")
+@click.option("--since", metavar="TIME", help="Journal only: from TIME (journalctl --since).")
+@click.option("--file", "path", metavar="PATH", help="Read a syslog file instead of the journal.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object instead of a table.")
+def report(**options: Any) -> None:
+    commands.report(**options)
 
 
 @main.command("install-chroot-shell", help=commands.install_chroot_shell.__doc__)
@@ -101,41 +139,28 @@ def install_chroot_shell(**options: Any) -> None:
 )
 @click.option("--bin", "binaries", multiple=True, help="Another program (absolute path).")
 @click.option("--localtime/--no-localtime", default=True, help="Copy /etc/localtime.")
-@click.option(
-    "--devlog",
-    "devlog_choice",
-    type=click.Choice(commands.DEVLOG_CHOICES),
-    default=None,
-    help="Have a syslog daemon listen on the jail's /dev/log (sshd ChrootDirectory jails):"
+@devlog_option(
+    "Have a syslog daemon listen on the jail's /dev/log (sshd ChrootDirectory jails):"
     " journald (a bind mount of its socket, a mount unit for boot), rsyslog (an imuxsock"
     " socket in an /etc/rsyslog.d drop-in), auto (whichever owns the host's /dev/log) or"
-    " none (remove it). Default: as before.",
+    " none (remove it). Default: as before."
 )
-@state_dir_option
-@dry_run_option
-@json_option
+@plan_options
 def create(**options: Any) -> None:
     commands.create(**options)
 
 
 @main.command(help=commands.update.__doc__)
-@click.argument("jail", required=False)
-@click.option("--all", "every", is_flag=True, help="Every jail that has a manifest.")
+@jails_argument
 @click.option(
     "--prune",
     is_flag=True,
     help="Drop users whose account no longer exists (deleted with userdel) from the manifest.",
 )
-@click.option(
-    "--devlog",
-    "devlog_choice",
-    type=click.Choice(commands.DEVLOG_CHOICES),
-    default=None,
-    help="Change who listens on the jail's /dev/log: see create --devlog. Default: as before.",
+@devlog_option(
+    "Change who listens on the jail's /dev/log: see create --devlog. Default: as before."
 )
-@state_dir_option
-@dry_run_option
-@json_option
+@plan_options
 def update(**options: Any) -> None:
     commands.update(**options)
 
@@ -197,18 +222,12 @@ def update(**options: Any) -> None:
     help="With --mode chroot-directory or internal-sftp: install the Match block.",
 )
 @click.option("-f", "sshd_main", default=sshdinstall.MAIN, help="The sshd_config to change.")
-@click.option(
-    "--devlog",
-    "devlog_choice",
-    type=click.Choice(commands.DEVLOG_CHOICES),
-    default="auto",
-    show_default=True,
-    help="With --mode chroot-directory: who listens on the jail's /dev/log (the shell refuses"
+@devlog_option(
+    "With --mode chroot-directory: who listens on the jail's /dev/log (the shell refuses"
     " a login it cannot log): see create --devlog.",
+    default="auto",
 )
-@state_dir_option
-@dry_run_option
-@json_option
+@plan_options
 def add_user(**options: Any) -> None:
     commands.add_user(**options)
 
@@ -223,16 +242,13 @@ def add_user(**options: Any) -> None:
     help="Only drop USER from the jail's manifest and passwd; leave the account alone"
     " (for an account already deleted with userdel).",
 )
-@state_dir_option
-@dry_run_option
-@json_option
+@plan_options
 def remove_user(**options: Any) -> None:
     commands.remove_user(**options)
 
 
 @main.command(help=commands.check.__doc__)
-@click.argument("jail", required=False)
-@click.option("--all", "every", is_flag=True, help="Every jail that has a manifest.")
+@jails_argument
 @click.option(
     "--user",
     "user_names",
@@ -258,9 +274,7 @@ def remove_user(**options: Any) -> None:
 )
 @click.option("--sshd/--no-sshd", "with_sshd", default=True, help="Also run sshd -T per user.")
 @click.option("-f", "sshd_config", default=None, help="sshd_config to check (sshd -f).")
-@state_dir_option
-@dry_run_option
-@json_option
+@plan_options
 def check(**options: Any) -> None:
     commands.check(**options)
 

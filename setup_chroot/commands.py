@@ -1,6 +1,6 @@
 """What each scponly-py-setup command does (cli.py declares their options; the
 docstrings here are their help): install-shell, install-chroot-shell, create,
-update, add-user, remove-user, check, sshd-config.
+update, add-user, remove-user, check, sshd-config, sessions, report.
 
 Every mutating command plans first (plan.py: the jail's files and the
 accounts' useradd/usermod/userdel, groups and /etc/shells), prints the plan,
@@ -22,7 +22,8 @@ import os
 import pwd
 import re
 import stat
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 
 import click
@@ -34,9 +35,12 @@ from setup_chroot import (
     batch,
     devlog,
     doctor,
+    finding,
     frozen,
     jailfs,
     launcher,
+    livesessions,
+    logread,
     pamstack,
     plan,
     sshd,
@@ -93,6 +97,20 @@ def _jail_path(jail: str) -> str:
 def _need_root(dry_run: bool) -> None:
     if not dry_run and os.geteuid() != 0:
         raise click.ClickException("must run as root (jail files are root-owned; mknod)")
+
+
+@contextlib.contextmanager
+def _locked_jail(jail: str, state_dir: str, dry_run: bool) -> Iterator[tuple[Store, str]]:
+    """A command's hold on one jail: root (unless dry-run), the path checked (`_jail_path`),
+    its manifest store locked; (store, jail path) inside. ERRORS become one line."""
+    _need_root(dry_run)
+    jail = _jail_path(jail)
+    store = Store(state_dir)
+    try:
+        with store.lock(jail):
+            yield store, jail
+    except ERRORS as error:
+        raise click.ClickException(str(error)) from None
 
 
 def _open_jail(jail: str, *, create: bool) -> jailfs.JailFS | None:
@@ -262,26 +280,20 @@ def create(  # noqa: PLR0917 - click passes options as arguments
     as_json: bool,
 ) -> None:
     """Build (or re-sync) the smallest jail that runs the chosen programs."""
-    _need_root(dry_run)
-    jail = _jail_path(jail)
-    store = Store(state_dir)
-    try:
-        with store.lock(jail):
-            loaded = store.load(jail)
-            old = loaded[0] if loaded else plan.Spec(jail)
-            recorded = loaded[1] if loaded else {}
-            spec = plan.Spec(
-                jail,
-                _profiles(profiles),
-                binaries,
-                localtime,
-                old.users,
-                old.frozen,
-                old.devlog if devlog_choice is None else _devlog(devlog_choice),
-            )
-            _converge(store, spec, recorded, dry_run=dry_run, as_json=as_json, adopt=True)
-    except ERRORS as error:
-        raise click.ClickException(str(error)) from None
+    with _locked_jail(jail, state_dir, dry_run) as (store, path):
+        loaded = store.load(path)
+        old = loaded[0] if loaded else plan.Spec(path)
+        recorded = loaded[1] if loaded else {}
+        spec = plan.Spec(
+            path,
+            _profiles(profiles),
+            binaries,
+            localtime,
+            old.users,
+            old.frozen,
+            old.devlog if devlog_choice is None else _devlog(devlog_choice),
+        )
+        _converge(store, spec, recorded, dry_run=dry_run, as_json=as_json, adopt=True)
 
 
 def update(  # noqa: PLR0917 - click passes options as arguments
@@ -403,16 +415,9 @@ def add_user(  # noqa: PLR0917 - click passes options as arguments
                 first=list(first),
             )
         if mode != "scponly-pyc" and sshd_install:
-            _install_sshd(
-                sshd_main,
-                group=group,
-                users=(),
-                mode="internal-sftp" if mode == "internal-sftp" else "scponly",
-                jail=jail,
-                remove=False,
-                reload=True,
-                dry_run=dry_run,
-            )
+            sshd_mode = "internal-sftp" if mode == "internal-sftp" else "scponly"
+            match = sshd.Match(group, (), sshd_mode, jail)
+            _install_sshd(sshd_main, match, remove=False, reload=True, dry_run=dry_run)
     except (*ERRORS, frozen.InstallError) as error:
         raise click.ClickException(str(error)) from None
 
@@ -604,41 +609,35 @@ def remove_user(  # noqa: PLR0917 - click passes options as arguments
     user: str, jail: str, purge: bool, forget: bool, state_dir: str, dry_run: bool, as_json: bool
 ) -> None:
     """Undo add-user: userdel (or restore home and shell), jail passwd lines, --purge the home."""
-    _need_root(dry_run)
-    jail = _jail_path(jail)
-    store = Store(state_dir)
-    try:
-        with store.lock(jail):
-            spec, recorded = _load(store, jail)
-            entry = next((item for item in spec.users if item.name == user), None)
-            if entry is None:
-                raise click.ClickException(f"{user} is not a user of {jail}")
-            action = (
-                f"account {user}: "
-                + ("left alone" if forget else "userdel" if entry.created else "restore")
-                + (f", leave group {entry.group}" if entry.group and not forget else "")
-                + (f"; delete /home/{user} in the jail" if purge else "")
-            )
-            first: list[plan.Operation] = [plan.RemoveTree(f"/home/{user}")] if purge else []
-            if not forget:
-                first += plan.undo_account_ops(entry)
-            others = tuple(item for item in spec.users if item.name != user)
-            new_spec = replace(spec, users=others)
-            if entry.mode == "chroot-directory" and all(
-                item.mode != "chroot-directory" for item in others
-            ):
-                new_spec = replace(new_spec, devlog=None)  # its last user: /dev/log goes too
-            _converge(
-                store,
-                new_spec,
-                recorded,
-                dry_run=dry_run,
-                as_json=as_json,
-                before=[action],
-                first=first,
-            )
-    except ERRORS as error:
-        raise click.ClickException(str(error)) from None
+    with _locked_jail(jail, state_dir, dry_run) as (store, path):
+        spec, recorded = _load(store, path)
+        entry = next((item for item in spec.users if item.name == user), None)
+        if entry is None:
+            raise click.ClickException(f"{user} is not a user of {path}")
+        action = (
+            f"account {user}: "
+            + ("left alone" if forget else "userdel" if entry.created else "restore")
+            + (f", leave group {entry.group}" if entry.group and not forget else "")
+            + (f"; delete /home/{user} in the jail" if purge else "")
+        )
+        first: list[plan.Operation] = [plan.RemoveTree(f"/home/{user}")] if purge else []
+        if not forget:
+            first += plan.undo_account_ops(entry)
+        others = tuple(item for item in spec.users if item.name != user)
+        new_spec = replace(spec, users=others)
+        if entry.mode == "chroot-directory" and all(
+            item.mode != "chroot-directory" for item in others
+        ):
+            new_spec = replace(new_spec, devlog=None)  # its last user: /dev/log goes too
+        _converge(
+            store,
+            new_spec,
+            recorded,
+            dry_run=dry_run,
+            as_json=as_json,
+            before=[action],
+            first=first,
+        )
 
 
 def check(  # noqa: PLR0917 - click passes options as arguments
@@ -691,9 +690,7 @@ def check(  # noqa: PLR0917 - click passes options as arguments
                 raise click.ClickException(f"{path}: no such directory")
             loaded = store.load(path)
             spec, recorded = loaded if loaded else (None, None)
-            found: list[jail_check.Finding | sshd.Finding] = list(
-                jail_check.check(path, spec, recorded)
-            )
+            found: list[finding.Finding] = list(jail_check.check(path, spec, recorded))
             if with_sshd and spec is not None:
                 for user in spec.users:
                     found += _check_route_user(path, user, sshd_config)
@@ -873,23 +870,16 @@ def sshd_config(  # noqa: PLR0917 - click passes options as arguments
 ) -> None:
     """Print, install or uninstall the sshd_config Match block; or check a user (exit 3)."""
     match_group = None if match_users else (group or users.DEFAULT_GROUP)
+    match = sshd.Match(match_group, match_users, mode, jail)
     if install or uninstall:
         if install and uninstall:
             raise click.UsageError("give --install or --uninstall, not both")
         _need_root(dry_run)
-        _install_sshd(
-            config or sshdinstall.MAIN,
-            group=match_group,
-            users=match_users,
-            mode=mode,
-            jail=jail,
-            remove=uninstall,
-            reload=reload,
-            dry_run=dry_run,
-        )
+        main = config or sshdinstall.MAIN
+        _install_sshd(main, match, remove=uninstall, reload=reload, dry_run=dry_run)
         return
     if check_user is None:
-        text = sshd.match_block(group=match_group, users=match_users, mode=mode, jail=jail)
+        text = sshd.match_block(match)
         _emit(as_json, {"mode": mode, "config": text}, [text.rstrip("\n")])
         return
     try:
@@ -907,17 +897,10 @@ def sshd_config(  # noqa: PLR0917 - click passes options as arguments
 
 
 def _install_sshd(
-    main: str,
-    *,
-    group: str | None,
-    users: tuple[str, ...],
-    mode: str,
-    jail: str | None,
-    remove: bool,
-    reload: bool,
-    dry_run: bool,
+    main: str, match: sshd.Match, *, remove: bool, reload: bool, dry_run: bool
 ) -> None:
     """`sshd-config --install/--uninstall`: plan the file change, show it, apply it checked."""
+    group = match.group
     try:
         if remove:
             path = sshdinstall.drop_in_path(main, sshdinstall.drop_in_name(group)) or main
@@ -929,7 +912,7 @@ def _install_sshd(
             else:
                 new = None
         else:
-            path, block = sshdinstall.render(main, group=group, users=users, mode=mode, jail=jail)
+            path, block = sshdinstall.render(main, match)
             old, new = sshdinstall.new_content(path, main, block, group)
         if old == new:
             click.echo(f"{path}: unchanged ({'not installed' if remove else 'already installed'})")
@@ -937,8 +920,8 @@ def _install_sshd(
         click.echo(sshdinstall.diff(path, old, new), nl=False)
         if dry_run:
             return
-        verify = [] if remove else sshdinstall.managed_users(group, users)
-        sshdinstall.change(path, old, new, main=main, verify=verify, mode=mode)
+        verify = [] if remove else sshdinstall.managed_users(group, match.users)
+        sshdinstall.change(path, old, new, main=main, verify=verify, mode=match.mode)
         click.echo(f"{'removed' if new is None else 'wrote'} {path}; sshd -t passed", nl=False)
         click.echo(f", sshd -T checked {', '.join(verify)}" if verify else "")
         if reload:
@@ -995,3 +978,75 @@ def install_chroot_shell(
     if register:
         for name in frozen.LOGIN_BINARIES:
             _register_shell(f"{dest.rstrip('/')}/{name}")
+
+
+def sessions(as_json: bool, kill_id: str | None, kill_user: str | None) -> None:
+    """List live sessions (user, client, program, start, duration, bytes so far), or end some.
+
+    Sessions are found by their supervisor (log_transfers on). Ending one sends
+    SIGTERM to its program; the supervisor logs the end line and exits.
+    """
+    try:
+        found = livesessions.live_sessions()
+    except livesessions.SessionsError as error:
+        raise click.ClickException(str(error)) from None
+    if kill_id is None and kill_user is None:
+        if as_json:
+            click.echo(json.dumps(found))
+            return
+        click.echo(f"{'SESSION':<22} {'USER':<12} {'CLIENT':<16} {'PROGRAM':<12} "
+                   f"{'START':<25} {'SECONDS':>8} {'READ':>12} {'WRITTEN':>12}")  # fmt: skip
+        for session in found:
+            click.echo(
+                f"{session['session']:<22} {session['user']:<12} {session['client']:<16} "
+                f"{session['program']:<12} {session['start']:<25} {session['duration']:>8} "
+                f"{session['bytes_read'] if session['bytes_read'] is not None else '-':>12} "
+                f"{session['bytes_written'] if session['bytes_written'] is not None else '-':>12}"
+            )
+        return
+    chosen = [
+        session
+        for session in found
+        if (kill_id is not None and session["session"] == kill_id)
+        or (kill_user is not None and session["user"] == kill_user)
+    ]
+    if not chosen:
+        raise click.ClickException("no such live session")
+    left = livesessions.end(chosen)
+    ended = [session for session in chosen if session not in left]
+    if as_json:
+        click.echo(json.dumps({"ended": ended, "still_running": left}))
+    else:
+        for session in ended:
+            click.echo(f"ended {session['session']} ({session['user']}, pid {session['pid']})")
+    if left:
+        raise click.ClickException(
+            f"{len(left)} session(s) still running after {livesessions.KILL_WAIT:g} s"
+        )
+
+
+def report(user: str | None, since: str | None, path: str | None, as_json: bool) -> None:
+    """Transfers per user from the log: sessions, files and bytes up/down, refusals.
+
+    Reads the journal (SYSLOG_IDENTIFIER=scponly-py) or a syslog file; both
+    log formats (kv, json). Uploads are close lines with bytes written,
+    downloads close lines with bytes read (sftp and scp in SFTP mode).
+    """
+    if path is not None:
+        if since is not None:
+            raise click.ClickException("--since needs the journal; filter the file instead")
+        with open(path, encoding="utf-8", errors="surrogateescape") as handle:
+            totals = logread.summarise(handle, user)
+    else:
+        try:
+            totals = logread.summarise(logread.journal_lines(since), user)
+        except logread.LogReadError as error:
+            raise click.ClickException(str(error)) from None
+    if as_json:
+        click.echo(json.dumps(totals, sort_keys=True))
+        return
+    columns = logread.REPORT_COLUMNS
+    click.echo(f"{'USER':<16}" + "".join(f"{column.upper():>12}" for column in columns))
+    for name in sorted(totals):
+        click.echo(f"{name:<16}" + "".join(f"{totals[name][column]:>12}" for column in columns))
+    sys.stdout.flush()

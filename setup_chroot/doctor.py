@@ -20,10 +20,10 @@ import re
 import stat
 import struct
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from scponly_py import trusted
-from setup_chroot import check, jailfs, pamstack, plan, sshd
+from setup_chroot import check, finding, jailfs, pamstack, plan, sshd
 
 SHELL_NAMES = frozenset({"scponly-py", "scponly-pyc"})
 MAX_READ = 64 * 1024
@@ -64,7 +64,8 @@ class DoctorError(Exception):
 
 
 @dataclass(frozen=True)
-class Finding:
+class Finding(finding.Finding):
+    LINE = "{severity:6} {user}: {what}: {allows}; fix: {fix}"
     user: str
     code: str
     severity: str  # high: code as the user or another account now; medium: one step away; low
@@ -72,12 +73,6 @@ class Finding:
     what: str
     allows: str
     fix: str
-
-    def to_json(self) -> dict[str, str]:
-        return asdict(self)
-
-    def __str__(self) -> str:
-        return f"{self.severity:6} {self.user}: {self.what}: {self.allows}; fix: {self.fix}"
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import click
 
 from scponly_py import config as scponly_config
 from scponly_py import policy
-from setup_chroot import commands, jailfs, migrate, plan, sshdinstall, users
+from setup_chroot import commands, jailfs, migrate, plan, users
 from setup_chroot.manifest import Store
 
 CONFIG = os.path.join(scponly_config.CONFIG_DIR, scponly_config.CONFIG_NAME)
@@ -126,34 +126,18 @@ def _apply_moves(moves: list[migrate.Move], state_dir: str) -> None:
     for jail, programs in _jails(moves).items():
         if store.load(jail) is None:
             _set_aside(jail)
-            commands.create(
-                jail,
-                (",".join(programs),),
-                binaries=(),
-                localtime=True,
-                devlog_choice=None,
-                state_dir=state_dir,
-                dry_run=False,
-                as_json=False,
-            )
+            _run("create", jail=jail, profiles=(",".join(programs),), state_dir=state_dir)
     for move in moves:
         if move.jail:
-            commands.add_user(
-                move.name,
-                move.jail,
-                from_file=None,
-                create_account=False,
+            _run(
+                "add-user",
+                user=move.name,
+                jail=move.jail,
                 writable=move.writable or plan.WRITABLE,
                 shell=move.shell,
-                group=None,
-                mode="scponly-pyc",
-                frozen_dir=commands.FROZEN_DIR,
                 sshd_install=False,
                 devlog_choice="none",
-                sshd_main=sshdinstall.MAIN,
                 state_dir=state_dir,
-                dry_run=False,
-                as_json=False,
             )
             if move.writable:
                 _move_writable(move)
@@ -167,21 +151,18 @@ def _apply_moves(moves: list[migrate.Move], state_dir: str) -> None:
             click.echo(f"account {move.name}: shell {shell}, group {group}")
     for jail in _jails(moves):
         try:
-            commands.check(
-                jail,
-                every=False,
-                user_names=(),
-                all_users=False,
-                fix=False,
-                with_sshd=False,
-                sshd_config=None,
-                state_dir=state_dir,
-                dry_run=False,
-                as_json=False,
-            )
+            _run("check", jail=jail, with_sshd=False, state_dir=state_dir)
         except SystemExit as status:  # findings (exit 3) are reported, the import is done
             if status.code not in (0, None, commands.EXIT_FINDINGS):
                 raise
+
+
+def _run(name: str, **options: object) -> None:
+    """Run scponly-py-setup's command NAME with `options`, every other option at the default
+    its command line gives it (the import runs inside that command line's context)."""
+    root = click.get_current_context().find_root()
+    assert isinstance(root.command, click.Group)
+    root.invoke(root.command.commands[name], **options)
 
 
 def _set_aside(jail: str) -> None:

@@ -184,13 +184,7 @@ class JailFS:
 
     def write(self, path: str, data: bytes, mode: int, uid: int = 0, gid: int = 0) -> None:
         """Write generated content to `path` atomically."""
-
-        def fill(out: int) -> None:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(out, view) :]
-
-        self._replace(path, mode, fill, uid, gid)
+        self._replace(path, mode, lambda out: trusted.write_all(out, data), uid, gid)
 
     def _replace(
         self,
@@ -204,13 +198,8 @@ class JailFS:
     ) -> None:
         with self.parent(path) as (fd, name):
             temporary = f".scponly-py-{secrets.token_hex(8)}.tmp"
-            out = os.open(
-                temporary,
-                os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                0o600,
-                dir_fd=fd,
-            )
-            try:
+
+            def finish(out: int) -> None:
                 fill(out)
                 self._own(out, uid, gid)
                 os.fchmod(out, mode & SAFE_MODE_BITS)
@@ -221,12 +210,8 @@ class JailFS:
                             f"cannot give {path} its file capability ({reason}): the login "
                             "shell would not start in secure-execution mode"
                         )
-                os.fsync(out)
-            except BaseException:
-                os.unlink(temporary, dir_fd=fd)
-                raise
-            finally:
-                os.close(out)
+
+            trusted.write_new_at(fd, temporary, finish)
             self._rename(temporary, name, fd, path)
 
     def symlink(self, path: str, target: str) -> None:
@@ -356,9 +341,7 @@ def _clear_files(fd: int) -> list[str]:
 def _copy(src: int, out: int) -> None:
     os.lseek(src, 0, os.SEEK_SET)
     while chunk := os.read(src, CHUNK):
-        view = memoryview(chunk)
-        while view:
-            view = view[os.write(out, view) :]
+        trusted.write_all(out, chunk)
 
 
 def give_capability(target: int | str, value: bytes) -> str | None:

@@ -206,12 +206,15 @@ def install(destination: str, interpreter_path: str, parent: str, *, check: bool
     script = script_path(destination)
     try:  # both places by the trusted-path rule; only root can change them afterwards
         os.close(trusted.open_path(directory, directory=True, follow=True))
-        os.close(trusted.make_dirs(os.path.dirname(script)))
+        script_dir = trusted.make_dirs(os.path.dirname(script))
     except trusted.Untrusted as error:
         raise UnsafeInstall(f"untrusted path: {error}") from None
-    compile_package(interpreter_path, parent)
-    refuse_unsafe_tree()  # the new __pycache__ entries too
-    _write_atomically(script, text.encode(), 0o755)
+    try:
+        compile_package(interpreter_path, parent)
+        refuse_unsafe_tree()  # the new __pycache__ entries too
+        _write_atomically(script_dir, os.path.basename(script), text.encode(), 0o755)
+    finally:
+        os.close(script_dir)
     with tempfile.TemporaryDirectory(dir=directory, prefix=".scponly-py-front.") as build:
         built = os.path.join(build, "scponly-py")
         build_front(built, script)
@@ -226,15 +229,12 @@ def install(destination: str, interpreter_path: str, parent: str, *, check: bool
     return text
 
 
-def _write_atomically(destination: str, data: bytes, mode: int) -> None:
-    directory, name = os.path.split(os.path.abspath(destination))
-    temporary = os.path.join(directory, f".{name}.{os.getpid()}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+def _write_atomically(dir_fd: int, name: str, data: bytes, mode: int) -> None:
+    temporary = f".{name}.{os.getpid()}.tmp"
+
+    def fill(fd: int) -> None:
+        trusted.write_all(fd, data)
         os.fchmod(fd, mode)
-    finally:
-        os.close(fd)
-    os.rename(temporary, destination)
+
+    trusted.write_new_at(dir_fd, temporary, fill)
+    os.rename(temporary, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)

@@ -3,14 +3,24 @@
 `parse(text)` takes a line as `audit.format_line` wrote it (the message after
 `scponly-py[PID]: `, or a whole syslog-file line holding that prefix) and returns
 its fields in order, values as str (undecodable bytes as surrogateescape) or
-int (JSON numbers), or None if it is not one of our lines.
+int (JSON numbers), or None if it is not one of our lines. `summarise` tallies
+lines per user (`scponly-py-setup report`); `journal_lines` reads them from the journal.
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
+from collections.abc import Iterable, Iterator
 
 IDENT_MARK = "scponly-py["
+REPORT_COLUMNS = (
+    "sessions", "files_up", "bytes_up", "files_down", "bytes_down", "removed", "renamed", "refused",
+)  # fmt: skip
+
+
+class LogReadError(Exception):
+    """The journal could not be read."""
 
 
 def message_of(line: str) -> str | None:
@@ -87,3 +97,64 @@ def _quoted(text: str, index: int) -> tuple[str | None, int]:
         out += char.encode("utf-8", "surrogateescape")
         index += 1
     return None, index
+
+
+def journal_lines(since: str | None) -> Iterator[str]:
+    """The messages of our ident in the systemd journal."""
+    argv = ["journalctl", "-o", "json", "--no-pager", "SYSLOG_IDENTIFIER=scponly-py"]
+    if since:
+        argv += ["--since", since]
+    try:
+        result = subprocess.run(argv, capture_output=True, check=False, timeout=300)
+    except FileNotFoundError:
+        raise LogReadError("no journalctl here; give the syslog file with --file") from None
+    if result.returncode != 0:
+        raise LogReadError(f"journalctl: {result.stderr.decode(errors='replace').strip()}")
+    for line in result.stdout.splitlines():
+        try:
+            message = json.loads(line).get("MESSAGE")
+        except ValueError:
+            continue
+        if isinstance(message, list):  # journald stores non-UTF-8 messages as bytes
+            message = bytes(message).decode("utf-8", "surrogateescape")
+        if isinstance(message, str):
+            yield message
+
+
+def summarise(lines: Iterable[str], user: str | None = None) -> dict[str, dict[str, int]]:
+    """Per user: sessions, files up/down with their bytes, removes, renames, refusals."""
+    totals: dict[str, dict[str, int]] = {}
+    for line in lines:
+        fields = parse(line)
+        if not fields or "user" not in fields:
+            continue
+        name = str(fields["user"])
+        if user is not None and name != user:
+            continue
+        row = totals.setdefault(name, dict.fromkeys(REPORT_COLUMNS, 0))
+        event = fields.get("event")
+        if fields.get("decision") == "refuse":
+            row["refused"] += 1
+        elif event == "end":
+            row["sessions"] += 1
+        elif event == "close":
+            written = _number(fields.get("bytes_written"))
+            read = _number(fields.get("bytes_read"))
+            if written:
+                row["files_up"] += 1
+                row["bytes_up"] += written
+            if read:
+                row["files_down"] += 1
+                row["bytes_down"] += read
+        elif event == "remove":
+            row["removed"] += 1
+        elif event == "rename":
+            row["renamed"] += 1
+    return totals
+
+
+def _number(value: object) -> int:
+    try:
+        return int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return 0

@@ -12,7 +12,9 @@ apply after every Match block) and each of those settings is reported.
 from __future__ import annotations
 
 import subprocess
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+
+from setup_chroot import finding
 
 SSHD = "/usr/sbin/sshd"
 MODES = ("scponly", "internal-sftp")
@@ -44,32 +46,32 @@ class SshdError(Exception):
 
 
 @dataclass(frozen=True)
-class Finding:
+class Finding(finding.Finding):
+    LINE = "sshd      {user}: {setting} {value}: {message}"
     user: str
     setting: str
     value: str
     message: str
 
-    def to_json(self) -> dict[str, str]:
-        return asdict(self)
 
-    def __str__(self) -> str:
-        return f"sshd      {self.user}: {self.setting} {self.value}: {self.message}"
+@dataclass(frozen=True)
+class Match:
+    """Whom a Match block is for (`group`, else `users`), how sshd serves them (a MODES
+    name) and the jail it chroots them into (ChrootDirectory), if any."""
+
+    group: str | None
+    users: tuple[str, ...]
+    mode: str
+    jail: str | None = None
 
 
-def match_block(
-    *,
-    group: str | None,
-    users: tuple[str, ...],
-    mode: str,
-    jail: str | None = None,
-    already: dict[str, str] | None = None,
-) -> str:
+def match_block(match: Match, already: dict[str, str] | None = None) -> str:
     """The sshd_config text for jailed users (global lines first, then the Match block).
 
     `already`: global keywords the configuration sets (key -> file:line), left out, since
     sshd keeps the first value (and `Subsystem sftp` twice is an error).
     """
+    group, users, mode, jail = match.group, match.users, match.mode, match.jail
     criteria = f"Group {group}" if group else f"User {','.join(users)}"
     lines = ["# Written by scponly-py-setup sshd-config (mode: " + mode + ")."]
     wanted = [("permituserenvironment", "PermitUserEnvironment no")]

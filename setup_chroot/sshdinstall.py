@@ -138,18 +138,16 @@ def global_settings(main: str, skip: str) -> dict[str, Directive]:
     return found
 
 
-def render(
-    main: str, *, group: str | None, users: tuple[str, ...], mode: str, jail: str | None = None
-) -> tuple[str, str]:
+def render(main: str, match: sshd.Match) -> tuple[str, str]:
     """(path to write, its global lines and Match block) for this configuration.
 
     Refuses (InstallError) a configuration whose sftp subsystem is internal-sftp in
     scponly mode: sshd then serves sftp itself and never runs the login shell.
     """
-    target = drop_in_path(main, drop_in_name(group))
+    target = drop_in_path(main, drop_in_name(match.group))
     already = global_settings(main, skip=target or "")
     sftp = already.get("subsystem sftp")
-    if mode == "scponly" and sftp is not None and "internal-sftp" in sftp.args[1:2]:
+    if match.mode == "scponly" and sftp is not None and "internal-sftp" in sftp.args[1:2]:
         raise InstallError(
             f"{sftp.where}: 'Subsystem sftp internal-sftp' makes sshd serve sftp itself, never"
             " running the login shell, so scponly-py's rules would not apply to sftp; change"
@@ -157,9 +155,7 @@ def render(
             " for chrooted sftp-only accounts)"
         )
     skipped = {key: item.where for key, item in already.items()}
-    return target or main, sshd.match_block(
-        group=group, users=users, mode=mode, jail=jail, already=skipped
-    )
+    return target or main, sshd.match_block(match, skipped)
 
 
 def read(path: str) -> bytes | None:
@@ -240,14 +236,12 @@ def write(path: str, data: bytes | None) -> None:
             os.unlink(name, dir_fd=dir_fd)
             return
         temporary = f".{name}.{os.getpid()}.tmp"
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-        fd = os.open(temporary, flags, 0o644, dir_fd=dir_fd)
-        try:
+
+        def fill(fd: int) -> None:
             os.fchmod(fd, 0o644)
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+            trusted.write_all(fd, data)
+
+        trusted.write_new_at(dir_fd, temporary, fill)
         os.rename(temporary, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
     finally:
         os.close(dir_fd)
