@@ -53,13 +53,11 @@ def _open_dir(config_dir: str) -> int | None:
 def _open_checked(name: str, dir_fd: int, what: str) -> int | None:
     """Open a trusted regular file in the config directory; None if it does not exist."""
     try:
-        fd = trusted.open_at(dir_fd, name, READ_FLAGS, what=what)
-    except FileNotFoundError:
-        return None
-    except OSError as error:
-        raise ConfigError(f"cannot open {what}: {error.strerror}") from None
+        fd = trusted.open_existing_at(dir_fd, name, READ_FLAGS, what=what)
     except trusted.Untrusted as error:
         raise ConfigError(str(error)) from None
+    if fd is None:
+        return None
     if (posix.fstat(fd).st_mode & 0o170000) != 0o100000:
         posix.close(fd)
         raise ConfigError(f"{what} is not a regular file")

@@ -168,7 +168,7 @@ def test_symlinked_config_is_refused(config_dir: Path, tmp_path: Path) -> None:
     target.write_text(VALID)
     target.chmod(0o644)
     (config_dir / config.CONFIG_NAME).symlink_to(target)
-    assert "cannot open" in error(config_dir)
+    assert "cannot be opened" in error(config_dir)
 
 
 def test_directory_in_place_of_config_is_refused(config_dir: Path) -> None:
@@ -339,7 +339,7 @@ def test_symlinked_cache_is_refused(config_dir: Path) -> None:
     moved = config_dir.parent / "moved.compiled"
     compiled.rename(moved)
     compiled.symlink_to(moved)
-    assert "cannot open" in error(config_dir)
+    assert "cannot be opened" in error(config_dir)
 
 
 def test_cache_without_a_source_is_ignored(config_dir: Path) -> None:
@@ -436,14 +436,14 @@ def test_user_reads_a_root_owned_world_readable_config(reachable: Path) -> None:
 @needs_root
 def test_unreadable_config_refuses_the_user(reachable: Path) -> None:
     write(reachable, mode=0o600)
-    assert load_as_nobody(reachable).startswith("ERROR cannot open")
+    assert load_as_nobody(reachable).endswith("cannot be opened: Permission denied")
 
 
 @needs_root
 def test_unreadable_cache_refuses_the_user(reachable: Path) -> None:
     write(reachable)
     compile_in(reachable).chmod(0o600)
-    assert load_as_nobody(reachable).startswith("ERROR cannot open")
+    assert load_as_nobody(reachable).endswith("cannot be opened: Permission denied")
 
 
 @needs_root
@@ -451,7 +451,7 @@ def test_unsearchable_directory_refuses_the_user(reachable: Path) -> None:
     write(reachable)
     reachable.chmod(0o700)
     # The directory opens (O_RDONLY needs read, which 0700 denies): refused either way.
-    assert load_as_nobody(reachable).startswith("ERROR cannot open")
+    assert load_as_nobody(reachable).endswith("cannot be opened: Permission denied")
 
 
 @needs_root
