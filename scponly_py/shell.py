@@ -16,11 +16,11 @@ import _signal
 import posix
 import sys
 
-from scponly_py import audit, config, programs, trusted, words
+from scponly_py import audit, programs, trusted, words
 from scponly_py import request as requests
 from scponly_py.decide import decide, start_directory
 from scponly_py.outcome import Refusal, Refuse
-from scponly_py.policy import ConfigError, effective_policy
+from scponly_py.policy import ConfigError, effective_policy, load_config
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -214,7 +214,7 @@ def login(args: list[bytes], jail: "Jail | None" = None, frozen_start: bytes | N
     except Refusal as refusal:
         return refuse(None, Refuse(program="-", reason=refusal.reason))
     try:
-        loaded = config.load()
+        loaded = load_config()
     except ConfigError as error:
         return refuse(request, Refuse(program="-", reason=f"configuration error: {error}"))
     if loaded.source == "toml":
