@@ -35,6 +35,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from scponly_py import request as requests
 from setup_chroot import launcher
 from tests.e2e.sandbox import Sandbox
 
@@ -134,7 +135,7 @@ def instructions(sandbox: Sandbox, uid: int, command: list[str], output: Path) -
         stale.unlink()
     front = []
     if "scponly-py" in command[0]:
-        front = ["env", "SCPONLY_PY_FRONT=1"]
+        front = ["env", f"{requests.FRONT_VARIABLE}={requests.FRONT_FILTERED.decode()}"]
         command = [launcher.script_path(command[0]), *command[1:]]
     sandbox.run(
         ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", *front,

@@ -76,11 +76,9 @@ def decode(data: bytes) -> str:
 
 def import_instrumented() -> None:
     """Import every module of the decision core (atheris instruments what is imported here)."""
-    import scponly_py.childenv  # noqa: PLC0415
     import scponly_py.decide  # noqa: PLC0415
     import scponly_py.policy  # noqa: PLC0415
     import scponly_py.programs  # noqa: PLC0415
-    import scponly_py.programs.shortopts  # noqa: PLC0415
     import scponly_py.words  # noqa: PLC0415
 
     for name in scponly_py.programs.PROGRAMS:

@@ -29,7 +29,6 @@ HARNESSES = ("words", "decide", "winscp", "serve", "svnroot")
 MODULES = (
     "scponly_py/words.py",
     "scponly_py/decide.py",
-    "scponly_py/childenv.py",
     "scponly_py/winscp.py",
     *sorted(
         str(path.relative_to(ROOT))

@@ -11,7 +11,8 @@ import os
 import pwd
 import sys
 
-from scponly_py import __version__, config, explain, shell
+from scponly_py import __version__, explain, shell
+from scponly_py import policy as config
 from scponly_py import request as requests
 from scponly_py.outcome import Refusal
 from scponly_py.policy import ConfigError, effective_policy
@@ -56,7 +57,7 @@ def _parser() -> argparse.ArgumentParser:
 def _check_config(file: str | None, no_compile: bool) -> int:
     if file is None or os.path.abspath(file) == f"{config.CONFIG_DIR}/{config.CONFIG_NAME}":
         if no_compile or os.geteuid() != 0:
-            loaded = config.load()
+            loaded = config.load_config()
             normalised = loaded.config
             print(
                 f"ok: {config.CONFIG_DIR}/{config.CONFIG_NAME} is valid (read as {loaded.source})"

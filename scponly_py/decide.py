@@ -6,8 +6,9 @@ and returns `Allow` or `Refuse`. Tests, fuzzers and `scponly-py explain` call
 it directly; the login shell calls exactly the same function.
 """
 
-from scponly_py import childenv, programs, words
+from scponly_py import programs, words
 from scponly_py.outcome import Allow, Refusal, Refuse
+from scponly_py.request import child_environment
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -80,7 +81,7 @@ def _decide(request: "Request", policy: "Policy") -> Allow | Refuse:
     return Allow(
         argv=(path, *arguments),
         cwd=start_directory(request, policy),
-        env=childenv.build(request, programs.child_home(name, request.home)),
+        env=child_environment(request, programs.child_home(name, request.home)),
         path=path,
         program=name,
         umask=policy.umask,

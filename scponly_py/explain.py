@@ -11,10 +11,10 @@ from __future__ import annotations
 import os
 import pwd
 
-from scponly_py import config, words
 from scponly_py import request as requests
+from scponly_py import words
 from scponly_py.decide import decide
-from scponly_py.policy import effective_policy
+from scponly_py.policy import LoadedConfig, effective_policy, load_config, parse_toml
 from scponly_py.programs import PROGRAMS
 
 
@@ -24,9 +24,9 @@ def run(user: str | None, config_file: str | None, command: str) -> int:
     request = requests.for_user(name, command)
     if config_file is not None:
         with open(config_file, "rb") as handle:
-            loaded = config.LoadedConfig(config.parse_toml(handle.read(), config_file), config_file)
+            loaded = LoadedConfig(parse_toml(handle.read(), config_file), config_file)
     else:
-        loaded = config.load()
+        loaded = load_config()
     policy = effective_policy(loaded.config, request.user, request.groups)
     decision = decide(request, policy)
 

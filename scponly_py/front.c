@@ -10,20 +10,28 @@
  *   1. block the signals a client can have sshd send, until the shell restores
  *      them right before it execs the transfer program (no traceback, ever);
  *   2. empty every capability set and read them back;
- *   3. exec the isolated Python launcher LAUNCHER (compiled in) with the same
+ *   3. set no_new_privs and install the set-id filter SETID_FILTER (compiled in:
+ *      scponly_py/setid.py's program for this machine; none on a machine it has
+ *      no program for);
+ *   4. exec the isolated Python launcher LAUNCHER (compiled in) with the same
  *      arguments and only the variables the shell reads (PASSED_NAMES,
  *      generated from scponly_py/request.py READ_VARIABLES, which includes
- *      childenv.py's allowlist), plus SCPONLY_PY_FRONT: "1" when steps 1-2 held
- *      (or the real uid is root), else why not, which the shell refuses and logs.
+ *      its allowlist PASSED_VARIABLES), plus SCPONLY_PY_FRONT: "1" when steps 1-2 held
+ *      (or the real uid is root), "1+set-id-filter" when step 3 held too (the
+ *      shell then installs no filter of its own), else why not, which the shell
+ *      refuses and logs.
  * It writes nothing and reads no file; its only failure of its own is an exec
  * that fails: one line on stderr, exit status 1.
  */
 #include <errno.h>
 #include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <signal.h>
 #include <stddef.h>
 #include <string.h>
 #include <sys/auxv.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -40,6 +48,23 @@ extern char **environ;
 
 static const char *const passed_names[] = {PASSED_NAMES};
 static const int held_signals[] = {SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGPIPE};
+#ifdef SETID_FILTER
+static struct sock_filter setid_filter[] = {SETID_FILTER};
+#endif
+
+/* no_new_privs, then the set-id filter; whether both held (never, without a filter). */
+static int install_setid_filter(void)
+{
+#ifdef SETID_FILTER
+    struct sock_fprog program = {sizeof(setid_filter) / sizeof(setid_filter[0]), setid_filter};
+
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+        return 0;
+    return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &program) == 0;
+#else
+    return 0;
+#endif
+}
 
 static int passed(const char *entry)
 {
@@ -89,6 +114,8 @@ int main(int argc, char **argv)
         status = "SCPONLY_PY_FRONT=not-secure-execution";
     if (!drop_capabilities())
         status = "SCPONLY_PY_FRONT=capabilities-remain";
+    else if (strcmp(status, "SCPONLY_PY_FRONT=1") == 0 && install_setid_filter())
+        status = "SCPONLY_PY_FRONT=1+set-id-filter";
 
     for (char **entry = environ; *entry != NULL && count < MAX_PASSED; entry++)
         if (passed(*entry))

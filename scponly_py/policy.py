@@ -1,26 +1,20 @@
-"""The configuration's meaning: strict validation and the per-user effective `Policy`.
+"""The configuration: config.toml loaded safely and fast, validated, merged into a `Policy`.
 
-Input is the raw data of `/etc/scponly-py/config.toml` (already parsed into
-dicts by `config.py`); output is a normalised, plain-data config (what the
-compiled cache stores) and, for one user, an immutable `Policy`.
-
-Every key is known or the config is invalid: a typo must not silently widen
-access. Values are checked ASCII-exactly (no `int()` on user text, which
-accepts full-width digits and `'0_22'`).
-
-Merge order for one user, later wins key by key:
-built-in defaults < [defaults] < each matching [group.NAME] in the order the
-sections appear in the file < [user.NAME].
-
-`svn_root` must be a normalised absolute path ("" refuses svnserve); the keys
-are described in scponly-py.toml(5), the why in docs/design.md, "What a
-session can observe".
-
-The programs and their [paths] keys come from the program table
-(`scponly_py/programs/__init__.py`); WinSCP's SCP mode and "hashsum" run
-several programs, each with its own [paths] entry.
+`load_config` opens /etc/scponly-py and its config.toml by the trusted-path rule
+(trusted.py; anything else refuses every login; missing: the built-in defaults)
+and uses `config.compiled` (marshal, written by `check-config` as root) only
+when its stamp matches the source, else parses the TOML (tomllib: ~33 ms) and
+says so. `normalise` validates parsed TOML into plain data: every key known,
+values checked ASCII-exactly. `effective_policy` merges, later winning: built-in
+defaults < [defaults] < each matching [group.NAME] in file order < [user.NAME].
+Programs and [paths] keys come from the program table. Keys: scponly-py.toml(5);
+the why: docs/design.md ("The pipeline of a login", "What a session can observe").
 """
 
+import marshal
+import posix
+
+from scponly_py import __version__, trusted
 from scponly_py.outcome import Record
 from scponly_py.programs import PROGRAMS as TABLE
 from scponly_py.programs import default_paths
@@ -270,3 +264,157 @@ def effective_policy(
 def default_config() -> dict[str, object]:
     """The configuration used when /etc/scponly-py/config.toml does not exist."""
     return normalise({})
+
+
+CONFIG_DIR = "/etc/scponly-py"
+CONFIG_NAME = "config.toml"
+COMPILED_NAME = "config.compiled"
+COMPILED_FORMAT = 1
+MAX_CONFIG_SIZE = 1024 * 1024
+READ_FLAGS = posix.O_RDONLY | posix.O_NOFOLLOW | posix.O_NONBLOCK | posix.O_CLOEXEC
+
+
+class LoadedConfig:
+    """A normalised config plus how it was obtained (for logs and `explain`)."""
+
+    __slots__ = ("config", "source")
+
+    def __init__(self, config: dict[str, object], source: str) -> None:
+        self.config = config
+        self.source = source  # "compiled", "toml", "defaults" or a file path
+
+
+def _open_dir(config_dir: str) -> int | None:
+    """The config directory's O_PATH fd by the trusted-path rule; None if it does not exist."""
+    try:
+        return trusted.open_path(config_dir, directory=True)
+    except trusted.Untrusted as error:
+        if error.missing:
+            return None
+        raise ConfigError(str(error)) from None
+
+
+def _open_checked(name: str, dir_fd: int, what: str) -> int | None:
+    """Open a trusted regular file in the config directory; None if it does not exist."""
+    try:
+        fd = trusted.open_existing_at(dir_fd, name, READ_FLAGS, what=what)
+    except trusted.Untrusted as error:
+        raise ConfigError(str(error)) from None
+    if fd is None:
+        return None
+    if (posix.fstat(fd).st_mode & 0o170000) != 0o100000:
+        posix.close(fd)
+        raise ConfigError(f"{what} is not a regular file")
+    return fd
+
+
+def _read_all(fd: int, what: str) -> bytes:
+    chunks = []
+    total = 0
+    while True:
+        chunk = posix.read(fd, 65536)
+        if not chunk:
+            return b"".join(chunks)
+        total += len(chunk)
+        if total > MAX_CONFIG_SIZE:
+            raise ConfigError(f"{what} is larger than {MAX_CONFIG_SIZE} bytes")
+        chunks.append(chunk)
+
+
+def source_stamp(info: posix.stat_result) -> tuple[int, int, int, int, int]:
+    """What must not change between compiling and trusting the compiled form."""
+    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+
+
+def parse_toml(data: bytes, what: str) -> dict[str, object]:
+    """Parse and validate TOML text (imports tomllib: only on the slow path and in admin tools)."""
+    import tomllib  # noqa: PLC0415 - deliberately lazy, see module docstring
+
+    try:
+        text = data.decode("utf-8")
+        raw = tomllib.loads(text)
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+        raise ConfigError(f"{what}: {error}") from None
+    return normalise(raw)
+
+
+def _load_compiled(dir_fd: int, stamp: tuple[int, ...] | None) -> dict[str, object] | None:
+    fd = _open_checked(COMPILED_NAME, dir_fd, f"{CONFIG_DIR}/{COMPILED_NAME}")
+    if fd is None:
+        return None
+    try:
+        data = _read_all(fd, COMPILED_NAME)
+    finally:
+        posix.close(fd)
+    try:
+        envelope = marshal.loads(data)  # noqa: S302 - root-owned file, checked above
+    except (EOFError, ValueError, TypeError):
+        return None
+    if (
+        not isinstance(envelope, dict)
+        or envelope.get("format") != COMPILED_FORMAT
+        or envelope.get("version") != __version__
+        or envelope.get("stamp") != stamp
+        or stamp is None
+    ):
+        return None
+    return envelope.get("config")  # type: ignore[return-value]
+
+
+def load_config(config_dir: str = CONFIG_DIR) -> LoadedConfig:
+    """The system configuration, checked; raises `ConfigError` when logins must be refused."""
+    dir_fd = _open_dir(config_dir)
+    if dir_fd is None:
+        return LoadedConfig(default_config(), "defaults")
+    try:
+        source_fd = _open_checked(CONFIG_NAME, dir_fd, f"{config_dir}/{CONFIG_NAME}")
+        if source_fd is None:
+            return LoadedConfig(default_config(), "defaults")
+        try:
+            stamp = source_stamp(posix.fstat(source_fd))
+            compiled = _load_compiled(dir_fd, stamp)
+            if compiled is not None:
+                return LoadedConfig(compiled, "compiled")
+            data = _read_all(source_fd, CONFIG_NAME)
+        finally:
+            posix.close(source_fd)
+        return LoadedConfig(parse_toml(data, f"{config_dir}/{CONFIG_NAME}"), "toml")
+    finally:
+        posix.close(dir_fd)
+
+
+def compile_system_config(config_dir: str = CONFIG_DIR) -> dict[str, object]:
+    """Validate the system config and write `config.compiled` atomically (run as root)."""
+    dir_fd = _open_dir(config_dir)
+    if dir_fd is None:
+        raise ConfigError(f"{config_dir} does not exist")
+    try:
+        source_fd = _open_checked(CONFIG_NAME, dir_fd, f"{config_dir}/{CONFIG_NAME}")
+        if source_fd is None:
+            raise ConfigError(f"{config_dir}/{CONFIG_NAME} does not exist")
+        try:
+            stamp = source_stamp(posix.fstat(source_fd))
+            config = parse_toml(_read_all(source_fd, CONFIG_NAME), f"{config_dir}/{CONFIG_NAME}")
+        finally:
+            posix.close(source_fd)
+        envelope = {
+            "format": COMPILED_FORMAT,
+            "version": __version__,
+            "stamp": stamp,
+            "config": config,
+        }
+        temporary = f".{COMPILED_NAME}.{posix.getpid()}"
+        try:  # a leftover of a crashed run with the same pid (the directory is root's)
+            posix.unlink(temporary, dir_fd=dir_fd)
+        except FileNotFoundError:
+            pass
+
+        def fill(fd: int) -> None:
+            posix.fchmod(fd, 0o644)
+            trusted.write_all(fd, marshal.dumps(envelope))
+
+        trusted.write_new_at(dir_fd, temporary, fill)
+        posix.rename(temporary, COMPILED_NAME, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        return config
+    finally:
+        posix.close(dir_fd)

@@ -16,11 +16,11 @@ import _signal
 import posix
 import sys
 
-from scponly_py import audit, config, programs, setid, trusted, words
+from scponly_py import audit, programs, trusted, words
 from scponly_py import request as requests
 from scponly_py.decide import decide, start_directory
 from scponly_py.outcome import Refusal, Refuse
-from scponly_py.policy import ConfigError, effective_policy
+from scponly_py.policy import ConfigError, effective_policy, load_config
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -38,6 +38,9 @@ if TYPE_CHECKING:
 HELD_SIGNALS = (_signal.SIGHUP, _signal.SIGINT, _signal.SIGQUIT, _signal.SIGPIPE, _signal.SIGTERM)
 ADMIN_COMMANDS = frozenset({b"explain", b"check-config", b"--help", b"-h", b"--version"})
 REFUSED = 1
+# Whether this process already runs under the set-id filter (the front's report said so):
+# set once by login() before any launch, inherited by the supervisor's and WinSCP's children.
+front_filtered = False
 NOT_ISOLATED = (
     "scponly-py is not running isolated (python -I); use the launcher written by "
     "'scponly-py-setup install-shell' as the login shell"
@@ -149,7 +152,9 @@ def launch(decision: "Allow", ignored: tuple[int, ...] = ()) -> str:
 
     The one child launch, for a login (`execute`, in the supervisor's child with
     log_transfers) and for each of WinSCP's commands (in a forked child). Signals
-    in `ignored` stay ignored across the exec. Returns only if a step fails, with why.
+    in `ignored` stay ignored across the exec. The set-id filter is installed
+    here unless the front installed it (`front_filtered`). Returns only if a step
+    fails, with why.
     """
     encode = requests.encode
     try:
@@ -157,10 +162,13 @@ def launch(decision: "Allow", ignored: tuple[int, ...] = ()) -> str:
         posix.chdir(decision.cwd)
     except OSError as error:
         return f"cannot change to directory {decision.cwd}: {error.strerror}"
-    try:
-        setid.confine()
-    except Refusal as refusal:
-        return refusal.reason
+    if not front_filtered:
+        from scponly_py import setid  # noqa: PLC0415 - _ctypes only where the front did not
+
+        try:
+            setid.confine()
+        except Refusal as refusal:
+            return refusal.reason
     release_signals(ignored)
     try:
         posix.execve(
@@ -186,8 +194,9 @@ def login(args: list[bytes], jail: "Jail | None" = None, frozen_start: bytes | N
     privileges and returns the request with the in-jail home, or raises `Refusal`.
     Without `jail`, the front's report must be "1": the frozen scponly-py's own
     (`frozen_start`, from capabilities.secure_start), else SCPONLY_PY_FRONT, which
-    front.c sets.
+    front.c sets ("1+set-id-filter" when it installed the set-id filter too).
     """
+    global front_filtered  # noqa: PLW0603 - one process-wide fact, set before any launch
     if not sys.flags.isolated:
         return refuse(None, Refuse(program="-", reason=NOT_ISOLATED))
     environment = dict(posix.environ)
@@ -199,12 +208,13 @@ def login(args: list[bytes], jail: "Jail | None" = None, frozen_start: bytes | N
         problem = front_problem(report)
         if problem is not None:
             return refuse(None, Refuse(program="-", reason=problem))
+        front_filtered = report == requests.FRONT_FILTERED
     try:
         request = requests.from_process(args, environment)
     except Refusal as refusal:
         return refuse(None, Refuse(program="-", reason=refusal.reason))
     try:
-        loaded = config.load()
+        loaded = load_config()
     except ConfigError as error:
         return refuse(request, Refuse(program="-", reason=f"configuration error: {error}"))
     if loaded.source == "toml":
@@ -308,7 +318,7 @@ def _exists(path: str) -> bool:
 
 def front_problem(status: bytes | None) -> str | None:
     """Why the front's report (SCPONLY_PY_FRONT) means this login must not go on, or None."""
-    if status == b"1":
+    if status in (b"1", requests.FRONT_FILTERED):
         return None
     if status is None:
         return NO_FRONT

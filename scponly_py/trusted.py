@@ -229,6 +229,18 @@ def open_at(
     return fd
 
 
+def open_existing_at(
+    dir_fd: int, name: str, flags: int, *, owners: tuple[int, ...] = ROOT, what: str = ""
+) -> int | None:
+    """`open_at`, or None if `name` does not exist; any other failure is `Untrusted`."""
+    try:
+        return open_at(dir_fd, name, flags, owners=owners, what=what)
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        raise Untrusted(what or name, f"cannot be opened: {error.strerror}") from None
+
+
 def systemd_booted() -> bool:
     """Whether systemd is this host's init (sd_booted: /run/systemd/system is a directory)."""
     try:

@@ -42,7 +42,7 @@ current directory or PATH: scponly executed `cd` as a program and an uploaded
 refuses `;`, `&&`, `|`, `$`, globs, …), checked by a small allowlist grammar
 per program, checked against the account's access mode, and then run by the
 absolute path from the policy's [paths] with `--` before every operand and the
-same scrubbed environment as any login (`childenv`), minus the variables
+same scrubbed environment as any login (`request.child_environment`), minus the variables
 WinSCP `unset`. `scp` goes through `decide()` itself (the scp grammar, server
 mode, access checks); the `-d` of WinSCP's download form (`scp -r -d -f`),
 which OpenSSH's scp ignores when sending and the scp grammar refuses, is
@@ -69,7 +69,8 @@ session with status 1.
 
 import posix
 
-from scponly_py import audit, childenv, words
+from scponly_py import audit, words
+from scponly_py import request as requests
 from scponly_py.decide import decide, start_directory
 from scponly_py.outcome import Allow, Refusal
 from scponly_py.shell import launch
@@ -90,6 +91,7 @@ RETURN_VARIABLES = ("0", "$status", "$?")
 STATUS_QUERIES = frozenset({'echo "$status"', 'echo "$?"'})
 MAX_LINE = words.MAX_COMMAND_LENGTH
 MAX_OPERANDS = 64
+FLAG = words.flag()
 REFUSED_STATUS = 1
 
 # Action tags. An action is a tuple whose first item is one of these.
@@ -183,7 +185,7 @@ class Session:
             raise Refusal(f"{program} has no absolute path in the configuration")
         environment = tuple(
             (variable, value)
-            for variable, value in childenv.build(self.request, self.request.home)
+            for variable, value in requests.child_environment(self.request, self.request.home)
             if variable not in self.unset
         )
         return Allow(
@@ -350,7 +352,7 @@ def _groups(session: Session, command_words: list[str]) -> list[tuple]:
 def _printenv(session: Session, command_words: list[str]) -> list[tuple]:
     if len(command_words) != 2:
         raise Refusal("printenv takes one variable name here")
-    environment = dict(childenv.build(session.request, session.request.home))
+    environment = dict(requests.child_environment(session.request, session.request.home))
     name = command_words[1]
     if name in session.unset or name not in environment:
         session.status = 1
@@ -409,27 +411,11 @@ BUILTINS: "dict[str, Callable[[Session, list[str]], list[tuple]]]" = {
 def _options(
     program: str, arguments: list[str], letters: str, long_options: tuple[str, ...] = ()
 ) -> tuple[list[str], list[str]]:
-    """Leading option words, read letter by letter; the rest are operands (after `--`)."""
-    seen: list[str] = []
-    index = 0
-    while index < len(arguments):
-        word = arguments[index]
-        if word == "--":
-            index += 1
-            break
-        if len(word) < 2 or word[0] != "-":
-            break
-        if word.startswith("--"):
-            if word not in long_options:
-                raise Refusal(f"{program} option {word[:64]} is not allowed")
-            seen.append(word)
-        else:
-            for letter in word[1:]:
-                if letter not in letters:
-                    raise Refusal(f"{program} option -{letter} is not allowed")
-                seen.append("-" + letter)
-        index += 1
-    operands = arguments[index:]
+    """Leading option words, read letter by letter (`words.parse_options`, every letter a
+    flag); the rest are operands (after `--`)."""
+    table = dict.fromkeys(letters, FLAG)
+    options, operands = words.parse_options(program, arguments, table, {}, long_options)
+    seen = [name if name.startswith("--") else f"-{name}" for name, _ in options]
     if len(operands) > MAX_OPERANDS:
         raise Refusal(f"{program} takes at most {MAX_OPERANDS} names")
     if any(operand == "" for operand in operands):

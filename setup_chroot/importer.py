@@ -13,8 +13,8 @@ import stat
 
 import click
 
-from scponly_py import config as scponly_config
 from scponly_py import policy
+from scponly_py import policy as scponly_config
 from setup_chroot import commands, jailfs, migrate, plan, users
 from setup_chroot.manifest import Store
 

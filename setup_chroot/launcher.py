@@ -30,7 +30,7 @@ import tempfile
 
 import scponly_py
 from scponly_py import request as requests
-from scponly_py import trusted
+from scponly_py import setid, trusted
 from setup_chroot import frozen, jailfs
 
 # Kept short: the launcher is a script, and Python compiles a script's source on
@@ -133,7 +133,8 @@ def script_path(destination: str) -> str:
 
 
 def front_defines(launcher_path: str) -> list[str]:
-    """The compiler's -D flags: the launcher's path and the variables the shell reads."""
+    """The compiler's -D flags: the launcher's path, the variables the shell reads and, on a
+    machine setid.ARCHES covers, the set-id filter's instructions (struct sock_filter)."""
 
     def c_string(text: str) -> str:
         if not text.isascii() or any(char in text for char in '"\\\n'):
@@ -141,7 +142,11 @@ def front_defines(launcher_path: str) -> list[str]:
         return f'"{text}"'
 
     names = ",".join(c_string(name) for name in requests.READ_VARIABLES)
-    return [f"-DLAUNCHER={c_string(launcher_path)}", f"-DPASSED_NAMES={names}"]
+    defines = [f"-DLAUNCHER={c_string(launcher_path)}", f"-DPASSED_NAMES={names}"]
+    if setid.MACHINE:
+        code = ",".join("{" + ",".join(map(str, op)) + "}" for op in setid.program(setid.MACHINE))
+        defines.append(f"-DSETID_FILTER={code}")
+    return defines
 
 
 def build_front(output: str, launcher_path: str, compiler: str = "cc") -> None:

@@ -80,13 +80,11 @@ class Store:
         """A manifest's JSON, opened by the trusted-path rule; None if there is none."""
         path = os.path.join(self.directory, name)
         try:
-            fd = trusted.open_at(dir_fd, name, os.O_RDONLY, owners=owners(), what=path)
-        except FileNotFoundError:
-            return None
-        except OSError as error:
-            raise ManifestError(f"{path}: {error.strerror}") from None
+            fd = trusted.open_existing_at(dir_fd, name, os.O_RDONLY, owners=owners(), what=path)
         except trusted.Untrusted as error:
             raise ManifestError(str(error)) from None
+        if fd is None:
+            return None
         with os.fdopen(fd, encoding="utf-8") as handle:
             try:
                 data = json.load(handle)

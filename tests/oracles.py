@@ -27,8 +27,9 @@ when a decision breaks a rule of docs/design.md (R1-R16):
 
 from __future__ import annotations
 
-from scponly_py import childenv, programs
 from scponly_py import decide as decide_module
+from scponly_py import programs
+from scponly_py import request as requests
 from scponly_py.outcome import Allow, Refuse
 
 TYPE_CHECKING = False
@@ -36,10 +37,10 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from scponly_py.policy import Policy
-    from scponly_py.programs.shortopts import Spec
     from scponly_py.request import Request
+    from scponly_py.words import Spec
 
-ENV_NAMES = frozenset({"PATH", "HOME", "USER", "LOGNAME", *childenv.PASSED_VARIABLES})
+ENV_NAMES = frozenset({"PATH", "HOME", "USER", "LOGNAME", *requests.PASSED_VARIABLES})
 
 
 class OracleFailure(AssertionError):
@@ -94,7 +95,7 @@ def check(command: str | None, request: Request, policy: Policy, decision: objec
             _fail(True, "argv word cannot be passed to execve", decision)
     env = dict(decision.env)
     _fail(not set(env) <= ENV_NAMES, "environment has a name outside the allowlist", decision)
-    _fail(env.get("PATH") != childenv.FIXED_PATH, "PATH is not the fixed PATH", decision)
+    _fail(env.get("PATH") != requests.FIXED_PATH, "PATH is not the fixed PATH", decision)
     checker = PROGRAM_CHECKS.get(name)
     if checker is not None:
         checker(list(decision.argv[1:]), request, policy, decision)

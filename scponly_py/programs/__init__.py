@@ -40,110 +40,100 @@ if TYPE_CHECKING:
 WINSCP_TOOLS = ("ls", "chmod", "mkdir", "rm", "mv", "ln", "cp")
 HASHSUM_TOOLS = ("md5sum", "sha1sum", "sha256sum")
 
-PROGRAMS: "dict[str, Program]" = {
-    "sftp": {
-        "module": "scponly_py.programs.sftp",
-        # sshd sends the Subsystem path (the client cannot choose it); a client
-        # may also send any distribution's path or the bare name.
-        "words": frozenset(
-            {
+
+# Where clients name most programs (besides the bare name).
+BIN_DIRECTORIES = ("/usr/bin", "/usr/local/bin", "/bin")
+
+
+def _installed(name: str, *directories: str) -> "frozenset[str]":
+    """`name` bare and in each of `directories`."""
+    return frozenset({name, *(f"{directory}/{name}" for directory in directories)})
+
+
+def _program(
+    name: str,
+    role: str,
+    *,
+    module: str = "",
+    words: "frozenset[str] | None" = None,
+    paths: dict[str, str] | None = None,
+    distros: "dict[str, dict[str, str]] | None" = None,
+    home: str = "",
+    default: bool = False,
+) -> "tuple[str, Program]":
+    """(name, record). Left out: the grammar programs/NAME.py, NAME bare or in
+    BIN_DIRECTORIES, [paths] NAME = /usr/bin/NAME, no distro paths, the account's HOME, off."""
+    return name, {
+        "module": module or f"scponly_py.programs.{name}",
+        "words": _installed(name, *BIN_DIRECTORIES) if words is None else words,
+        "paths": paths or {name: f"/usr/bin/{name}"},
+        "distros": distros or {},
+        "home": home,
+        "default": default,
+        "role": role,
+    }
+
+
+PROGRAMS: "dict[str, Program]" = dict(
+    (
+        # sshd sends the Subsystem path (the client cannot choose it); a client may also
+        # send any distribution's path or the bare name.
+        _program(
+            "sftp",
+            "OpenSSH's sftp-server",
+            words=_installed(
                 "sftp-server",
-                "/usr/lib/openssh/sftp-server",  # Debian, Ubuntu
-                "/usr/lib/ssh/sftp-server",  # Arch
-                "/usr/libexec/openssh/sftp-server",  # Fedora, RHEL, SUSE
-                "/usr/libexec/sftp-server",  # OpenBSD, Alpine
-                "/usr/lib/sftp-server",
-                "/usr/local/libexec/sftp-server",
-            }
+                "/usr/lib/openssh",  # Debian, Ubuntu
+                "/usr/lib/ssh",  # Arch
+                "/usr/libexec/openssh",  # Fedora, RHEL, SUSE
+                "/usr/libexec",  # OpenBSD, Alpine
+                "/usr/lib",
+                "/usr/local/libexec",
+            ),
+            paths={"sftp": "/usr/lib/openssh/sftp-server"},
+            distros={
+                "arch": {"sftp": "/usr/lib/ssh/sftp-server"},
+                "rpm": {"sftp": "/usr/libexec/openssh/sftp-server"},
+            },
+            default=True,
         ),
-        "paths": {"sftp": "/usr/lib/openssh/sftp-server"},
-        "distros": {
-            "arch": {"sftp": "/usr/lib/ssh/sftp-server"},
-            "rpm": {"sftp": "/usr/libexec/openssh/sftp-server"},
-        },
-        "home": "",
-        "default": True,
-        "role": "OpenSSH's sftp-server",
-    },
-    "scp": {
-        "module": "scponly_py.programs.scp",
         # OpenSSH's scp sends the bare name.
-        "words": frozenset({"scp", "/usr/bin/scp", "/usr/local/bin/scp", "/bin/scp"}),
-        "paths": {"scp": "/usr/bin/scp"},
-        "distros": {},
-        "home": "",
-        "default": True,
-        "role": "OpenSSH's scp in server mode",
-    },
-    "rsync": {
-        "module": "scponly_py.programs.rsync",
-        # The bare name unless the client passes --rsync-path.
-        "words": frozenset({"rsync", "/usr/bin/rsync", "/bin/rsync", "/usr/local/bin/rsync"}),
-        "paths": {"rsync": "/usr/bin/rsync"},
-        "distros": {},
-        # Root-owned: popt reads `$HOME/.popt` before rsync knows it is a server,
-        # and a user-written one makes it exec any program (programs/rsync.py).
-        "home": "/",
-        "default": False,
-        "role": "rsync --server",
-    },
-    "unison": {
-        "module": "scponly_py.programs.unison",
+        _program("scp", "OpenSSH's scp in server mode", default=True),
+        # The bare name unless the client passes --rsync-path. HOME is root-owned: popt reads
+        # `$HOME/.popt` before rsync knows it is a server, and a user-written one makes it
+        # exec any program (programs/rsync.py).
+        _program("rsync", "rsync --server", home="/"),
         # The bare name; `-servercmd PATH` sends PATH, `-addversionno` unison-X.Y.
-        "words": frozenset(
-            {
-                "unison",
-                "/usr/bin/unison",
-                "/usr/local/bin/unison",
-                "/bin/unison",
-                "unison-2.51",
-                "unison-2.52",
-                "unison-2.53",
-                "/usr/bin/unison-2.52",
-                "/usr/bin/unison-2.53",
-            }
+        _program(
+            "unison",
+            "unison -server",
+            words=_installed("unison", *BIN_DIRECTORIES)
+            | {"unison-2.51", "unison-2.52", "unison-2.53"}
+            | {"/usr/bin/unison-2.52", "/usr/bin/unison-2.53"},
         ),
-        "paths": {"unison": "/usr/bin/unison"},
-        "distros": {},
-        "home": "",
-        "default": False,
-        "role": "unison -server",
-    },
-    "svnserve": {
-        "module": "scponly_py.programs.svnserve",
         # svn+ssh:// sends the bare name (`svnserve -t`).
-        "words": frozenset(
-            {"svnserve", "/usr/bin/svnserve", "/usr/local/bin/svnserve", "/bin/svnserve"}
+        _program("svnserve", "svnserve -t"),
+        # No command names it: it answers an interactive login. /bin/NAME exists on
+        # merged-/usr and classic layouts.
+        _program(
+            "winscp",
+            "WinSCP's SCP mode",
+            module="scponly_py.winscp",
+            words=frozenset(),
+            paths={tool: f"/bin/{tool}" for tool in WINSCP_TOOLS},
         ),
-        "paths": {"svnserve": "/usr/bin/svnserve"},
-        "distros": {},
-        "home": "",
-        "default": False,
-        "role": "svnserve -t",
-    },
-    "winscp": {
-        "module": "scponly_py.winscp",
-        "words": frozenset(),
-        # /bin/NAME exists on merged-/usr and classic layouts.
-        "paths": {tool: f"/bin/{tool}" for tool in WINSCP_TOOLS},
-        "distros": {},
-        "home": "",
-        "default": False,
-        "role": "WinSCP's SCP mode",
-    },
-    "hashsum": {
-        "module": "scponly_py.programs.hashsum",
-        # rclone's sftp backend sends the bare names (or its md5sum_command/sha1sum_command).
-        "words": frozenset(
-            directory + tool for tool in HASHSUM_TOOLS for directory in ("", "/usr/bin/", "/bin/")
+        # rclone's sftp backend sends the bare names (or its md5sum_command/sha1sum_command);
+        # coreutils' place.
+        _program(
+            "hashsum",
+            "hashsum (rclone's checks)",
+            words=frozenset().union(
+                *(_installed(tool, "/usr/bin", "/bin") for tool in HASHSUM_TOOLS)
+            ),
+            paths={tool: f"/usr/bin/{tool}" for tool in HASHSUM_TOOLS},
         ),
-        "paths": {tool: f"/usr/bin/{tool}" for tool in HASHSUM_TOOLS},  # coreutils' place
-        "distros": {},
-        "home": "",
-        "default": False,
-        "role": "hashsum (rclone's checks)",
-    },
-}
+    )
+)
 # The packaged distributions (packaging/stage.py): name -> who uses that layout.
 DISTROS = {"debian": "Debian and Ubuntu", "arch": "Arch Linux", "rpm": "Fedora, RHEL and SUSE"}
 

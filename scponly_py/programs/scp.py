@@ -12,7 +12,7 @@ scp reads it the same way whatever getopt it was built with.
 """
 
 from scponly_py.outcome import Refusal
-from scponly_py.programs import shortopts
+from scponly_py.words import decimal, flag, parse_options, value
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -21,14 +21,14 @@ if TYPE_CHECKING:
 
 NAME = "scp"
 ALLOWED = {
-    "t": shortopts.flag(),  # to: receive files (upload)
-    "f": shortopts.flag(),  # from: send files (download)
-    "d": shortopts.flag(),  # target must be a directory
-    "r": shortopts.flag(),  # recursive
-    "p": shortopts.flag(),  # preserve times and modes
-    "v": shortopts.flag(),  # verbose (to stderr)
-    "q": shortopts.flag(),  # quiet
-    "l": shortopts.value(shortopts.decimal(1, 100 * 1024 * 1024, "scp bandwidth limit -l")),
+    "t": flag(),  # to: receive files (upload)
+    "f": flag(),  # from: send files (download)
+    "d": flag(),  # target must be a directory
+    "r": flag(),  # recursive
+    "p": flag(),  # preserve times and modes
+    "v": flag(),  # verbose (to stderr)
+    "q": flag(),  # quiet
+    "l": value(decimal(1, 100 * 1024 * 1024, "scp bandwidth limit -l")),
 }
 REFUSED = {
     "S": "it names a program for scp to run",
@@ -57,7 +57,7 @@ MAX_SOURCES = 512
 
 def check(words: list[str], policy: "Policy", request: "Request") -> list[str]:
     """Validate an scp server command; return the argv (after argv[0]) to exec."""
-    options, operands = shortopts.parse(NAME, words[1:], ALLOWED, REFUSED)
+    options, operands = parse_options(NAME, words[1:], ALLOWED, REFUSED)
     letters = [letter for letter, _ in options]
     directions = {letter for letter in letters if letter in "tf"}
     if len(directions) != 1:

@@ -17,7 +17,7 @@ to its stderr, which the session supervisor reads (scponly_py/supervise.py).
 """
 
 from scponly_py.outcome import Refusal
-from scponly_py.programs import shortopts
+from scponly_py.words import flag, one_of, parse_options, value
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -67,14 +67,14 @@ def _any_directory(raw: str) -> str:
 
 
 ALLOWED = {
-    "R": shortopts.flag(),
-    "e": shortopts.flag(),
-    "l": shortopts.value(shortopts.one_of(LOG_LEVELS, "sftp-server log level")),
-    "f": shortopts.value(shortopts.one_of(LOG_FACILITIES, "sftp-server log facility")),
-    "p": shortopts.value(_request_list),
-    "P": shortopts.value(_request_list),
-    "u": shortopts.value(_any_umask),  # replaced by the policy's umask
-    "d": shortopts.value(_any_directory),  # replaced by the policy's start_dir
+    "R": flag(),
+    "e": flag(),
+    "l": value(one_of(LOG_LEVELS, "sftp-server log level")),
+    "f": value(one_of(LOG_FACILITIES, "sftp-server log facility")),
+    "p": value(_request_list),
+    "P": value(_request_list),
+    "u": value(_any_umask),  # replaced by the policy's umask
+    "d": value(_any_directory),  # replaced by the policy's start_dir
 }
 REFUSED = {
     "c": "it makes sftp-server ignore its other arguments",
@@ -85,14 +85,14 @@ REFUSED = {
 
 def check(words: list[str], policy: "Policy", request: "Request") -> list[str]:
     """Validate an sftp-server command; return the argv (after argv[0]) built from policy."""
-    options, operands = shortopts.parse("sftp-server", words[1:], ALLOWED, REFUSED)
+    options, operands = parse_options("sftp-server", words[1:], ALLOWED, REFUSED)
     if operands:
         raise Refusal("sftp-server takes no operands")
     given: dict[str, str | None] = {}
-    for letter, value in options:
+    for letter, argument in options:
         if letter in "pP" and letter in given:
             raise Refusal(f"sftp-server option -{letter} given twice")
-        given[letter] = value
+        given[letter] = argument
 
     argv: list[str] = []
     if policy.log_transfers:

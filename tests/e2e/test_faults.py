@@ -86,7 +86,7 @@ def test_config_made_unreadable_mid_run(sandbox: Sandbox, upload: Path) -> None:
         mark = sandbox.log_mark()
         result = sandbox.ssh("fault", "/usr/lib/openssh/sftp-server")
         assert result.returncode == 1
-        assert b"configuration error: cannot open /etc/scponly-py/config.toml" in result.stderr
+        assert b"configuration error: /etc/scponly-py/config.toml cannot be opened" in result.stderr
         assert any("configuration error" in line for line in sandbox.log_since(mark, "config"))
     finally:
         config.chmod(0o644)

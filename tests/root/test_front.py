@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from scponly_py import request as requests
+from scponly_py import setid
 from setup_chroot import frozen, launcher
 
 pytestmark = pytest.mark.root
@@ -28,13 +29,25 @@ NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
 REPORTER = """#!/usr/bin/python3 -IS
 import json, posix, sys
 status = dict(line.split(":", 1) for line in open("/proc/self/status").read().splitlines())
+probe = "/proc/self/cwd/setid-probe"
+fd = posix.open(probe, posix.O_WRONLY | posix.O_CREAT | posix.O_TRUNC, 0o600)
+posix.close(fd)
+try:
+    posix.chmod(probe, 0o4755)
+    chmod = "allowed"
+except PermissionError:
+    chmod = "refused"
+posix.unlink(probe)
 print(json.dumps({
     "argv": sys.argv[1:],
     "env": {k.decode(): v.decode() for k, v in posix.environ.items()},
     "CapPrm": status["CapPrm"].strip(), "CapEff": status["CapEff"].strip(),
     "SigBlk": int(status["SigBlk"], 16),
+    "NoNewPrivs": status["NoNewPrivs"].strip(), "Seccomp": status["Seccomp"].strip(),
+    "chmod 4755": chmod,
 }))
 """
+FILTERED = requests.FRONT_FILTERED.decode()
 LIBRARY = r"""
 #include <fcntl.h>
 #include <unistd.h>
@@ -67,8 +80,10 @@ def place() -> Iterator[Path]:
     shutil.rmtree(directory)
 
 
-def run_front(place: Path, env: dict[str, str], *, capability: bool, prefix=NOBODY) -> dict:
-    front = place / "front"
+def run_front(
+    place: Path, env: dict[str, str], *, capability: bool, prefix=NOBODY, front_name="front"
+) -> dict:
+    front = place / front_name
     if capability:
         front.chmod(0o755)
         subprocess.run(["setcap", "cap_wake_alarm+p", str(front)], check=True)
@@ -80,6 +95,7 @@ def run_front(place: Path, env: dict[str, str], *, capability: bool, prefix=NOBO
         [*prefix, "env", "-i", *assignments, str(front), "-c", "scp -f x"],
         capture_output=True,
         check=False,
+        cwd=place / "writable",
     )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
@@ -101,7 +117,7 @@ def test_loader_variables_never_run_code(place: Path, variable: str) -> None:
     seen = run_front(place, {variable: str(place / "x.so")}, capability=True)
     assert not marker.exists()
     assert variable not in seen["env"]
-    assert seen["env"]["SCPONLY_PY_FRONT"] == "1"
+    assert seen["env"]["SCPONLY_PY_FRONT"] == FILTERED
     # control: the same library does run in a program without the front's capability
     subprocess.run([*NOBODY, "env", f"{variable}={place / 'x.so'}", "/bin/true"], check=True)
     assert marker.exists()
@@ -136,12 +152,33 @@ def test_without_secure_execution_the_front_says_so(place: Path) -> None:
     seen = run_front(place, {}, capability=True, prefix=no_new_privs)
     assert seen["env"]["SCPONLY_PY_FRONT"] == "not-secure-execution"
     # root's own environment is root's: no capability is needed
-    assert run_front(place, {}, capability=False, prefix=[])["env"]["SCPONLY_PY_FRONT"] == "1"
+    seen = run_front(place, {}, capability=False, prefix=[])
+    assert seen["env"]["SCPONLY_PY_FRONT"] == FILTERED
+
+
+def test_the_front_installs_the_set_id_filter(place: Path) -> None:
+    seen = run_front(place, {}, capability=True)
+    assert seen["env"]["SCPONLY_PY_FRONT"] == FILTERED
+    assert (seen["NoNewPrivs"], seen["Seccomp"], seen["chmod 4755"]) == ("1", "2", "refused")
+    # not in secure-execution mode: no filter either (the shell refuses the login anyway)
+    seen = run_front(place, {}, capability=False)
+    assert (seen["Seccomp"], seen["chmod 4755"]) == ("0", "allowed")
+
+
+def test_a_front_without_a_filter_for_its_machine_says_1(
+    place: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a machine setid.ARCHES lacks the front installs none; the shell's own refuses."""
+    monkeypatch.setattr(setid, "MACHINE", None)
+    launcher.build_front(str(place / "front-unfiltered"), str(place / "launcher"))
+    seen = run_front(place, {}, capability=True, front_name="front-unfiltered")
+    assert (seen["env"]["SCPONLY_PY_FRONT"], seen["Seccomp"]) == ("1", "0")
 
 
 def test_the_shell_refuses_what_the_front_reports() -> None:
     from scponly_py import shell  # noqa: PLC0415 - the pure part of the check
 
     assert shell.front_problem(b"1") is None
+    assert shell.front_problem(requests.FRONT_FILTERED) is None
     assert "not started through its front" in shell.front_problem(None)
     assert "not-secure-execution" in shell.front_problem(b"not-secure-execution")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from scponly_py import __version__, config
+from scponly_py import __version__, policy
 from scponly_py.policy import ConfigError, default_config, effective_policy
 
 NOBODY = 65534
@@ -48,7 +48,7 @@ def config_dir(tmp_path: Path) -> Path:
 
 
 def write(directory: Path, text: str = VALID, mode: int = 0o644) -> Path:
-    path = directory / config.CONFIG_NAME
+    path = directory / policy.CONFIG_NAME
     path.write_text(text, encoding="utf-8")
     path.chmod(mode)
     return path
@@ -56,7 +56,7 @@ def write(directory: Path, text: str = VALID, mode: int = 0o644) -> Path:
 
 def error(directory: Path) -> str:
     with pytest.raises(ConfigError) as caught:
-        config.load(str(directory))
+        policy.load_config(str(directory))
     return str(caught.value)
 
 
@@ -64,24 +64,24 @@ def error(directory: Path) -> str:
 
 
 def test_missing_directory_means_defaults(tmp_path: Path) -> None:
-    loaded = config.load(str(tmp_path / "absent"))
+    loaded = policy.load_config(str(tmp_path / "absent"))
     assert loaded.source == "defaults"
     assert loaded.config == default_config()
 
 
 def test_missing_file_means_defaults(config_dir: Path) -> None:
-    loaded = config.load(str(config_dir))
+    loaded = policy.load_config(str(config_dir))
     assert loaded.source == "defaults"
     assert loaded.config == default_config()
 
 
 def test_valid_file_is_parsed(config_dir: Path) -> None:
     write(config_dir)
-    loaded = config.load(str(config_dir))
+    loaded = policy.load_config(str(config_dir))
     assert loaded.source == "toml"
-    policy = effective_policy(loaded.config, "bob", ("drop",))
-    assert policy.access == "write-only"
-    assert policy.programs == frozenset({"sftp"})
+    bob = effective_policy(loaded.config, "bob", ("drop",))
+    assert bob.access == "write-only"
+    assert bob.programs == frozenset({"sftp"})
 
 
 # --- invalid content refuses every login ----------------------------------------------------------
@@ -110,7 +110,7 @@ def test_non_utf8_config_is_an_error(config_dir: Path) -> None:
 
 
 def test_oversized_config_is_an_error(config_dir: Path) -> None:
-    write(config_dir, "#" * (config.MAX_CONFIG_SIZE + 1))
+    write(config_dir, "#" * (policy.MAX_CONFIG_SIZE + 1))
     assert "larger than" in error(config_dir)
 
 
@@ -133,7 +133,7 @@ def test_group_or_other_writable_directory_is_refused(config_dir: Path, mode: in
 def test_read_only_modes_are_fine(config_dir: Path) -> None:
     write(config_dir, mode=0o600)
     config_dir.chmod(0o700)
-    assert config.load(str(config_dir)).source == "toml"
+    assert policy.load_config(str(config_dir)).source == "toml"
 
 
 @needs_root
@@ -147,7 +147,7 @@ def test_config_not_owned_by_root_is_refused(config_dir: Path) -> None:
 def test_config_owned_by_root_but_group_other_is_fine(config_dir: Path) -> None:
     path = write(config_dir, mode=0o644)
     os.chown(path, 0, NOBODY)
-    assert config.load(str(config_dir)).source == "toml"
+    assert policy.load_config(str(config_dir)).source == "toml"
 
 
 @needs_root
@@ -167,17 +167,17 @@ def test_symlinked_config_is_refused(config_dir: Path, tmp_path: Path) -> None:
     target = tmp_path / "elsewhere.toml"
     target.write_text(VALID)
     target.chmod(0o644)
-    (config_dir / config.CONFIG_NAME).symlink_to(target)
-    assert "cannot open" in error(config_dir)
+    (config_dir / policy.CONFIG_NAME).symlink_to(target)
+    assert "cannot be opened" in error(config_dir)
 
 
 def test_directory_in_place_of_config_is_refused(config_dir: Path) -> None:
-    (config_dir / config.CONFIG_NAME).mkdir(mode=0o755)
+    (config_dir / policy.CONFIG_NAME).mkdir(mode=0o755)
     assert "not a regular file" in error(config_dir)
 
 
 def test_fifo_in_place_of_config_is_refused_without_blocking(config_dir: Path) -> None:
-    os.mkfifo(config_dir / config.CONFIG_NAME, 0o644)
+    os.mkfifo(config_dir / policy.CONFIG_NAME, 0o644)
     assert "not a regular file" in error(config_dir)
 
 
@@ -185,15 +185,15 @@ def test_config_directory_that_is_a_file_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "not-a-dir"
     path.write_text("")
     with pytest.raises(ConfigError, match="is not a directory"):
-        config.load(str(path))
+        policy.load_config(str(path))
 
 
 # --- the compiled cache ---------------------------------------------------------------------
 
 
 def compile_in(directory: Path) -> Path:
-    config.compile_system_config(str(directory))
-    return directory / config.COMPILED_NAME
+    policy.compile_system_config(str(directory))
+    return directory / policy.COMPILED_NAME
 
 
 def test_compiled_cache_is_written_root_owned_and_read_only(config_dir: Path) -> None:
@@ -210,7 +210,7 @@ def test_a_leftover_temp_file_of_a_crashed_compile_does_not_block_the_next(
     config_dir: Path,
 ) -> None:
     write(config_dir)
-    leftover = config_dir / f".{config.COMPILED_NAME}.{os.getpid()}"
+    leftover = config_dir / f".{policy.COMPILED_NAME}.{os.getpid()}"
     leftover.write_bytes(b"half written")
     compiled = compile_in(config_dir)
     assert compiled.exists()
@@ -220,26 +220,26 @@ def test_a_leftover_temp_file_of_a_crashed_compile_does_not_block_the_next(
 def test_compiled_cache_is_used_when_the_stamp_matches(config_dir: Path) -> None:
     write(config_dir)
     compile_in(config_dir)
-    loaded = config.load(str(config_dir))
+    loaded = policy.load_config(str(config_dir))
     assert loaded.source == "compiled"
-    assert loaded.config == config.parse_toml(VALID.encode(), "x")
+    assert loaded.config == policy.parse_toml(VALID.encode(), "x")
 
 
 def test_compiled_cache_is_trusted_only_through_its_stamp(config_dir: Path) -> None:
     # A compiled form whose stamp matches is believed without parsing the TOML
     # (that is the point of it): prove it by planting different content.
     source = write(config_dir)
-    planted = config.parse_toml(b"[defaults]\naccess = 'write-only'\n", "x")
+    planted = policy.parse_toml(b"[defaults]\naccess = 'write-only'\n", "x")
     envelope = {
-        "format": config.COMPILED_FORMAT,
+        "format": policy.COMPILED_FORMAT,
         "version": __version__,
-        "stamp": config.source_stamp(os.stat(source)),
+        "stamp": policy.source_stamp(os.stat(source)),
         "config": planted,
     }
-    compiled = config_dir / config.COMPILED_NAME
+    compiled = config_dir / policy.COMPILED_NAME
     compiled.write_bytes(marshal.dumps(envelope))
     compiled.chmod(0o644)
-    loaded = config.load(str(config_dir))
+    loaded = policy.load_config(str(config_dir))
     assert loaded.source == "compiled"
     assert loaded.config == planted
 
@@ -248,7 +248,7 @@ def test_edited_config_makes_the_cache_stale(config_dir: Path) -> None:
     write(config_dir)
     compile_in(config_dir)
     write(config_dir, VALID.replace("read-only", "read-write"))
-    loaded = config.load(str(config_dir))
+    loaded = policy.load_config(str(config_dir))
     assert loaded.source == "toml"
     assert effective_policy(loaded.config, "bob", ()).access == "read-write"
 
@@ -266,7 +266,7 @@ def test_same_size_same_mtime_rewrite_still_makes_the_cache_stale(config_dir: Pa
     after = os.stat(source)
     assert after.st_size == before.st_size
     assert after.st_mtime_ns == before.st_mtime_ns
-    loaded = config.load(str(config_dir))
+    loaded = policy.load_config(str(config_dir))
     assert loaded.source == "toml"
     assert effective_policy(loaded.config, "bob", ()).programs == frozenset({"scp"})
 
@@ -277,15 +277,15 @@ def test_replaced_config_file_makes_the_cache_stale(config_dir: Path) -> None:
     replacement = config_dir / "new.toml"
     replacement.write_text(VALID)
     replacement.chmod(0o644)
-    replacement.rename(config_dir / config.CONFIG_NAME)
-    assert config.load(str(config_dir)).source == "toml"
+    replacement.rename(config_dir / policy.CONFIG_NAME)
+    assert policy.load_config(str(config_dir)).source == "toml"
 
 
 @pytest.mark.parametrize(
     "mutate",
     [
         lambda envelope: envelope.update(version="0.0.0-other"),
-        lambda envelope: envelope.update(format=config.COMPILED_FORMAT + 1),
+        lambda envelope: envelope.update(format=policy.COMPILED_FORMAT + 1),
         lambda envelope: envelope.update(stamp=None),
         lambda envelope: envelope.update(stamp=list(envelope["stamp"])),
         lambda envelope: envelope.pop("stamp"),
@@ -298,7 +298,7 @@ def test_mismatched_envelope_falls_back_to_toml(config_dir: Path, mutate) -> Non
     envelope = marshal.loads(compiled.read_bytes())  # noqa: S302 - our own file
     mutate(envelope)
     compiled.write_bytes(marshal.dumps(envelope))
-    assert config.load(str(config_dir)).source == "toml"
+    assert policy.load_config(str(config_dir)).source == "toml"
 
 
 @pytest.mark.parametrize(
@@ -308,14 +308,14 @@ def test_corrupt_cache_falls_back_to_toml(config_dir: Path, data: bytes) -> None
     write(config_dir)
     compiled = compile_in(config_dir)
     compiled.write_bytes(data)
-    assert config.load(str(config_dir)).source == "toml"
+    assert policy.load_config(str(config_dir)).source == "toml"
 
 
 def test_truncated_cache_falls_back_to_toml(config_dir: Path) -> None:
     write(config_dir)
     compiled = compile_in(config_dir)
     compiled.write_bytes(compiled.read_bytes()[:-7])
-    assert config.load(str(config_dir)).source == "toml"
+    assert policy.load_config(str(config_dir)).source == "toml"
 
 
 def test_unsafe_cache_refuses_instead_of_being_ignored(config_dir: Path) -> None:
@@ -339,32 +339,32 @@ def test_symlinked_cache_is_refused(config_dir: Path) -> None:
     moved = config_dir.parent / "moved.compiled"
     compiled.rename(moved)
     compiled.symlink_to(moved)
-    assert "cannot open" in error(config_dir)
+    assert "cannot be opened" in error(config_dir)
 
 
 def test_cache_without_a_source_is_ignored(config_dir: Path) -> None:
     write(config_dir)
     compile_in(config_dir)
-    (config_dir / config.CONFIG_NAME).unlink()
-    assert config.load(str(config_dir)).source == "defaults"
+    (config_dir / policy.CONFIG_NAME).unlink()
+    assert policy.load_config(str(config_dir)).source == "defaults"
 
 
 def test_compile_refuses_an_invalid_config_and_keeps_no_cache(config_dir: Path) -> None:
     write(config_dir, "[defaults]\nbogus = 1\n")
     with pytest.raises(ConfigError):
-        config.compile_system_config(str(config_dir))
-    assert not (config_dir / config.COMPILED_NAME).exists()
+        policy.compile_system_config(str(config_dir))
+    assert not (config_dir / policy.COMPILED_NAME).exists()
 
 
 def test_compile_refuses_an_unsafe_config(config_dir: Path) -> None:
     write(config_dir, mode=0o666)
     with pytest.raises(ConfigError, match="writable"):
-        config.compile_system_config(str(config_dir))
+        policy.compile_system_config(str(config_dir))
 
 
 def test_compile_without_a_config_is_an_error(config_dir: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
-        config.compile_system_config(str(config_dir))
+        policy.compile_system_config(str(config_dir))
 
 
 # --- as the user: what a login (non-root) sees --------------------------------------------
@@ -375,10 +375,9 @@ AS_NOBODY = textwrap.dedent(
     os.setgroups([])
     os.setresgid(65534, 65534, 65534)
     os.setresuid(65534, 65534, 65534)
-    from scponly_py import config
-    from scponly_py.policy import ConfigError
+    from scponly_py.policy import ConfigError, load_config
     try:
-        loaded = config.load(sys.argv[1])
+        loaded = load_config(sys.argv[1])
     except ConfigError as error:
         print("ERROR", error)
     else:
@@ -408,13 +407,13 @@ def load_as_nobody(directory: Path) -> str:
 @pytest.fixture
 def reachable(config_dir: Path):
     """Make the package importable for uid 65534 (the venv may live under /root)."""
-    package = Path(config.__file__).resolve().parent.parent
+    package = Path(policy.__file__).resolve().parent.parent
     probe = subprocess.run(
         [
             sys.executable,
             "-I",
             "-c",
-            "import os; os.setresuid(65534, 65534, 65534); import scponly_py.config",
+            "import os; os.setresuid(65534, 65534, 65534); import scponly_py.policy",
         ],
         capture_output=True,
         check=False,
@@ -436,14 +435,14 @@ def test_user_reads_a_root_owned_world_readable_config(reachable: Path) -> None:
 @needs_root
 def test_unreadable_config_refuses_the_user(reachable: Path) -> None:
     write(reachable, mode=0o600)
-    assert load_as_nobody(reachable).startswith("ERROR cannot open")
+    assert load_as_nobody(reachable).endswith("cannot be opened: Permission denied")
 
 
 @needs_root
 def test_unreadable_cache_refuses_the_user(reachable: Path) -> None:
     write(reachable)
     compile_in(reachable).chmod(0o600)
-    assert load_as_nobody(reachable).startswith("ERROR cannot open")
+    assert load_as_nobody(reachable).endswith("cannot be opened: Permission denied")
 
 
 @needs_root
@@ -451,7 +450,7 @@ def test_unsearchable_directory_refuses_the_user(reachable: Path) -> None:
     write(reachable)
     reachable.chmod(0o700)
     # The directory opens (O_RDONLY needs read, which 0700 denies): refused either way.
-    assert load_as_nobody(reachable).startswith("ERROR cannot open")
+    assert load_as_nobody(reachable).endswith("cannot be opened: Permission denied")
 
 
 @needs_root

@@ -6,8 +6,9 @@ import sys
 
 import pytest
 
-from scponly_py import childenv, programs
 from scponly_py import decide as decide_module
+from scponly_py import programs
+from scponly_py import request as requests
 from scponly_py.decide import decide, start_directory
 from scponly_py.outcome import Allow, Refuse
 from tests.support import HOME, make_policy, make_request, must_allow, must_refuse
@@ -115,7 +116,7 @@ def test_allow_carries_everything_the_exec_needs() -> None:
     assert dict(decision.env) == {
         "HOME": HOME,
         "LOGNAME": "alice",
-        "PATH": childenv.FIXED_PATH,
+        "PATH": requests.FIXED_PATH,
         "USER": "alice",
     }
 
@@ -163,7 +164,7 @@ def test_child_environment_is_scrubbed() -> None:
         "HOME": HOME,
         "LANG": "C.UTF-8",
         "LOGNAME": "alice",
-        "PATH": childenv.FIXED_PATH,
+        "PATH": requests.FIXED_PATH,
         "SSH_CONNECTION": "192.0.2.1 50000 192.0.2.2 22",
         "USER": "alice",
     }

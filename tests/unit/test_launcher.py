@@ -19,8 +19,9 @@ from setup_chroot import launcher
 PACKAGE = Path(launcher.package_parent()) / "scponly_py"
 LOGIN = "sys.exit(main())"
 # Modules the login path must never import: each costs milliseconds (os, re, typing,
-# dataclasses, enum, tomllib) or millions of instructions (ctypes) per login.
-HEAVY = ("os", "re", "typing", "dataclasses", "enum", "tomllib", "ctypes", "__future__")
+# dataclasses, enum, tomllib) or millions of instructions (ctypes; _ctypes, which only a login
+# the front did not filter loads, for setid) per login.
+HEAVY = ("os", "re", "typing", "dataclasses", "enum", "tomllib", "ctypes", "_ctypes", "__future__")
 
 
 @pytest.fixture

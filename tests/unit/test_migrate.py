@@ -7,7 +7,7 @@ import pwd
 
 import pytest
 
-from scponly_py import config
+from scponly_py import policy
 from setup_chroot import migrate
 
 DEFAULT_234 = """\
@@ -76,7 +76,7 @@ def test_the_documented_shapes_convert_and_parse() -> None:
         ("zoe", "scponly-pyc", "/usr/local/chroot", ("scp", "sftp", "rsync")),
     ]
     text = migrate.rssh_config(conf, migrate.svn_homes(conf, moves))
-    parsed = config.parse_toml(text.encode(), "imported")
+    parsed = policy.parse_toml(text.encode(), "imported")
     assert parsed["defaults"]["programs"] == ("rsync", "scp", "sftp")
     assert parsed["defaults"]["umask"] == 0o022
     assert parsed["users"]["dora"]["programs"] == ()  # cvs only: nothing left

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from scponly_py import childenv
+from scponly_py import request as requests
 from scponly_py.outcome import Allow, Refuse
 from tests import oracles
 from tests.support import HOME, make_policy, make_request
 
 POLICY = make_policy(programs=("scp", "sftp", "rsync", "unison", "svnserve"), svn_root="/srv/svn")
-ENV = (("HOME", HOME), ("LOGNAME", "alice"), ("PATH", childenv.FIXED_PATH), ("USER", "alice"))
+ENV = (("HOME", HOME), ("LOGNAME", "alice"), ("PATH", requests.FIXED_PATH), ("USER", "alice"))
 
 
 def allow(argv: tuple[str, ...], program: str = "scp", **changes: object) -> Allow:

@@ -15,7 +15,8 @@ import pytest
 from scponly_py import shell
 from scponly_py.decide import decide
 from scponly_py.outcome import Allow, Refusal, Refuse
-from scponly_py.programs import scp, shortopts
+from scponly_py.programs import scp
+from scponly_py.words import decimal
 from tests.support import allowed_argv, make_policy, make_request, refusal
 
 argv = partial(allowed_argv, program="scp")
@@ -201,7 +202,7 @@ def test_bandwidth_limit_swallows_the_next_word_like_getopt() -> None:
 
 
 def test_decimal_checker_bounds() -> None:
-    check = shortopts.decimal(1, 10, "n")
+    check = decimal(1, 10, "n")
     assert check("1") == "1"
     assert check("10") == "10"
     assert check("007") == "7"

@@ -603,17 +603,17 @@ class _Sys:
 
 
 def _login(monkeypatch: pytest.MonkeyPatch, programs: tuple[str, ...], uid: int = 1000) -> list:
-    from scponly_py import config, shell, supervise  # noqa: PLC0415
     from scponly_py import request as requests  # noqa: PLC0415
-    from scponly_py.policy import normalise  # noqa: PLC0415
+    from scponly_py import shell, supervise  # noqa: PLC0415
+    from scponly_py.policy import LoadedConfig, normalise  # noqa: PLC0415
 
     calls: list = []
     interactive = request().replace(uid=uid)
     monkeypatch.setattr(shell, "sys", _Sys)
     monkeypatch.setitem(shell.posix.environ, requests.FRONT_VARIABLE.encode(), b"1")
     monkeypatch.setattr(requests, "from_process", lambda args, environment: interactive)
-    loaded = config.LoadedConfig(normalise({"defaults": {"programs": list(programs)}}), "test")
-    monkeypatch.setattr(config, "load", lambda: loaded)
+    loaded = LoadedConfig(normalise({"defaults": {"programs": list(programs)}}), "test")
+    monkeypatch.setattr(shell, "load_config", lambda: loaded)
     monkeypatch.setattr(winscp, "serve", lambda req, pol: calls.append(("serve", req, pol)) or 7)
     # log_transfers (the default): the session runs in the supervisor's child.
     monkeypatch.setattr(

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from scponly_py import childenv
 from scponly_py import request as requests
 from setup_chroot import launcher
 from tests.support import make_request
 
 
 def build(*pairs: tuple[str, str], home: str = "/home/alice") -> dict[str, str]:
-    return dict(childenv.build(make_request("x", environment=pairs), home))
+    return dict(requests.child_environment(make_request("x", environment=pairs), home))
 
 
 def test_minimal_environment() -> None:
@@ -71,7 +70,7 @@ def test_dangerous_or_unknown_variables_never_pass(name: str) -> None:
     assert set(env) == {"HOME", "LOGNAME", "PATH", "USER"}
 
 
-@pytest.mark.parametrize("name", sorted(childenv.LOCALE_NAMES))
+@pytest.mark.parametrize("name", sorted(requests.LOCALE_NAMES))
 def test_sane_locales_pass(name: str) -> None:
     assert build((name, "en_US.UTF-8"))[name] == "en_US.UTF-8"
 
@@ -87,7 +86,7 @@ def test_sane_locales_pass(name: str) -> None:
         "C;id",
         "en_US.UTF-8\n",
         "caf\u00e9",
-        "x" * (childenv.MAX_LOCALE_LENGTH + 1),
+        "x" * (requests.MAX_LOCALE_LENGTH + 1),
         "\uff23",
     ],
 )
@@ -97,7 +96,7 @@ def test_insane_locales_are_dropped(value: str) -> None:
 
 
 def test_locale_at_length_limit_passes() -> None:
-    value = "C" * childenv.MAX_LOCALE_LENGTH
+    value = "C" * requests.MAX_LOCALE_LENGTH
     assert build(("LANG", value))["LANG"] == value
 
 
@@ -136,18 +135,20 @@ def test_insane_connection_variables_are_dropped(value: str) -> None:
 
 
 def test_environment_is_sorted_and_unique() -> None:
-    pairs = childenv.build(make_request("x", environment=(("LANG", "C"), ("LC_ALL", "C"))), "/h")
+    pairs = requests.child_environment(
+        make_request("x", environment=(("LANG", "C"), ("LC_ALL", "C"))), "/h"
+    )
     names = [name for name, _ in pairs]
     assert names == sorted(names)
     assert len(names) == len(set(names))
 
 
 def test_the_request_and_the_front_pass_exactly_this_allowlist() -> None:
-    """One allowlist: request.py keeps (and the front passes) childenv's names, no others."""
-    environment = {name.encode(): b"C" for name in (*childenv.PASSED_VARIABLES, "LC_FOO", "X")}
+    """One allowlist: the request keeps (and the front passes) these names, no others."""
+    environment = {name.encode(): b"C" for name in (*requests.PASSED_VARIABLES, "LC_FOO", "X")}
     assert {name for name, _ in requests.passed_environment(environment)} == set(
-        childenv.PASSED_VARIABLES
+        requests.PASSED_VARIABLES
     )
     names = [flag for flag in launcher.front_defines("/x") if flag.startswith("-DPASSED_NAMES=")]
     compiled = names[0].removeprefix("-DPASSED_NAMES=").replace('"', "").split(",")
-    assert compiled == [*childenv.PASSED_VARIABLES, "SSH_ORIGINAL_COMMAND"]
+    assert compiled == [*requests.PASSED_VARIABLES, "SSH_ORIGINAL_COMMAND"]
