@@ -7,7 +7,7 @@ failing closed at each step:
   identity     getuid()/getpwuid() only (request.from_process), root refused
   config       /etc/scponly-py, read on the host before the chroot
   syslog       connected now (like LOG_NDELAY), so logging works inside the jail
-  preload      every grammar the policy enables, the supervisor and its /proc/self/io fd with
+  preload      every grammar the policy enables, setid, the supervisor and its /proc/self/io fd with
                log_transfers (nothing is imported after the chroot)
   jail         `//` split of the passwd home; every component checked on its opened fd
   chroot       fchdir(jail fd) + chroot(".")
@@ -51,8 +51,12 @@ def preload(policy: Policy) -> None:
     That is the module of every program the policy enables (a grammar, or
     WinSCP's line protocol): never chosen from the client's command, which
     is not even tokenised before the privilege drop (decide() maps commands to
-    programs, e.g. the legacy sftp probe; a second guess here would differ).
+    programs, e.g. the legacy sftp probe; a second guess here would differ). And
+    the set-id filter's module: scponly-pyc has no front, so `shell.launch`
+    installs the filter itself, after the chroot.
     """
+    from scponly_py import setid  # noqa: F401, PLC0415 - shell.launch imports it by name
+
     for name in sorted(policy.programs):
         programs.grammar(name)
     if policy.log_transfers:

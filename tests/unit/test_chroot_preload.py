@@ -4,7 +4,9 @@ A fresh isolated interpreter imports what the chroot shell has loaded before
 `enter_jail` runs, calls `preload` for a policy enabling everything, then
 records every import (audit hook) while decide(), the log line and the
 refusal path handle every command shape decide() accepts, the legacy sftp
-probe included. Inside the jail such an import would fail ("internal error").
+probe included, and the child launch up to its execve (which installs the
+set-id filter: scponly-pyc has no front). Inside the jail such an import would
+fail ("internal error").
 """
 
 from __future__ import annotations
@@ -49,6 +51,16 @@ for command in json.loads(sys.argv[1]):
     audit.line(request, decision, 1000)
     if not decision.allowed:
         shell.refuse(request, decision, policy)
+    else:
+        allowed = decision
+
+
+def no_exec(*arguments):
+    raise OSError(1, "not in this test")
+
+
+shell.posix.execve = no_exec
+assert shell.launch(allowed.replace(cwd="/")).startswith("cannot run")
 from scponly_py import winscp  # the interactive session's protocol, already loaded
 print(json.dumps(imported))
 """
