@@ -55,7 +55,7 @@ SIGNAL_NAMES = {
     _signal.SIGUSR1: "USR1", _signal.SIGUSR2: "USR2", _signal.SIGXFSZ: "XFSZ",
 }  # fmt: skip
 BACKLOG_BYTES = 256 * 1024  # syslog lines waiting while the daemon does not read
-FINAL_FLUSH = 0.5  # seconds the end line may wait for a daemon that stopped reading
+FINAL_FLUSH = 0.5  # seconds the last lines, then the end line, may wait for a slow daemon
 RECORD = 4096  # one sftp-server message is at most 1024 bytes (log.c MSGBUFSIZ)
 
 # sftp-server's per-operation messages (OpenSSH 9.2 sftp-server.c, logit/verbose):
@@ -216,6 +216,7 @@ class Outbox:
             self.flush()
         self.dropped += len(self.backlog)
         self.backlog.clear()
+        self.size = 0
 
 
 def prctl(*arguments: object) -> None:
@@ -368,11 +369,10 @@ def _supervise(
         ("bytes_read", rchar),
         ("bytes_written", wchar),
     ]
-    # The end line itself may be dropped too: `dropped` counts the lines before it.
-    dropped = outbox.dropped + len(outbox.backlog)
-    outbox.backlog.clear()
-    outbox.size = 0
-    outbox.put(audit.format_line([*end, ("dropped", dropped)]))
+    # The session's own lines first (a busy daemon gets FINAL_FLUSH to take them), then the
+    # end line; it may be dropped too: `dropped` counts the lines before it.
+    outbox.drain(FINAL_FLUSH)
+    outbox.put(audit.format_line([*end, ("dropped", outbox.dropped)]))
     outbox.drain(FINAL_FLUSH)
     return _leave(code)
 

@@ -61,9 +61,8 @@ def test_transmittable_excludes_nul_and_huge_commands() -> None:
 @pytest.mark.parametrize("name", sorted(POLICIES))
 def test_config_toml_gives_the_same_policy(name: str) -> None:
     # The end-to-end runner writes config_toml(name) as the real config file.
-    from scponly_py import policy  # noqa: PLC0415
-    from scponly_py.policy import effective_policy  # noqa: PLC0415
+    from scponly_py.policy import effective_policy, parse_toml  # noqa: PLC0415
     from tests.attacks.corpus import config_toml  # noqa: PLC0415
 
-    parsed = policy.parse_toml(config_toml(name).encode(), name)
+    parsed = parse_toml(config_toml(name).encode(), name)
     assert effective_policy(parsed, "alice", ()) == policy(name)
