@@ -7,7 +7,7 @@ failing closed at each step:
   identity     getuid()/getpwuid() only (request.from_process), root refused
   config       /etc/scponly-py, read on the host before the chroot
   syslog       connected now (like LOG_NDELAY), so logging works inside the jail
-  preload      every grammar the policy enables, setid, the supervisor and its /proc/self/io fd with
+  preload      every grammar the policy enables, setid, the supervisor and its /proc/self fds with
                log_transfers (nothing is imported after the chroot)
   jail         `//` split of the passwd home; every component checked on its opened fd
   chroot       fchdir(jail fd) + chroot(".")

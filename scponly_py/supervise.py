@@ -26,7 +26,6 @@ not reading and are dropped beyond it, counted in the end line's `dropped`.
 Why, and what is lost if this process dies: docs/design.md, "Who transferred what".
 """
 
-import _ctypes
 import _signal
 import _socket
 import posix
@@ -220,27 +219,40 @@ class Outbox:
 
 
 def prctl(*arguments: object) -> None:
-    """prctl(2) through `_ctypes`, as setid does; best effort (the result is not needed)."""
+    """prctl(2) through `_ctypes`, as setid does; best effort (the result is not needed).
+
+    Rarely needed (no /proc, a signal's end), so `_ctypes` (~1 M instructions) is imported
+    here; scponly-pyc has it already (chroot_shell preloads setid).
+    """
+    import _ctypes  # noqa: PLC0415 - off the common path
+
     function = _ctypes.dlsym(_ctypes.dlopen(None, posix.RTLD_NOW), "prctl")
     _ctypes.call_function(function, arguments)
 
 
 def name_process(name: bytes) -> None:
-    """Set this process's comm (PR_SET_NAME), by which `sessions` finds it."""
-    prctl(PR_SET_NAME, name + b"\0", 0, 0, 0)
+    """Set this process's comm, by which `sessions` finds it: through /proc/self/comm (opened
+    by `open_self_io`), else (no /proc: ChrootDirectory jails) prctl(PR_SET_NAME)."""
+    open_self_io()
+    try:
+        posix.write(_self_io[1], name)
+    except OSError:
+        prctl(PR_SET_NAME, name + b"\0", 0, 0, 0)
 
 
-# This process's /proc/self/io, opened before any chroot (`open_self_io`); -1 if absent.
+# This process's /proc/self/io and /proc/self/comm, opened before any chroot
+# (`open_self_io`); -1 for one that cannot be opened.
 _self_io: list[int] = []
 
 
 def open_self_io() -> None:
-    """Keep an fd on /proc/self/io for the end line's byte counts (none without /proc)."""
+    """Keep fds on /proc/self/io (the end line's byte counts) and /proc/self/comm (the name)."""
     if not _self_io:
-        try:
-            _self_io.append(posix.open("/proc/self/io", posix.O_RDONLY | posix.O_CLOEXEC))
-        except OSError:
-            _self_io.append(-1)
+        for name, flags in (("io", posix.O_RDONLY), ("comm", posix.O_WRONLY)):
+            try:
+                _self_io.append(posix.open(f"/proc/self/{name}", flags | posix.O_CLOEXEC))
+            except OSError:
+                _self_io.append(-1)
 
 
 def self_io() -> "tuple[int, int, int] | None":
