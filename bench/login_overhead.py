@@ -6,6 +6,7 @@ sftp program, for:
   * /bin/true, `dash -c /bin/true` and `python3 -I -S -c pass` (the interpreter floor),
   * `scponly-py -c /usr/lib/openssh/sftp-server` through the front and the
     launcher that install-shell writes (the package imported from root's .pyc),
+    and (log_transfers off) the launcher alone, the Python part of a login,
   * with `--compare DIR`, the same through another checkout's package, front and
     launcher, each installed by that checkout's own install-shell code (e.g. a
     `git archive` of main: the "before" of a change),
@@ -54,6 +55,9 @@ log_transfers = false
 """
 )
 NO_SUPERVISOR = "scponly-py (this tree), log_transfers = false"
+LAUNCHER_ALONE = "the launcher alone (no front), log_transfers = false"
+# What the front hands the launcher (it installed the set-id filter).
+FRONT_REPORT = ["env", f"{requests.FRONT_VARIABLE}={requests.FRONT_FILTERED.decode()}"]
 # Installs another checkout's login shell with that checkout's own code (argv: checkout,
 # front, interpreter, package parent).
 INSTALL_OTHER = """import sys
@@ -87,9 +91,13 @@ def install_other(sandbox: Sandbox, checkout: Path) -> Path:
 
 
 def hyperfine(sandbox: Sandbox, uid: int, commands: list[str], runs: int, output: Path) -> dict:
-    """Run hyperfine as `uid` in the sandbox; return {command: (median, mean, stddev) in ms}."""
+    """Run hyperfine as `uid` in the sandbox; return {command: (median, mean, stddev) in ms}.
+
+    Its environment carries the front's report, which only the bare launcher reads (a front
+    sets its own), so the launcher alone can be timed as the Python part of a login.
+    """
     argv = [
-        "setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
+        "setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", *FRONT_REPORT,
         "hyperfine", "-N", "--warmup", "20", "--runs", str(runs), "--style", "none",
         "--export-json", str(output), *commands,
     ]  # fmt: skip
@@ -135,7 +143,7 @@ def instructions(sandbox: Sandbox, uid: int, command: list[str], output: Path) -
         stale.unlink()
     front = []
     if "scponly-py" in command[0]:
-        front = ["env", f"{requests.FRONT_VARIABLE}={requests.FRONT_FILTERED.decode()}"]
+        front = FRONT_REPORT
         command = [launcher.script_path(command[0]), *command[1:]]
     sandbox.run(
         ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", *front,
@@ -190,6 +198,7 @@ def main() -> int:
         plain = {
             "python3 -I -S -c pass (the floor, 2nd pass)": "/usr/bin/python3 -I -S -c pass",
             NO_SUPERVISOR: f"{sandbox.launcher} {request}",
+            LAUNCHER_ALONE: f"{launcher.script_path(str(sandbox.launcher))} {request}",
         }
         second = rotated_rounds(
             sandbox, user.uid, list(plain.values()),

@@ -272,8 +272,10 @@ def run(request: "Request", program: str, start: "Callable[[tuple[int, ...]], in
     `start` is `shell.execute` for a login's decision (it returns only if the
     exec fails) or WinSCP mode's whole session (`winscp.serve`, whose commands
     are its own children); `ignored` are signals to leave ignored across the
-    exec. Returns the child's exit status, or ends by the child's signal.
-    Returns 1 (refusing, with one line) only if the fork itself fails.
+    exec. Ends this process with the child's exit status, or by the child's
+    signal, without the interpreter's finalization (nothing is buffered; it
+    would hold sshd's end of the session for ~2 ms). Returns 1 (refusing, with
+    one line) only if the fork itself fails.
     """
     audit.session_id()  # the login's, before the child (another PID) could read its own
     transfers = program == "sftp"
@@ -295,7 +297,7 @@ def run(request: "Request", program: str, start: "Callable[[tuple[int, ...]], in
         theirs.close()
     for fd in (0, 1):
         posix.close(fd)
-    return _supervise(request, program, pid, stream=ours, started=started, before=before)
+    posix._exit(_supervise(request, program, pid, stream=ours, started=started, before=before))
 
 
 def _child(start: "Callable[[tuple[int, ...]], int]", stderr: "_socket.socket | None") -> None:
