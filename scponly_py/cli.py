@@ -12,10 +12,18 @@ import pwd
 import sys
 
 from scponly_py import __version__, explain, shell
-from scponly_py import policy as config
 from scponly_py import request as requests
 from scponly_py.outcome import Refusal
-from scponly_py.policy import ConfigError, effective_policy
+from scponly_py.policy import (
+    COMPILED_NAME,
+    CONFIG_DIR,
+    CONFIG_NAME,
+    ConfigError,
+    compile_system_config,
+    effective_policy,
+    load_config,
+    parse_toml,
+)
 
 CHECK_OK = 0
 FAILED = 1
@@ -45,9 +53,7 @@ def _parser() -> argparse.ArgumentParser:
         "check-config",
         help="validate a config file; for the system config, also write config.compiled",
     )
-    check_parser.add_argument(
-        "file", nargs="?", help=f"default: {config.CONFIG_DIR}/{config.CONFIG_NAME}"
-    )
+    check_parser.add_argument("file", nargs="?", help=f"default: {CONFIG_DIR}/{CONFIG_NAME}")
     check_parser.add_argument(
         "--no-compile", action="store_true", help="do not write config.compiled"
     )
@@ -55,26 +61,24 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _check_config(file: str | None, no_compile: bool) -> int:
-    if file is None or os.path.abspath(file) == f"{config.CONFIG_DIR}/{config.CONFIG_NAME}":
+    if file is None or os.path.abspath(file) == f"{CONFIG_DIR}/{CONFIG_NAME}":
         if no_compile or os.geteuid() != 0:
-            loaded = config.load_config()
+            loaded = load_config()
             normalised = loaded.config
-            print(
-                f"ok: {config.CONFIG_DIR}/{config.CONFIG_NAME} is valid (read as {loaded.source})"
-            )
+            print(f"ok: {CONFIG_DIR}/{CONFIG_NAME} is valid (read as {loaded.source})")
             if os.geteuid() != 0:
                 print("note: run as root to write config.compiled (fast logins)")
         else:
-            normalised = config.compile_system_config()
+            normalised = compile_system_config()
             print(
-                f"ok: {config.CONFIG_DIR}/{config.CONFIG_NAME} is valid "
+                f"ok: {CONFIG_DIR}/{CONFIG_NAME} is valid "
                 f"({len(normalised['groups'])} group and {len(normalised['users'])} user "  # type: ignore[arg-type]
-                f"sections); wrote {config.CONFIG_DIR}/{config.COMPILED_NAME}"
+                f"sections); wrote {CONFIG_DIR}/{COMPILED_NAME}"
             )
     else:
         with open(file, "rb") as handle:
             data = handle.read()
-        normalised = config.parse_toml(data, file)
+        normalised = parse_toml(data, file)
         print(f"ok: {file} is valid")
     if os.geteuid() != 0:
         print("note: run as root to check the accounts' svn_root and start_dir")

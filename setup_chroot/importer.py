@@ -14,11 +14,10 @@ import stat
 import click
 
 from scponly_py import policy
-from scponly_py import policy as scponly_config
 from setup_chroot import commands, jailfs, migrate, plan, users
 from setup_chroot.manifest import Store
 
-CONFIG = os.path.join(scponly_config.CONFIG_DIR, scponly_config.CONFIG_NAME)
+CONFIG = os.path.join(policy.CONFIG_DIR, policy.CONFIG_NAME)
 MERGED = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")  # symlinks into /usr on merged hosts
 
 
@@ -36,7 +35,7 @@ def import_rssh(conf: str, output: str, state_dir: str, apply: bool) -> None:
     moves = migrate.rssh_moves(parsed, pwd.getpwall())
     toml = migrate.rssh_config(parsed, migrate.svn_homes(parsed, moves))
     try:
-        scponly_config.parse_toml(toml.encode(), output)
+        policy.parse_toml(toml.encode(), output)
     except policy.ConfigError as error:  # a bug here, never the administrator's input
         raise click.ClickException(f"the converted config is invalid: {error}") from None
     click.echo(f"# {output}")
