@@ -404,10 +404,6 @@ def compile_system_config(config_dir: str = CONFIG_DIR) -> dict[str, object]:
             "config": config,
         }
         temporary = f".{COMPILED_NAME}.{posix.getpid()}"
-        try:  # a leftover of a crashed run with the same pid (the directory is root's)
-            posix.unlink(temporary, dir_fd=dir_fd)
-        except FileNotFoundError:
-            pass
 
         def fill(fd: int) -> None:
             posix.fchmod(fd, 0o644)

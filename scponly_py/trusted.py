@@ -283,8 +283,14 @@ def make_dirs(path: str, mode: int = 0o755, *, owners: tuple[int, ...] = ROOT) -
 
 def write_new_at(dir_fd: int, temporary: str, fill: "Callable[[int], None]") -> None:
     """Create `temporary` in directory `dir_fd` (O_EXCL, O_NOFOLLOW, mode 0600), let `fill`
-    write it and set its owner and mode through the fd, fsync it. On any error it is removed.
-    The caller renames it over the target: a reader sees the old file or the whole new one."""
+    write it and set its owner and mode through the fd, fsync it. On any error it is removed;
+    a leftover of a crashed run under the same name is removed first (`dir_fd` is a trusted,
+    root's directory). The caller renames it over the target: a reader sees the old file or
+    the whole new one."""
+    try:
+        posix.unlink(temporary, dir_fd=dir_fd)
+    except FileNotFoundError:
+        pass
     flags = posix.O_WRONLY | posix.O_CREAT | posix.O_EXCL | posix.O_NOFOLLOW | posix.O_CLOEXEC
     fd = posix.open(temporary, flags, 0o600, dir_fd=dir_fd)
     try:

@@ -18,6 +18,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from scponly_py import trusted
+
 ETC = "/etc"
 LOGIN_DEFS = "/etc/login.defs"
 DEFAULT_RANGE = (1000, 60000)
@@ -70,23 +72,27 @@ def _read(name: str) -> list[str] | None:
 
 
 def _replace(name: str, lines: list[str], old: list[str]) -> None:
-    """Write `lines` to /etc/NAME by rename (owner and mode kept), the old text to NAME-."""
-    path = os.path.join(ETC, name)
-    info = os.stat(path)
-    for target, content in ((path + "-", old), (path, lines)):
-        temporary = f"{target}.{os.getpid()}.tmp"
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-        fd = os.open(temporary, flags, 0o600)
-        try:
-            os.fchown(fd, info.st_uid, info.st_gid)
-            os.fchmod(fd, info.st_mode & 0o7777)
-            os.write(
-                fd, "".join(line + "\n" for line in content).encode("utf-8", "surrogateescape")
-            )
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.rename(temporary, target)
+    """Write `lines` to /etc/NAME by rename (owner and mode kept), the old text to NAME-
+    (each through `trusted.write_new_at` in /etc opened by the trusted-path rule)."""
+    try:
+        dir_fd = trusted.open_path(ETC, directory=True)
+    except trusted.Untrusted as error:
+        raise AccountDbError(str(error)) from None
+    try:
+        info = os.stat(name, dir_fd=dir_fd)
+        for target, content in ((name + "-", old), (name, lines)):
+            data = "".join(line + "\n" for line in content).encode("utf-8", "surrogateescape")
+
+            def fill(fd: int, data: bytes = data) -> None:
+                os.fchown(fd, info.st_uid, info.st_gid)
+                os.fchmod(fd, info.st_mode & 0o7777)
+                trusted.write_all(fd, data)
+
+            temporary = f".{target}.{os.getpid()}.tmp"
+            trusted.write_new_at(dir_fd, temporary, fill)
+            os.rename(temporary, target, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 def _next_free(used: set[int], low: int, high: int, start: int) -> int:

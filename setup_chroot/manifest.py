@@ -123,19 +123,26 @@ class Store:
     def save(
         self, spec: Spec, entries: dict[str, dict[str, object]], opened: tuple[int, int]
     ) -> None:
-        """Replace the manifest atomically; `opened` is the jail's (device, inode)."""
-        target = os.path.join(self._checked(), escape(spec.jail) + ".json")
-        temporary = f"{target}.{os.getpid()}.tmp"
+        """Replace the manifest atomically (`trusted.write_new_at` in the checked state
+        directory, then rename); `opened` is the jail's (device, inode)."""
+        name = escape(spec.jail) + ".json"
+        temporary = f".{name}.{os.getpid()}.tmp"
         document = {"version": VERSION, "spec": spec.to_json(), "entries": entries}
-        text = json.dumps({**document, "opened": list(opened)}, indent=1)
-        fd = os.open(
-            temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644
-        )
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.rename(temporary, target)
+        data = json.dumps({**document, "opened": list(opened)}, indent=1).encode("utf-8")
+
+        def fill(fd: int) -> None:
+            os.fchmod(fd, 0o644)
+            trusted.write_all(fd, data)
+
+        try:
+            dir_fd = trusted.make_dirs(self.directory, 0o755, owners=owners())
+        except trusted.Untrusted as error:
+            raise ManifestError(f"state directory: {error}") from None
+        try:
+            trusted.write_new_at(dir_fd, temporary, fill)
+            os.rename(temporary, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        finally:
+            os.close(dir_fd)
 
     def jails(self) -> list[str]:
         """Every jail that has a manifest here."""
