@@ -266,6 +266,8 @@ def default_config() -> dict[str, object]:
     return normalise({})
 
 
+# ---- loading: /etc/scponly-py/config.toml, or its compiled form, by the trusted-path rule ----
+
 CONFIG_DIR = "/etc/scponly-py"
 CONFIG_NAME = "config.toml"
 COMPILED_NAME = "config.compiled"
