@@ -220,3 +220,40 @@ def test_the_kernel_refuses_set_id_modes_once_installed(tmp_path: Path) -> None:
     assert os.stat(path).st_mode & 0o7777 == 0o1777
     assert not os.path.exists(path + ".new") and not os.path.exists(path + ".node")
     assert Path(path).read_bytes().startswith(b"data")
+
+
+@pytest.mark.parametrize(("front_filtered", "expected"), [(False, "refused"), (True, "allowed")])
+def test_launch_installs_the_filter_unless_the_front_did(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, front_filtered: bool, expected: str
+) -> None:
+    """shell.launch confines the program itself, except where the front's report says the
+    filter is in place already (this process has none: the exec'd probe shows which ran)."""
+    target = tmp_path / "target"
+    target.write_bytes(b"")
+    probe = (
+        "import os, sys\n"
+        "try:\n"
+        f"    os.chmod({str(target)!r}, 0o4755)\n"
+        "    print('allowed')\n"
+        "except PermissionError:\n"
+        "    print('refused')\n"
+    )
+    monkeypatch.setattr(shell, "front_filtered", front_filtered)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(read)
+            os.dup2(write, 1)
+            command = (shell.sys.executable, "-I", "-c", probe)
+            decision = Allow(
+                argv=command, cwd=str(tmp_path), env=(), path=command[0], program="x", umask=0o022
+            )
+            shell.launch(decision)
+        finally:
+            os._exit(1)
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        seen = pipe.read().decode().strip()
+    os.waitpid(pid, 0)
+    assert seen == expected
